@@ -29,6 +29,10 @@ __all__ = [
     "StaleTaskError",
     "WorkflowExecutionAlreadyCompletedError",
     "WorkflowExecutionAlreadyStartedError",
+    "WorkflowExecutionCanceledError",
+    "WorkflowExecutionFailedError",
+    "WorkflowExecutionTerminatedError",
+    "WorkflowExecutionTimedOutError",
     "WorkflowFailure",
     "WorkflowTimeoutError",
     "error_from_wire",
@@ -55,7 +59,7 @@ class ServiceError(CadenzaError):
         return {"code": self.code, "message": self.message, "details": self.details}
 
 
-class BadRequestError(ServiceError):
+class BadRequestError(ServiceError, ValueError):
     """Malformed request or invalid option; ``field`` names what is wrong."""
 
     code = "BadRequestError"
@@ -203,6 +207,22 @@ class WorkflowFailure(CadenzaError):
         self.reason = reason or message
         self.details = details
         self.close_status = close_status
+
+
+class WorkflowExecutionFailedError(WorkflowFailure):
+    """The run failed: the workflow raised, or decided FailWorkflowExecution."""
+
+
+class WorkflowExecutionTerminatedError(WorkflowFailure):
+    """The run was terminated."""
+
+
+class WorkflowExecutionCanceledError(WorkflowFailure):
+    """The run was cancelled."""
+
+
+class WorkflowExecutionTimedOutError(WorkflowFailure):
+    """The run exceeded its execution_start_to_close_timeout."""
 
 
 class WorkflowTimeoutError(CadenzaError):

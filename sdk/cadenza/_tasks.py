@@ -1,0 +1,214 @@
+"""Processing one task-list message: the code path shared by polling workers and Lambda workers.
+
+A decision message -> load history, drop it if the task is no longer pending, replay the
+workflow, complete (or fail) the decision task. An activity message -> run the activity,
+complete or fail it. The answer says whether the message is finished (delete it) or should come
+back later (a retry with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from ._activity_executor import ActivityTaskInput, execute_activity_task
+from .core import EventType, HistoryEvent, from_millis, to_millis
+from .data_converter import DataConverter
+from .error import CadenzaError, StaleTaskError
+from .replay import run_decision_task
+
+logger = logging.getLogger("cadenza.worker")
+
+#: Cause recorded when the worker cannot run the workflow code (Cadence's name).
+WORKER_FAILURE = "WORKFLOW_WORKER_UNHANDLED_FAILURE"
+#: Longest backoff between retries of a failing decision task.
+MAX_DECISION_BACKOFF_SECONDS = 60
+#: How often a decision is re-made when new events keep arriving while it is made.
+MAX_REDECIDE = 5
+
+
+class WorkerBackend(Protocol):
+    """What a worker needs from the engine: the HTTP client or the in-process service."""
+
+    async def get_workflow_history(
+        self, workflow_id: str, run_id: str = "", wait_for_close: bool = False
+    ) -> list[HistoryEvent]: ...
+
+    async def complete_decision_task(
+        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        started_at: datetime,
+    ) -> None: ...
+
+    async def fail_decision_task(
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+    ) -> bool: ...
+
+    async def complete_activity_task(self, task_token: str, result: str | None) -> None: ...
+
+    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Delete the message (done), or make it visible again after ``retry_after`` seconds."""
+
+    done: bool
+    retry_after: int = 0
+    note: str = ""
+
+
+DONE = Outcome(True)
+
+
+def _now() -> datetime:
+    # Millisecond precision: the time the workflow sees is exactly the time history stores.
+    return from_millis(to_millis(datetime.now(UTC)))
+
+
+def _pending_decision(history: Sequence[HistoryEvent], scheduled_event_id: int) -> bool:
+    for event in reversed(history):
+        if event.event_type in (EventType.DecisionTaskStarted, EventType.DecisionTaskTimedOut) \
+                and event.get("scheduled_event_id") == scheduled_event_id:
+            return False
+        if event.event_id == scheduled_event_id:
+            return event.event_type is EventType.DecisionTaskScheduled
+    return False
+
+
+def _closed(history: Sequence[HistoryEvent]) -> bool:
+    from .core import CLOSE_EVENTS
+
+    return bool(history) and history[-1].event_type in CLOSE_EVENTS
+
+
+async def process_decision(
+    backend: WorkerBackend,
+    registry: Any,
+    message: dict[str, Any],
+    *,
+    converter: DataConverter,
+    receive_count: int = 1,
+) -> Outcome:
+    task = message["task"]
+    token = message["task_token"]
+    for _ in range(MAX_REDECIDE):
+        history = await backend.get_workflow_history(task["workflow_id"], task["run_id"])
+        if _closed(history) or not _pending_decision(history, task["scheduled_event_id"]):
+            return Outcome(True, note="stale decision task dropped")
+        started_at = _now()
+        try:
+            definition = registry.get_workflow(task["workflow_type"])
+        except KeyError:
+            definition = None
+        try:
+            if definition is None:
+                known = ", ".join(sorted(registry.workflows)) or "none"
+                raise LookupError(
+                    f"workflow type {task['workflow_type']!r} is not registered on this worker "
+                    f"(registered: {known})"
+                )
+            result = run_decision_task(
+                definition,
+                history,
+                started_at=started_at,
+                converter=converter,
+                domain=task["domain"],
+                workflow_id=task["workflow_id"],
+                run_id=task["run_id"],
+            )
+        except Exception as error:  # the workflow code or its history: fail the decision task
+            details = "".join(traceback.format_exception(error))
+            logger.warning("decision task of %s failed: %s", task["workflow_id"], error)
+            try:
+                recorded = await backend.fail_decision_task(
+                    token, cause=WORKER_FAILURE, details=details, started_at=started_at
+                )
+            except StaleTaskError:
+                return Outcome(True, note="stale decision task dropped")
+            if recorded:
+                return Outcome(True, note="decision task failure recorded")
+            backoff = min(2 ** min(receive_count, 6), MAX_DECISION_BACKOFF_SECONDS)
+            return Outcome(False, retry_after=backoff, note="decision task failed again")
+        try:
+            await backend.complete_decision_task(
+                token,
+                [d.to_dict() for d in result.decisions],
+                history_length=history[-1].event_id + 1,
+                started_at=started_at,
+            )
+        except StaleTaskError as error:
+            if error.details.get("reason") == "history_changed":
+                continue  # new events arrived while deciding: decide again on fresh history
+            return Outcome(True, note="stale decision task dropped")
+        return DONE
+    return Outcome(False, retry_after=1, note="history kept changing; retrying")
+
+
+async def process_activity(
+    backend: WorkerBackend,
+    registry: Any,
+    message: dict[str, Any],
+    *,
+    converter: DataConverter,
+) -> Outcome:
+    task = message["task"]
+    token = message["task_token"]
+    try:
+        definition = registry.get_activity(task["activity_type"])
+    except KeyError:
+        definition = None
+    try:
+        if definition is None:
+            known = ", ".join(sorted(registry.activities)) or "none"
+            await backend.fail_activity_task(
+                token,
+                "ActivityNotRegisteredError",
+                f"activity type {task['activity_type']!r} is not registered on this worker "
+                f"(registered: {known})",
+            )
+            return DONE
+        outcome = await execute_activity_task(
+            definition,
+            ActivityTaskInput(
+                task_token=token,
+                activity_id=task["activity_id"],
+                activity_type=task["activity_type"],
+                input=task.get("input"),
+                workflow_id=task["workflow_id"],
+                run_id=task["run_id"],
+                workflow_type=task["workflow_type"],
+                domain=task["domain"],
+                task_list=task["task_list"],
+                attempt=task["attempt"],
+                scheduled_timestamp=from_millis(task["scheduled_time"]),
+                started_timestamp=_now(),
+                schedule_to_close_timeout=_delta(task.get("schedule_to_close_timeout_seconds")),
+                start_to_close_timeout=_delta(task.get("start_to_close_timeout_seconds")),
+                heartbeat_timeout=_delta(task.get("heartbeat_timeout_seconds")),
+                heartbeat_details=None,
+            ),
+            converter=converter,
+            heartbeat=None,
+        )
+        if outcome.kind == "completed":
+            await backend.complete_activity_task(token, outcome.result)
+        elif outcome.kind in ("failed", "cancelled"):
+            await backend.fail_activity_task(token, outcome.reason or "error", outcome.details)
+        # "async": the activity is completed later through the client with its task token.
+    except StaleTaskError:
+        return Outcome(True, note="stale activity task dropped")
+    except CadenzaError as error:
+        if getattr(error, "status", 500) < 500:
+            logger.warning("activity %s answer refused: %s", task["activity_id"], error)
+            return Outcome(True, note=str(error))
+        raise
+    return DONE
+
+
+def _delta(seconds: int | None) -> timedelta | None:
+    return timedelta(seconds=seconds) if seconds else None

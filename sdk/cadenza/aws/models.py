@@ -1,0 +1,74 @@
+"""pynamodb models of the engine's two tables.
+
+History table, one item per commit ("history batch"):
+  pk = "<domain>#<workflow id>", sk = "<run id>#<first event id, 10 digits>".
+  The item holds the commit's events, the run's state after it and the tasks it created (the
+  outbox). A commit is one PutItem conditioned on its key not existing: two writers that read the
+  same state compute the same key and exactly one wins. The latest item of a run is its state.
+
+Visibility table, one item per run, written from the history stream (eventually consistent, as
+Cadence's visibility is): pk = "<domain>#<workflow id>", sk = run id; GSI ``by_start`` on
+(list_pk = "<domain>#OPEN" | "<domain>#CLOSED", start_time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+
+class HistoryBatchModel(Model):
+    class Meta:
+        table_name = "cadenza-history"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    run_id = UnicodeAttribute()
+    first_event_id = NumberAttribute()
+    last_event_id = NumberAttribute()
+    committed_at = NumberAttribute()
+    events = UnicodeAttribute()
+    state = UnicodeAttribute()
+    tasks = UnicodeAttribute(null=True)
+
+
+class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):
+    class Meta:
+        index_name = "by_start"
+        projection = AllProjection()
+
+    list_pk = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class VisibilityModel(Model):
+    class Meta:
+        table_name = "cadenza-visibility"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    list_pk = UnicodeAttribute()
+    start_time = NumberAttribute()
+    close_time = NumberAttribute(null=True)
+    domain = UnicodeAttribute()
+    workflow_id = UnicodeAttribute()
+    run_id = UnicodeAttribute()
+    workflow_type = UnicodeAttribute()
+    task_list = UnicodeAttribute()
+    status = UnicodeAttribute()
+    history_length = NumberAttribute(null=True)
+    by_start = ByStartIndex()
+
+
+def bind(model: type[Model], *, table_name: str, region: str, host: str | None) -> Any:
+    """A subclass of ``model`` bound to a physical table (names differ per stack)."""
+    meta: dict[str, Any] = {"table_name": table_name, "region": region}
+    if host:
+        meta["host"] = host
+    namespace: dict[str, Any] = {"Meta": type("Meta", (), meta)}
+    if issubclass(model, VisibilityModel):
+        namespace["by_start"] = ByStartIndex()  # an index object belongs to one model class
+    return type(f"Bound{model.__name__}", (model,), namespace)

@@ -1,0 +1,233 @@
+"""The DynamoDB history store: every state change of a run is one conditional PutItem.
+
+See models.py for the item layout. Reads: the latest batch of a run is its state (one Query,
+newest first, limit 1); history is every batch of the run in key order, paginated.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from ..core import HistoryEvent, RunState, Task, Transition, task_from_dict, task_to_dict
+from ..error import BadRequestError, CadenzaError, PayloadTooLargeError
+from .models import HistoryBatchModel, bind
+from .settings import AwsSettings
+
+#: DynamoDB's item limit is 400 KB; keep room for keys and attribute names.
+MAX_ITEM_BYTES = 390_000
+
+
+class CommitConflictError(CadenzaError):
+    """Another writer committed first; re-read the run and decide again."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """One committed batch: its events, the run's state after it, and the tasks it created."""
+
+    run_id: str
+    events: tuple[HistoryEvent, ...]
+    state: RunState
+    tasks: tuple[Task, ...]
+    committed_at: int
+
+
+def run_key(domain: str, workflow_id: str) -> str:
+    if "#" in domain:
+        raise BadRequestError("domain must not contain '#'", field="domain")
+    return f"{domain}#{workflow_id}"
+
+
+def batch_key(run_id: str, first_event_id: int) -> str:
+    return f"{run_id}#{first_event_id:010d}"
+
+
+def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
+    """The attributes of the item a transition is stored as (also what the stream carries)."""
+    state = transition.state
+    first = transition.events[0].event_id
+    attributes: dict[str, Any] = {
+        "pk": run_key(state.domain, state.workflow_id),
+        "sk": batch_key(state.run_id, first),
+        "run_id": state.run_id,
+        "first_event_id": first,
+        "last_event_id": transition.events[-1].event_id,
+        "committed_at": committed_at,
+        "events": json.dumps([e.to_dict() for e in transition.events], separators=(",", ":")),
+        "state": json.dumps(state.to_dict(), separators=(",", ":")),
+        "tasks": json.dumps([task_to_dict(t) for t in transition.tasks], separators=(",", ":"))
+        if transition.tasks
+        else None,
+    }
+    size = sum(len(str(v).encode()) for v in attributes.values() if v is not None)
+    if size > MAX_ITEM_BYTES:
+        raise PayloadTooLargeError(
+            f"one commit would store {size} bytes; the limit is {MAX_ITEM_BYTES} bytes",
+            limit=MAX_ITEM_BYTES,
+            size=size,
+        )
+    return attributes
+
+
+def decode_batch(attributes: Mapping[str, Any]) -> StoredBatch:
+    """Read a batch from plain attribute values (a model's or a stream image's)."""
+    tasks = attributes.get("tasks")
+    return StoredBatch(
+        run_id=str(attributes["run_id"]),
+        events=tuple(HistoryEvent.from_dict(e) for e in json.loads(attributes["events"])),
+        state=RunState.from_dict(json.loads(attributes["state"])),
+        tasks=tuple(task_from_dict(t) for t in json.loads(tasks)) if tasks else (),
+        committed_at=int(attributes["committed_at"]),
+    )
+
+
+def decode_stream_image(image: Mapping[str, Mapping[str, Any]]) -> StoredBatch:
+    """A batch from a DynamoDB stream NewImage (typed attribute values)."""
+    plain: dict[str, Any] = {}
+    for name, typed in image.items():
+        if "S" in typed:
+            plain[name] = typed["S"]
+        elif "N" in typed:
+            plain[name] = int(typed["N"])
+        elif "NULL" in typed:
+            plain[name] = None
+    return decode_batch(plain)
+
+
+def _is_condition_failure(error: Exception) -> bool:
+    code = getattr(error, "cause_response_code", None)
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+class DynamoHistoryStore:
+    def __init__(self, settings: AwsSettings) -> None:
+        self.settings = settings
+        self.model = bind(
+            HistoryBatchModel,
+            table_name=settings.history_table,
+            region=settings.region,
+            host=settings.endpoint_url,
+        )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def latest(self, domain: str, workflow_id: str, run_id: str = "") -> StoredBatch | None:
+        """The newest batch of a run (of the newest run when ``run_id`` is empty)."""
+        condition = self.model.sk.startswith(f"{run_id}#") if run_id else None
+        for item in self.model.query(
+            run_key(domain, workflow_id),
+            condition,
+            scan_index_forward=False,
+            limit=1,
+            consistent_read=True,
+        ):
+            return decode_batch(self._plain(item))
+        return None
+
+    def history_pages(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str,
+        *,
+        page_size: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[list[HistoryEvent], str | None]:
+        """Events of a run in order, at least ``page_size`` a page (whole batches)."""
+        start_key = _decode_token(page_token)
+        events: list[HistoryEvent] = []
+        last_sk: str | None = None
+        results = self.model.query(
+            run_key(domain, workflow_id),
+            self.model.sk.startswith(f"{run_id}#"),
+            consistent_read=True,
+            last_evaluated_key=start_key,
+            page_size=min(max(page_size // 3, 10), 500),
+        )
+        for item in results:
+            events.extend(HistoryEvent.from_dict(e) for e in json.loads(item.events))
+            last_sk = item.sk
+            if len(events) >= page_size:
+                break
+        else:
+            return events, None
+        assert last_sk is not None
+        return events, _encode_token(
+            {"pk": {"S": run_key(domain, workflow_id)}, "sk": {"S": last_sk}}
+        )
+
+    def all_events(self, domain: str, workflow_id: str, run_id: str) -> Iterator[HistoryEvent]:
+        token: str | None = None
+        while True:
+            events, token = self.history_pages(
+                domain, workflow_id, run_id, page_size=1000, page_token=token
+            )
+            yield from events
+            if token is None:
+                return
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
+        """Commit one transition; CommitConflictError when its first event id is taken."""
+        attributes = encode_batch(transition, committed_at)
+        item = self.model(**attributes)
+        try:
+            item.save(condition=self.model.pk.does_not_exist())
+        except PutError as error:
+            if _is_condition_failure(error):
+                raise CommitConflictError("the run changed since it was read") from error
+            raise
+        return decode_batch(attributes)
+
+    def append_together(
+        self, transitions: Sequence[Transition], *, committed_at: int
+    ) -> list[StoredBatch]:
+        """Commit transitions of different runs atomically (a DynamoDB transaction)."""
+        encoded = [encode_batch(t, committed_at) for t in transitions]
+        connection = Connection(region=self.settings.region, host=self.settings.endpoint_url)
+        try:
+            with TransactWrite(connection=connection) as transaction:
+                for attributes in encoded:
+                    transaction.save(
+                        self.model(**attributes), condition=self.model.pk.does_not_exist()
+                    )
+        except TransactWriteError as error:
+            if _is_condition_failure(error):
+                raise CommitConflictError("a run changed since it was read") from error
+            raise
+        return [decode_batch(a) for a in encoded]
+
+    @staticmethod
+    def _plain(item: HistoryBatchModel) -> dict[str, Any]:
+        return {
+            "run_id": item.run_id,
+            "events": item.events,
+            "state": item.state,
+            "tasks": item.tasks,
+            "committed_at": item.committed_at,
+        }
+
+
+def _encode_token(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_token(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(key, dict) or set(key) != {"pk", "sk"}:
+            raise ValueError
+        return key
+    except ValueError as error:
+        raise BadRequestError("next_page_token is not valid", field="next_page_token") from error

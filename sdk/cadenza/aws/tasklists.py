@@ -1,0 +1,176 @@
+"""Task lists on SQS: one FIFO queue per (domain, task list, kind), created on first use.
+
+FIFO queues because a task's key is its MessageDeduplicationId: the copy the stream redrive sends
+after the direct send is dropped by SQS itself, so a redrive costs one SendMessage and no extra
+decision or activity execution. Decision tasks of one run share a message group (one at a time,
+in order); every activity task is its own group so activities of a run run in parallel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from ..core import Task, TaskKind
+from .settings import AwsSettings
+
+_VALID = re.compile(r"[^A-Za-z0-9_-]")
+_MAX_QUEUE_NAME = 80
+
+#: Visibility of a received task before SQS hands it to another worker.
+DEFAULT_VISIBILITY_TIMEOUT = 30
+#: Fourteen days: an unconsumed task waits as long as SQS allows (e.g. for a new worker).
+MESSAGE_RETENTION_SECONDS = 1_209_600
+
+
+def queue_name(prefix: str, domain: str, task_list: str, kind: TaskKind) -> str:
+    """A valid, deterministic FIFO queue name; unusual characters get a hash suffix."""
+    base = f"{prefix}-{domain}-{task_list}-{kind}"
+    clean = _VALID.sub("_", base)
+    suffix = ".fifo"
+    if clean != base or len(clean) + len(suffix) > _MAX_QUEUE_NAME:
+        digest = hashlib.sha256(base.encode()).hexdigest()[:10]
+        room = _MAX_QUEUE_NAME - len(suffix) - len(digest) - 1
+        clean = f"{clean[:room]}-{digest}"
+    return clean + suffix
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    task: Task
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    queue_url: str
+    receipt_handle: str
+    message_id: str
+    body: dict[str, Any]
+    receive_count: int
+
+
+def sqs_client(settings: AwsSettings) -> Any:
+    return boto3.client(
+        "sqs",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+    )
+
+
+class SqsTaskLists:
+    def __init__(self, *, client: Any, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._urls: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def queue_url(self, domain: str, task_list: str, kind: TaskKind) -> str:
+        name = queue_name(self.prefix, domain, task_list, kind)
+        with self._lock:
+            url = self._urls.get(name)
+        if url is not None:
+            return url
+        try:
+            url = self.client.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as error:
+            if "NonExistentQueue" not in str(error) and "QueueDoesNotExist" not in str(error):
+                raise
+            url = self.client.create_queue(
+                QueueName=name,
+                Attributes={
+                    "FifoQueue": "true",
+                    "ContentBasedDeduplication": "false",
+                    "DeduplicationScope": "messageGroup",
+                    "FifoThroughputLimit": "perMessageGroupId",
+                    "VisibilityTimeout": str(DEFAULT_VISIBILITY_TIMEOUT),
+                    "MessageRetentionPeriod": str(MESSAGE_RETENTION_SECONDS),
+                },
+            )["QueueUrl"]
+        with self._lock:
+            self._urls[name] = url
+        return url
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Send every message; raises if any could not be sent (the redrive will retry)."""
+        by_queue: dict[str, list[OutgoingMessage]] = defaultdict(list)
+        for message in messages:
+            task = message.task
+            by_queue[self.queue_url(task.domain, task.task_list, task.kind)].append(message)
+        for url, queued in by_queue.items():
+            for start in range(0, len(queued), 10):
+                chunk = queued[start : start + 10]
+                response = self.client.send_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {
+                            "Id": str(index),
+                            "MessageBody": message.body,
+                            "MessageGroupId": _group(message.task),
+                            "MessageDeduplicationId": message.task.key,
+                        }
+                        for index, message in enumerate(chunk)
+                    ],
+                )
+                failed = response.get("Failed") or []
+                if failed:
+                    raise RuntimeError(f"SQS refused {len(failed)} task(s): {failed[0]}")
+
+    def receive(
+        self,
+        domain: str,
+        task_list: str,
+        kind: TaskKind,
+        *,
+        max_messages: int = 10,
+        wait_seconds: int = 20,
+        visibility_timeout: int | None = None,
+    ) -> list[ReceivedMessage]:
+        url = self.queue_url(domain, task_list, kind)
+        request: dict[str, Any] = {
+            "QueueUrl": url,
+            "MaxNumberOfMessages": max(1, min(max_messages, 10)),
+            "WaitTimeSeconds": max(0, min(wait_seconds, 20)),
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount"],
+        }
+        if visibility_timeout is not None:
+            request["VisibilityTimeout"] = visibility_timeout
+        response = self.client.receive_message(**request)
+        return [
+            ReceivedMessage(
+                queue_url=url,
+                receipt_handle=m["ReceiptHandle"],
+                message_id=m["MessageId"],
+                body=json.loads(m["Body"]),
+                receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    def delete(self, message: ReceivedMessage) -> None:
+        self.client.delete_message(QueueUrl=message.queue_url, ReceiptHandle=message.receipt_handle)
+
+    def retry_later(self, message: ReceivedMessage, delay_seconds: int) -> None:
+        """Make a received task visible again after ``delay_seconds`` (a retry with backoff)."""
+        self.client.change_message_visibility(
+            QueueUrl=message.queue_url,
+            ReceiptHandle=message.receipt_handle,
+            VisibilityTimeout=max(0, min(delay_seconds, 43_200)),
+        )
+
+
+def _group(task: Task) -> str:
+    if task.kind is TaskKind.DECISION:
+        return task.run_id
+    return task.key

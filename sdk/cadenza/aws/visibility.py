@@ -1,0 +1,124 @@
+"""Visibility records (list open/closed runs), written from the history stream.
+
+Written off the commit path on purpose: a commit stays one PutItem, and listing is eventually
+consistent, as in Cadence. Writes are order-independent: the open record never overwrites a
+closed one, so stream records may arrive in any order.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from ..core import RunState
+from ..error import BadRequestError
+from .models import VisibilityModel, bind
+from .settings import AwsSettings
+from .store import run_key
+
+
+@dataclass(frozen=True, slots=True)
+class VisibilityRecord:
+    domain: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_list: str
+    status: str
+    start_time: int
+    close_time: int | None
+    history_length: int | None
+
+
+class DynamoVisibilityStore:
+    def __init__(self, settings: AwsSettings) -> None:
+        self.model = bind(
+            VisibilityModel,
+            table_name=settings.visibility_table,
+            region=settings.region,
+            host=settings.endpoint_url,
+        )
+
+    def record(self, state: RunState) -> None:
+        item = self.model(
+            pk=run_key(state.domain, state.workflow_id),
+            sk=state.run_id,
+            list_pk=f"{state.domain}#{'OPEN' if state.is_open else 'CLOSED'}",
+            start_time=state.start_time,
+            close_time=state.close_time,
+            domain=state.domain,
+            workflow_id=state.workflow_id,
+            run_id=state.run_id,
+            workflow_type=state.workflow_type,
+            task_list=state.task_list,
+            status=str(state.status),
+            history_length=state.next_event_id - 1,
+        )
+        if state.is_open:
+            try:
+                item.save(condition=self.model.pk.does_not_exist())
+            except PutError as error:
+                if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+                    raise
+        else:
+            item.save()
+
+    def list(
+        self,
+        domain: str,
+        *,
+        open_runs: bool,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> tuple[list[VisibilityRecord], str | None]:
+        condition: Any = None
+        if workflow_type:
+            condition = self.model.workflow_type == workflow_type
+        if workflow_id:
+            by_id = self.model.workflow_id == workflow_id
+            condition = by_id if condition is None else condition & by_id
+        results = self.model.by_start.query(
+            f"{domain}#{'OPEN' if open_runs else 'CLOSED'}",
+            filter_condition=condition,
+            scan_index_forward=False,
+            limit=page_size,
+            last_evaluated_key=_decode(page_token),
+        )
+        records = [
+            VisibilityRecord(
+                domain=i.domain,
+                workflow_id=i.workflow_id,
+                run_id=i.run_id,
+                workflow_type=i.workflow_type,
+                task_list=i.task_list,
+                status=i.status,
+                start_time=int(i.start_time),
+                close_time=int(i.close_time) if i.close_time is not None else None,
+                history_length=int(i.history_length) if i.history_length is not None else None,
+            )
+            for i in results
+        ]
+        key = results.last_evaluated_key
+        return records, _encode(key) if key else None
+
+
+def _encode(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode(token: str | None) -> dict[str, Any] | None:
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except ValueError as error:
+        raise BadRequestError("next_page_token is not valid", field="next_page_token") from error
+    if not isinstance(value, dict):
+        raise BadRequestError("next_page_token is not valid", field="next_page_token")
+    return value

@@ -1,0 +1,431 @@
+"""The async client: start workflows, wait for results, read histories, over the HTTP API.
+
+``Client(domain="default", target="http://127.0.0.1:7933")`` speaks to the API of a local stack
+(``cadenza dev``) or of a deployed stack (its API Gateway URL). Workers created from a client use
+the same connection for history reads and task completions.
+"""
+
+from __future__ import annotations
+
+
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ._http import ApiTransport, path_part
+from .core import HistoryEvent, from_millis
+from .core.retry import RetryPolicy
+from .data_converter import DataConverter, DefaultDataConverter
+from .error import (
+    BadRequestError,
+    WorkflowExecutionCanceledError,
+    WorkflowExecutionFailedError,
+    WorkflowExecutionTerminatedError,
+    WorkflowExecutionTimedOutError,
+    WorkflowFailure,
+    WorkflowTimeoutError,
+)
+
+__all__ = ["Client", "WorkflowExecution", "WorkflowExecutionInfo"]
+
+DEFAULT_TARGET = "http://127.0.0.1:7933"
+#: Longest single wait the API is asked for; longer waits repeat the call.
+_WAIT_PER_CALL = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowExecution:
+    workflow_id: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowExecutionInfo:
+    """A run as describe and list report it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_list: str
+    status: str
+    start_time: datetime
+    close_time: datetime | None
+    history_length: int | None
+    raw: dict[str, Any]
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "OPEN"
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> WorkflowExecutionInfo:
+        return cls(
+            workflow_id=data["workflow_id"],
+            run_id=data["run_id"],
+            workflow_type=data["workflow_type"],
+            task_list=data["task_list"],
+            status=data["status"],
+            start_time=from_millis(int(data["start_time"])),
+            close_time=from_millis(int(data["close_time"])) if data.get("close_time") else None,
+            history_length=data.get("history_length"),
+            raw=data,
+        )
+
+
+def workflow_type_name(workflow: Any) -> str:
+    """The registered name of a workflow given as a name, a definition or a decorated class."""
+    if isinstance(workflow, str):
+        return workflow
+    from .workflow import definition_of  # local: keeps the client importable on its own
+
+    definition = definition_of(workflow)
+    if definition is None:
+        raise BadRequestError(
+            f"{workflow!r} is not a workflow type name, definition or decorated class",
+            field="workflow_type",
+        )
+    return definition.name
+
+
+def _seconds(options: dict[str, Any], name: str) -> float | None:
+    value = options.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, timedelta):
+        raise BadRequestError(f"{name} must be a timedelta", field=name)
+    if value <= timedelta(0):
+        raise BadRequestError(f"{name} must be greater than 0", field=name)
+    return value.total_seconds()
+
+
+_START_OPTIONS = {
+    "task_list", "execution_start_to_close_timeout", "workflow_id", "task_start_to_close_timeout",
+    "workflow_id_reuse_policy", "retry_policy", "cron_schedule", "delay_start", "memo",
+    "search_attributes", "jitter_start", "first_run_at",
+}
+
+
+class Client:
+    def __init__(
+        self,
+        domain: str = "default",
+        target: str = DEFAULT_TARGET,
+        *,
+        data_converter: DataConverter | None = None,
+        identity: str | None = None,
+        **_ignored: Any,
+    ) -> None:
+        self._domain = domain
+        self._target = target
+        self._converter: DataConverter = data_converter or DefaultDataConverter()
+        self._identity = identity or f"{os.getpid()}@{socket.gethostname()}"
+        self._transport: ApiTransport | None = None
+        self._cluster: dict[str, Any] | None = None
+
+    @property
+    def domain(self) -> str:
+        return self._domain
+
+    @property
+    def target(self) -> str:
+        return self._target
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    @property
+    def data_converter(self) -> DataConverter:
+        return self._converter
+
+    @property
+    def transport(self) -> ApiTransport:
+        # Created lazily so a client can be built outside a running event loop.
+        if self._transport is None:
+            self._transport = ApiTransport(self._target)
+        return self._transport
+
+    async def ready(self) -> None:
+        await self.cluster_info()
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            await self._transport.close()
+            self._transport = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    def _workflow_path(self, workflow_id: str, suffix: str = "") -> str:
+        if not workflow_id:
+            raise BadRequestError("workflow_id is required", field="workflow_id")
+        return (
+            f"/api/v1/domains/{path_part(self._domain)}/workflows/{path_part(workflow_id)}{suffix}"
+        )
+
+    async def cluster_info(self) -> dict[str, Any]:
+        if self._cluster is None:
+            self._cluster = await self.transport.call("GET", "/api/v1/cluster")
+        return self._cluster
+
+    # --- workflows ------------------------------------------------------------------------
+
+    async def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> WorkflowExecution:
+        unknown = set(options) - _START_OPTIONS
+        if unknown:
+            raise BadRequestError(
+                f"unknown start option(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+            )
+        if not options.get("task_list"):
+            raise BadRequestError("task_list is required", field="task_list")
+        execution = _seconds(options, "execution_start_to_close_timeout")
+        if execution is None:
+            raise BadRequestError(
+                "execution_start_to_close_timeout is required",
+                field="execution_start_to_close_timeout",
+            )
+        retry_policy = RetryPolicy.from_value(options.get("retry_policy"))
+        delay = options.get("delay_start")
+        if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
+            raise BadRequestError("delay_start cannot be negative", field="delay_start")
+        policy = options.get("workflow_id_reuse_policy")
+        body = {
+            "workflow_id": options.get("workflow_id") or str(uuid.uuid4()),
+            "workflow_type": workflow_type_name(workflow),
+            "task_list": options["task_list"],
+            "input": self._converter.to_data(list(args)),
+            "execution_start_to_close_timeout_seconds": execution,
+            "task_start_to_close_timeout_seconds": _seconds(options, "task_start_to_close_timeout"),
+            "workflow_id_reuse_policy": getattr(policy, "name", policy),
+            "retry_policy": retry_policy.to_attributes() if retry_policy else None,
+            "cron_schedule": options.get("cron_schedule"),
+            "delay_start_seconds": delay.total_seconds() if delay else None,
+            "memo": options.get("memo"),
+            "search_attributes": options.get("search_attributes"),
+            "identity": self._identity,
+            "request_id": str(uuid.uuid4()),
+        }
+        answer = await self.transport.call(
+            "POST", f"/api/v1/domains/{path_part(self._domain)}/workflows", json=body
+        )
+        return WorkflowExecution(workflow_id=answer["workflow_id"], run_id=answer["run_id"])
+
+    async def describe_workflow(self, workflow_id: str, run_id: str = "") -> WorkflowExecutionInfo:
+        answer = await self.transport.call(
+            "GET", self._workflow_path(workflow_id), params={"run_id": run_id}
+        )
+        return WorkflowExecutionInfo.from_wire(answer)
+
+    async def get_workflow_result(
+        self,
+        workflow_id: str,
+        run_id: str = "",
+        result_type: Any = None,
+        timeout: timedelta | float | None = None,
+    ) -> Any:
+        """Wait for the run to close; its result, or the matching WorkflowFailure subclass."""
+        limit = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        path = self._workflow_path(workflow_id, "/result")
+        while True:
+            wait = _WAIT_PER_CALL
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))
+            answer = await self.transport.call(
+                "GET", path, params={"run_id": run_id, "wait_seconds": wait},
+                timeout=wait + 15,
+            )
+            status = answer["status"]
+            run_id = run_id or answer["run_id"]
+            if status == "OPEN":
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WorkflowTimeoutError(
+                        f"workflow {workflow_id!r} did not close within {limit} seconds"
+                    )
+                continue
+            if status == "COMPLETED":
+                return self._converter.from_data(answer.get("result"), [result_type])[0]
+            raise _close_error(workflow_id, status, answer)
+
+    async def get_workflow_history(
+        self, workflow_id: str, run_id: str = "", wait_for_close: bool = False,
+        *, page_size: int = 1000,
+    ) -> list[HistoryEvent]:
+        path = self._workflow_path(workflow_id, "/history")
+        if wait_for_close:
+            answer = await self.get_workflow_result_raw(workflow_id, run_id)
+            run_id = answer["run_id"]
+        events: list[HistoryEvent] = []
+        token: str | None = None
+        while True:
+            answer = await self.transport.call(
+                "GET", path,
+                params={"run_id": run_id, "next_page_token": token, "page_size": page_size},
+            )
+            run_id = answer["run_id"]
+            events.extend(HistoryEvent.from_dict(e) for e in answer["events"])
+            token = answer.get("next_page_token")
+            if not token:
+                return events
+
+    async def get_workflow_result_raw(self, workflow_id: str, run_id: str = "") -> dict[str, Any]:
+        """The close status and attributes as the API sends them, after waiting for the close."""
+        path = self._workflow_path(workflow_id, "/result")
+        while True:
+            answer = await self.transport.call(
+                "GET", path, params={"run_id": run_id, "wait_seconds": _WAIT_PER_CALL},
+                timeout=_WAIT_PER_CALL + 15,
+            )
+            if answer["status"] != "OPEN":
+                return answer
+            run_id = answer["run_id"]
+
+    async def terminate_workflow(
+        self, workflow_id: str, run_id: str = "", reason: str = "", details: Any = None
+    ) -> None:
+        await self.transport.call(
+            "POST", self._workflow_path(workflow_id, "/terminate"),
+            json={
+                "run_id": run_id,
+                "reason": reason,
+                "details": self._converter.to_data([details]) if details is not None else None,
+                "identity": self._identity,
+            },
+        )
+
+    async def list_workflows(
+        self,
+        query: str | None = None,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        page_size: int = 100,
+    ) -> list[WorkflowExecutionInfo]:
+        """Runs of the domain, newest first.
+
+        ``query`` accepts the common Cadence visibility filters joined by AND:
+        ``WorkflowType = 'X'``, ``WorkflowID = 'x'``, ``CloseTime = missing`` (open runs),
+        ``ExecutionStatus = 'Open'|'Closed'``. With no status, open and closed runs are listed.
+        """
+        filters = _parse_query(query)
+        status = status or filters.get("status")
+        workflow_type = workflow_type or filters.get("workflow_type")
+        workflow_id = workflow_id or filters.get("workflow_id")
+        statuses = [status.lower()] if status else ["open", "closed"]
+        runs: list[WorkflowExecutionInfo] = []
+        for which in statuses:
+            token: str | None = None
+            while True:
+                answer = await self.transport.call(
+                    "GET", f"/api/v1/domains/{path_part(self._domain)}/workflows",
+                    params={"status": which, "workflow_type": workflow_type,
+                            "workflow_id": workflow_id, "page_size": page_size,
+                            "next_page_token": token},
+                )
+                runs.extend(WorkflowExecutionInfo.from_wire(r) for r in answer["executions"])
+                token = answer.get("next_page_token")
+                if not token or len(runs) >= page_size:
+                    break
+        runs.sort(key=lambda r: r.start_time, reverse=True)
+        return runs[:page_size]
+
+    # --- activities completed outside their worker ----------------------------------------
+
+    async def complete_activity(self, task_token: str | bytes, result: Any = None) -> None:
+        await self.complete_activity_task(
+            _token_text(task_token), self._converter.to_data([result])
+        )
+
+    async def fail_activity(self, task_token: str | bytes, error: BaseException | str) -> None:
+        reason = error if isinstance(error, str) else type(error).__name__
+        details = None if isinstance(error, str) else str(error)
+        await self.fail_activity_task(_token_text(task_token), reason, details)
+
+    # --- task completion (used by workers) ------------------------------------------------
+
+    async def complete_decision_task(
+        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        started_at: datetime,
+    ) -> None:
+        await self.transport.call("POST", "/api/v1/tasks/decision/complete", json={
+            "task_token": task_token, "decisions": list(decisions),
+            "history_length": history_length, "started_at": started_at.isoformat(),
+            "identity": self._identity,
+        })
+
+    async def fail_decision_task(
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+    ) -> bool:
+        answer = await self.transport.call("POST", "/api/v1/tasks/decision/fail", json={
+            "task_token": task_token, "cause": cause, "details": details,
+            "started_at": started_at.isoformat(), "identity": self._identity,
+        })
+        return bool(answer.get("recorded"))
+
+    async def complete_activity_task(self, task_token: str, result: str | None) -> None:
+        await self.transport.call("POST", "/api/v1/tasks/activity/complete", json={
+            "task_token": task_token, "result": result, "identity": self._identity,
+        })
+
+    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
+        await self.transport.call("POST", "/api/v1/tasks/activity/fail", json={
+            "task_token": task_token, "reason": reason, "details": details,
+            "identity": self._identity,
+        })
+
+
+def _token_text(token: str | bytes) -> str:
+    return token.decode() if isinstance(token, bytes) else token
+
+
+def _close_error(workflow_id: str, status: str, answer: dict[str, Any]) -> WorkflowFailure:
+    reason = str(answer.get("reason") or status.lower())
+    details = answer.get("details")
+    message = f"workflow {workflow_id!r} {status.lower()}: {reason}"
+    if details:
+        message += f"\n{details}"
+    kind = {
+        "FAILED": WorkflowExecutionFailedError,
+        "TERMINATED": WorkflowExecutionTerminatedError,
+        "CANCELED": WorkflowExecutionCanceledError,
+        "TIMED_OUT": WorkflowExecutionTimedOutError,
+    }.get(status, WorkflowFailure)
+    return kind(message, reason=reason, details=details, close_status=status)
+
+
+_CLAUSE = re.compile(r"^\s*(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|(\w+))\s*$")
+
+
+def _parse_query(query: str | None) -> dict[str, str]:
+    if not query or not query.strip():
+        return {}
+    filters: dict[str, str] = {}
+    for clause in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
+        match = _CLAUSE.match(clause)
+        if not match:
+            raise BadRequestError(f"cannot read query clause {clause!r}", field="query")
+        name = match.group(1).lower()
+        value = next(g for g in match.groups()[1:] if g is not None)
+        if name == "workflowtype":
+            filters["workflow_type"] = value
+        elif name == "workflowid":
+            filters["workflow_id"] = value
+        elif name == "closetime" and value.lower() == "missing":
+            filters["status"] = "open"
+        elif name in {"executionstatus", "closestatus"}:
+            filters["status"] = "open" if value.lower() in {"open", "running"} else "closed"
+        else:
+            raise BadRequestError(f"query field {match.group(1)!r} is not supported", field="query")
+    return filters
+
+

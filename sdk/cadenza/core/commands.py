@@ -1,0 +1,85 @@
+"""Inputs of the transition function: one per state change the engine performs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .decisions import Decision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartWorkflow:
+    domain: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_list: str
+    input: str | None
+    execution_start_to_close_timeout_seconds: int
+    task_start_to_close_timeout_seconds: int
+    identity: str = ""
+    request_id: str = ""
+    memo: Mapping[str, Any] | None = None
+    search_attributes: Mapping[str, Any] | None = None
+    retry_policy: Mapping[str, Any] | None = None
+    cron_schedule: str | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteDecisionTask:
+    scheduled_event_id: int
+    attempt: int
+    #: next_event_id of the history the worker replayed; newer events make the decision stale.
+    history_length: int
+    started_at: datetime
+    decisions: Sequence[Decision] = field(default_factory=tuple)
+    identity: str = ""
+    binary_checksum: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailDecisionTask:
+    scheduled_event_id: int
+    attempt: int
+    started_at: datetime
+    cause: str
+    details: str | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteActivityTask:
+    scheduled_event_id: int
+    attempt: int
+    result: str | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailActivityTask:
+    scheduled_event_id: int
+    attempt: int
+    reason: str
+    details: str | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminateWorkflow:
+    reason: str = ""
+    details: str | None = None
+    identity: str = ""
+
+
+Command = (
+    StartWorkflow
+    | CompleteDecisionTask
+    | FailDecisionTask
+    | CompleteActivityTask
+    | FailActivityTask
+    | TerminateWorkflow
+)

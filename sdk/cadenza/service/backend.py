@@ -1,0 +1,70 @@
+"""The worker's engine port served in-process (Lambda workers with AWS access).
+
+A Lambda worker already runs inside the account: it calls the service directly instead of
+going through API Gateway, which saves a request and an invocation per task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..core import HistoryEvent
+from .engine import WorkflowService
+from .requests import parse_decisions
+
+
+class ServiceBackend:
+    def __init__(self, service: WorkflowService, *, domain: str, identity: str = "lambda") -> None:
+        self.service = service
+        self.domain = domain
+        self.identity = identity
+
+    async def get_workflow_history(
+        self, workflow_id: str, run_id: str = "", wait_for_close: bool = False
+    ) -> list[HistoryEvent]:
+        def read() -> list[HistoryEvent]:
+            events: list[HistoryEvent] = []
+            token: str | None = None
+            while True:
+                _, page, token = self.service.get_history(
+                    self.domain, workflow_id, run_id, page_token=token,
+                    wait_for_close_seconds=25.0 if wait_for_close else 0.0,
+                )
+                events.extend(page)
+                if token is None:
+                    return events
+
+        return await asyncio.to_thread(read)
+
+    async def complete_decision_task(
+        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        started_at: datetime,
+    ) -> None:
+        await asyncio.to_thread(
+            self.service.complete_decision_task, task_token,
+            decisions=parse_decisions(list(decisions)), history_length=history_length,
+            started_at=started_at, identity=self.identity,
+        )
+
+    async def fail_decision_task(
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+    ) -> bool:
+        return await asyncio.to_thread(
+            self.service.fail_decision_task, task_token, cause=cause, details=details,
+            started_at=started_at, identity=self.identity,
+        )
+
+    async def complete_activity_task(self, task_token: str, result: str | None) -> None:
+        await asyncio.to_thread(
+            self.service.complete_activity_task, task_token, result=result,
+            identity=self.identity,
+        )
+
+    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
+        await asyncio.to_thread(
+            self.service.fail_activity_task, task_token, reason=reason, details=details,
+            identity=self.identity,
+        )

@@ -1,0 +1,479 @@
+"""The engine's operations: core transitions + one conditional commit + dispatch of the outbox.
+
+Every operation reads the run's latest batch, asks the pure core for the transition, commits it
+with one conditional write and sends the tasks it created. A lost race (CommitConflictError)
+re-reads and re-applies; a crash after the commit loses nothing because the tasks are in the
+committed item and the stream redrive sends them again (SQS drops the duplicate copy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import core
+from ..aws.store import CommitConflictError, StoredBatch
+from ..aws.tasklists import OutgoingMessage
+from ..core import (
+    CompleteActivityTask,
+    CompleteDecisionTask,
+    Decision,
+    FailActivityTask,
+    FailDecisionTask,
+    HistoryEvent,
+    RunState,
+    RunStatus,
+    StartWorkflow,
+    Task,
+    TaskKind,
+    TerminateWorkflow,
+    task_to_dict,
+    to_millis,
+)
+from ..core.ids import next_run_id
+from ..error import (
+    BadRequestError,
+    EntityNotExistsError,
+    ServiceBusyError,
+    StaleTaskError,
+    WorkflowExecutionAlreadyStartedError,
+)
+from .ports import HistoryStore, TaskQueues, VisibilityStore
+from .requests import ReusePolicy, StartWorkflowRequest, check_domain
+from .tokens import TaskToken, TaskTokens
+
+logger = logging.getLogger("cadenza.service")
+
+#: How often a lost race is retried before the caller is told the run is busy.
+MAX_CONFLICT_RETRIES = 8
+#: Longest a result or history call waits for the run to close, per request (API Gateway's
+#: integration timeout is 30 s; clients repeat the call).
+MAX_WAIT_SECONDS = 25.0
+
+_FAILED_STATES = {
+    RunStatus.FAILED,
+    RunStatus.CANCELED,
+    RunStatus.TERMINATED,
+    RunStatus.TIMED_OUT,
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_id: str
+    status: RunStatus
+    close_attributes: dict[str, Any]
+
+
+class WorkflowService:
+    def __init__(
+        self,
+        *,
+        store: HistoryStore,
+        queues: TaskQueues,
+        visibility: VisibilityStore,
+        tokens: TaskTokens,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], None] = time.sleep,
+        after_commit: Callable[[StoredBatch], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.queues = queues
+        self.visibility = visibility
+        self.tokens = tokens
+        self.clock = clock
+        self.sleep = sleep
+        #: Test hook: runs between the commit and the dispatch (crash injection).
+        self.after_commit = after_commit
+
+    # --- starting -------------------------------------------------------------------------
+
+    def start_workflow(self, request: StartWorkflowRequest) -> str:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            latest = self.store.latest(request.domain, request.workflow_id)
+            to_terminate: RunState | None = None
+            if latest is not None:
+                previous = latest.state
+                policy = request.workflow_id_reuse_policy
+                if previous.is_open:
+                    if policy is not ReusePolicy.TERMINATE_IF_RUNNING:
+                        raise WorkflowExecutionAlreadyStartedError(
+                            f"workflow {request.workflow_id!r} is already running",
+                            run_id=previous.run_id,
+                        )
+                    to_terminate = previous
+                elif policy is ReusePolicy.REJECT_DUPLICATE or (
+                    policy is ReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY
+                    and previous.status not in _FAILED_STATES
+                ):
+                    raise WorkflowExecutionAlreadyStartedError(
+                        f"workflow {request.workflow_id!r} already ran "
+                        f"(run {previous.run_id}, {previous.status}) and the reuse policy "
+                        f"{policy.value} refuses another run",
+                        run_id=previous.run_id,
+                    )
+            run_id = next_run_id(
+                request.domain, request.workflow_id, latest.run_id if latest else None
+            )
+            now = self.clock()
+            transition = core.start(
+                StartWorkflow(
+                    domain=request.domain,
+                    workflow_id=request.workflow_id,
+                    run_id=run_id,
+                    workflow_type=request.workflow_type,
+                    task_list=request.task_list,
+                    input=request.input,
+                    execution_start_to_close_timeout_seconds=(
+                        request.execution_start_to_close_timeout_seconds
+                    ),
+                    task_start_to_close_timeout_seconds=request.task_start_to_close_timeout_seconds,
+                    identity=request.identity,
+                    request_id=request.request_id,
+                    memo=request.memo,
+                    search_attributes=request.search_attributes,
+                    retry_policy=request.retry_policy,
+                ),
+                now=now,
+            )
+            try:
+                if to_terminate is None:
+                    batches = [self.store.append(transition, committed_at=to_millis(now))]
+                else:
+                    terminated = core.apply(
+                        to_terminate,
+                        TerminateWorkflow(
+                            reason="terminated by a start with TerminateIfRunning",
+                            identity=request.identity,
+                        ),
+                        now=now,
+                    )
+                    batches = self.store.append_together(
+                        [terminated, transition], committed_at=to_millis(now)
+                    )
+            except CommitConflictError:
+                continue
+            for batch in batches:
+                self._after(batch)
+            return run_id
+        raise ServiceBusyError("the workflow id is changing too fast; try again")
+
+    # --- reading --------------------------------------------------------------------------
+
+    def latest(self, domain: str, workflow_id: str, run_id: str = "") -> StoredBatch:
+        check_domain(domain)
+        if not workflow_id:
+            raise BadRequestError("workflow_id is required", field="workflow_id")
+        batch = self.store.latest(domain, workflow_id, run_id)
+        if batch is None:
+            what = f"run {run_id} of workflow" if run_id else "workflow"
+            raise EntityNotExistsError(
+                f"{what} {workflow_id!r} does not exist in domain {domain!r}",
+                workflow_id=workflow_id,
+                run_id=run_id,
+            )
+        return batch
+
+    def describe_workflow(self, domain: str, workflow_id: str, run_id: str = "") -> dict[str, Any]:
+        state = self.latest(domain, workflow_id, run_id).state
+        return describe(state)
+
+    def get_history(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        page_size: int = 1000,
+        page_token: str | None = None,
+        wait_for_close_seconds: float = 0.0,
+    ) -> tuple[str, list[HistoryEvent], str | None]:
+        """(run id, events of one page, next page token)."""
+        if page_size <= 0:
+            raise BadRequestError("page_size must be greater than 0", field="page_size")
+        state = self.latest(domain, workflow_id, run_id).state
+        if wait_for_close_seconds > 0 and state.is_open:
+            state = self._wait_closed(state, wait_for_close_seconds)
+        events, token = self.store.history_pages(
+            domain, workflow_id, state.run_id, page_size=page_size, page_token=page_token
+        )
+        return state.run_id, events, token
+
+    def get_result(
+        self, domain: str, workflow_id: str, run_id: str = "", *, wait_seconds: float = 0.0
+    ) -> RunResult:
+        """The run's close status and attributes; OPEN when it did not close in time."""
+        state = self.latest(domain, workflow_id, run_id).state
+        if state.is_open and wait_seconds > 0:
+            state = self._wait_closed(state, wait_seconds)
+        return RunResult(state.run_id, state.status, dict(state.close_attributes or {}))
+
+    def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
+        deadline = time.monotonic() + min(wait_seconds, MAX_WAIT_SECONDS)
+        delay = 0.05
+        while state.is_open and time.monotonic() < deadline:
+            self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.5)
+            state = self.latest(state.domain, state.workflow_id, state.run_id).state
+        return state
+
+    def list_workflows(
+        self,
+        domain: str,
+        *,
+        open_runs: bool,
+        workflow_type: str | None = None,
+        workflow_id: str | None = None,
+        page_size: int = 100,
+        page_token: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        check_domain(domain)
+        if not 0 < page_size <= 1000:
+            raise BadRequestError("page_size must be between 1 and 1000", field="page_size")
+        records, token = self.visibility.list(
+            domain,
+            open_runs=open_runs,
+            workflow_type=workflow_type,
+            workflow_id=workflow_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return [
+            {
+                "workflow_id": r.workflow_id,
+                "run_id": r.run_id,
+                "workflow_type": r.workflow_type,
+                "task_list": r.task_list,
+                "status": r.status,
+                "start_time": r.start_time,
+                "close_time": r.close_time,
+                "history_length": r.history_length,
+            }
+            for r in records
+        ], token
+
+    # --- changing a run -------------------------------------------------------------------
+
+    def terminate_workflow(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        reason: str = "",
+        details: str | None = None,
+        identity: str = "",
+    ) -> None:
+        self._update(
+            domain, workflow_id, run_id,
+            TerminateWorkflow(reason=reason, details=details, identity=identity),
+        )
+
+    def complete_decision_task(
+        self,
+        task_token: str,
+        *,
+        decisions: Sequence[Decision],
+        history_length: int,
+        started_at: datetime,
+        identity: str = "",
+        binary_checksum: str = "",
+    ) -> None:
+        token = self._token(task_token, TaskKind.DECISION)
+        self._update(
+            token.domain, token.workflow_id, token.run_id,
+            CompleteDecisionTask(
+                scheduled_event_id=token.scheduled_event_id,
+                attempt=token.attempt,
+                history_length=history_length,
+                started_at=started_at,
+                decisions=tuple(decisions),
+                identity=identity,
+                binary_checksum=binary_checksum,
+            ),
+        )
+
+    def fail_decision_task(
+        self,
+        task_token: str,
+        *,
+        cause: str,
+        details: str | None,
+        started_at: datetime,
+        identity: str = "",
+    ) -> bool:
+        """Record a decision task failure; False when it was a repeat failure not written."""
+        token = self._token(task_token, TaskKind.DECISION)
+        batch = self._update(
+            token.domain, token.workflow_id, token.run_id,
+            FailDecisionTask(
+                scheduled_event_id=token.scheduled_event_id,
+                attempt=token.attempt,
+                started_at=started_at,
+                cause=cause,
+                details=details,
+                identity=identity,
+            ),
+        )
+        return batch is not None
+
+    def complete_activity_task(
+        self, task_token: str, *, result: str | None, identity: str = ""
+    ) -> None:
+        token = self._token(task_token, TaskKind.ACTIVITY)
+        self._update(
+            token.domain, token.workflow_id, token.run_id,
+            CompleteActivityTask(
+                scheduled_event_id=token.scheduled_event_id,
+                attempt=token.attempt,
+                result=result,
+                identity=identity,
+            ),
+        )
+
+    def fail_activity_task(
+        self, task_token: str, *, reason: str, details: str | None, identity: str = ""
+    ) -> None:
+        token = self._token(task_token, TaskKind.ACTIVITY)
+        self._update(
+            token.domain, token.workflow_id, token.run_id,
+            FailActivityTask(
+                scheduled_event_id=token.scheduled_event_id,
+                attempt=token.attempt,
+                reason=reason,
+                details=details,
+                identity=identity,
+            ),
+        )
+
+    def check_task(self, task_token: str) -> RunState:
+        """The run's state if the task is still pending; StaleTaskError otherwise.
+
+        Workers call this (or compare against the history they load) before doing work for a
+        task that a duplicate delivery may already have completed.
+        """
+        token = self.tokens.read(task_token)
+        state = self.latest(token.domain, token.workflow_id, token.run_id).state
+        if not task_is_pending(state, token):
+            raise StaleTaskError("the task is no longer pending")
+        return state
+
+    def _token(self, task_token: str, kind: TaskKind) -> TaskToken:
+        if not task_token:
+            raise BadRequestError("task_token is required", field="task_token")
+        token = self.tokens.read(task_token)
+        if token.kind is not kind:
+            raise BadRequestError(f"task_token is not a {kind} task token", field="task_token")
+        return token
+
+    def _update(
+        self, domain: str, workflow_id: str, run_id: str, command: core.Command
+    ) -> StoredBatch | None:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            state = self.latest(domain, workflow_id, run_id).state
+            now = self.clock()
+            transition = core.apply(state, command, now=now)
+            if not transition.changed:
+                return None
+            try:
+                batch = self.store.append(transition, committed_at=to_millis(now))
+            except CommitConflictError:
+                continue
+            self._after(batch)
+            return batch
+        raise ServiceBusyError("the run is changing too fast; try again")
+
+    # --- dispatch and redrive -------------------------------------------------------------
+
+    def _after(self, batch: StoredBatch) -> None:
+        if self.after_commit is not None:
+            self.after_commit(batch)
+        try:
+            self.dispatch(batch.tasks)
+        except Exception:  # the commit stands; the stream redrive sends the tasks
+            logger.exception("dispatch after commit failed; the redrive will deliver the tasks")
+
+    def messages(self, tasks: Iterable[Task]) -> list[OutgoingMessage]:
+        return [
+            OutgoingMessage(
+                task=task,
+                body=json.dumps(
+                    {"task": task_to_dict(task), "task_token": self.tokens.issue(task)},
+                    separators=(",", ":"),
+                ),
+            )
+            for task in tasks
+        ]
+
+    def dispatch(self, tasks: Sequence[Task]) -> None:
+        if tasks:
+            self.queues.send(self.messages(tasks))
+
+    def on_committed(self, batch: StoredBatch) -> None:
+        """What the history stream does with every new batch: redrive and visibility."""
+        self.dispatch(batch.tasks)
+        state = batch.state
+        starts = any(
+            e.event_type is core.EventType.WorkflowExecutionStarted for e in batch.events
+        )
+        if starts or not state.is_open:
+            self.visibility.record(state)
+
+
+def task_is_pending(state: RunState, token: TaskToken) -> bool:
+    if not state.is_open:
+        return False
+    if token.kind is TaskKind.DECISION:
+        decision = state.decision
+        return (
+            decision is not None
+            and decision.scheduled_event_id == token.scheduled_event_id
+            and decision.attempt == token.attempt
+        )
+    activity = state.activity(token.scheduled_event_id)
+    return activity is not None and activity.attempt == token.attempt
+
+
+def describe(state: RunState) -> dict[str, Any]:
+    return {
+        "domain": state.domain,
+        "workflow_id": state.workflow_id,
+        "run_id": state.run_id,
+        "workflow_type": state.workflow_type,
+        "task_list": state.task_list,
+        "status": str(state.status),
+        "start_time": state.start_time,
+        "close_time": state.close_time,
+        "history_length": state.next_event_id - 1,
+        "execution_start_to_close_timeout_seconds": state.execution_start_to_close_timeout_seconds,
+        "task_start_to_close_timeout_seconds": state.task_start_to_close_timeout_seconds,
+        "pending_decision": (
+            {
+                "scheduled_event_id": state.decision.scheduled_event_id,
+                "attempt": state.decision.attempt,
+            }
+            if state.decision
+            else None
+        ),
+        "pending_activities": [
+            {
+                "activity_id": a.activity_id,
+                "activity_type": a.activity_type,
+                "scheduled_event_id": a.scheduled_event_id,
+                "attempt": a.attempt,
+                "task_list": a.task_list,
+            }
+            for a in state.activities
+        ],
+        "memo": dict(state.memo) if state.memo else None,
+        "search_attributes": dict(state.search_attributes) if state.search_attributes else None,
+    }

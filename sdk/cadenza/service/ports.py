@@ -1,0 +1,39 @@
+"""What the service needs from the outside world; AWS adapters in cadenza.aws provide it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..aws.store import StoredBatch
+from ..aws.tasklists import OutgoingMessage
+from ..aws.visibility import VisibilityRecord
+from ..core import HistoryEvent, RunState, Transition
+
+
+class HistoryStore(Protocol):
+    def latest(self, domain: str, workflow_id: str, run_id: str = "") -> StoredBatch | None: ...
+
+    def history_pages(
+        self, domain: str, workflow_id: str, run_id: str, *, page_size: int = 1000,
+        page_token: str | None = None,
+    ) -> tuple[list[HistoryEvent], str | None]: ...
+
+    def append(self, transition: Transition, *, committed_at: int) -> StoredBatch: ...
+
+    def append_together(
+        self, transitions: Sequence[Transition], *, committed_at: int
+    ) -> list[StoredBatch]: ...
+
+
+class TaskQueues(Protocol):
+    def send(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+class VisibilityStore(Protocol):
+    def record(self, state: RunState) -> None: ...
+
+    def list(
+        self, domain: str, *, open_runs: bool, workflow_type: str | None = None,
+        workflow_id: str | None = None, page_size: int = 100, page_token: str | None = None,
+    ) -> tuple[list[VisibilityRecord], str | None]: ...

@@ -1,0 +1,246 @@
+"""Workers: poll a task list's queues and run decision and activity tasks.
+
+``async with Worker(client, "orders", registry):`` polls the task list's decision and activity
+queues (SQS long polling, straight to the queue whose endpoint the API reports), runs tasks with
+bounded concurrency and, on exit, stops polling and lets the tasks in hand finish. The same
+processing code serves Lambda: ``lambda_handler(registry)`` turns SQS batches into tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from ._tasks import Outcome, process_activity, process_decision
+from .aws.tasklists import ReceivedMessage, SqsTaskLists
+from .client import Client
+from .core import TaskKind
+
+__all__ = ["Worker", "WorkerOptions"]
+
+logger = logging.getLogger("cadenza.worker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerOptions:
+    max_concurrent_decision_tasks: int = 10
+    max_concurrent_activity_tasks: int = 50
+    #: SQS long-poll wait; longer is cheaper, shorter stops faster.
+    poll_wait_seconds: int = 10
+    #: How long exit waits for tasks in hand before abandoning them (SQS redelivers them).
+    shutdown_timeout_seconds: float = 30.0
+    #: Visibility of a received task; running activities extend it while they work.
+    visibility_timeout_seconds: int = 30
+    disable_workflow_worker: bool = False
+    disable_activity_worker: bool = False
+
+
+class Worker:
+    def __init__(
+        self,
+        client: Client,
+        task_list: str,
+        registry: Any,
+        **options: Any,
+    ) -> None:
+        if not task_list:
+            raise ValueError("task_list is required")
+        self._client = client
+        self._task_list = task_list
+        self._registry = registry
+        self._options = WorkerOptions(**options)
+        self._stopping = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queues: SqsTaskLists | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def task_list(self) -> str:
+        return self._task_list
+
+    @property
+    def registry(self) -> Any:
+        return self._registry
+
+    async def __aenter__(self) -> Worker:
+        await self._connect()
+        self._runner = asyncio.create_task(self.run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+    async def _connect(self) -> None:
+        if self._queues is not None:
+            return
+        info = await self._client.cluster_info()
+        credentials: dict[str, str] = {}
+        if info.get("emulated"):
+            session = boto3.session.Session()
+            if session.get_credentials() is None:
+                credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        sqs = boto3.client(
+            "sqs",
+            region_name=info["region"],
+            endpoint_url=info.get("sqs_endpoint_url"),
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                read_timeout=self._options.poll_wait_seconds + 10,
+                max_pool_connections=20,
+            ),
+            **credentials,
+        )
+        self._queues = SqsTaskLists(client=sqs, prefix=info["queue_prefix"])
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cadenza-poll")
+        # Create the queues now, so tasks sent before the first poll have a home.
+        for kind in self._kinds():
+            await self._blocking(self._queues.queue_url, self._client.domain, self._task_list, kind)
+
+    def _kinds(self) -> list[TaskKind]:
+        kinds = []
+        if not self._options.disable_workflow_worker:
+            kinds.append(TaskKind.DECISION)
+        if not self._options.disable_activity_worker:
+            kinds.append(TaskKind.ACTIVITY)
+        return kinds
+
+    async def _blocking(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+
+    async def run(self) -> None:
+        """Poll until close() (or the end of ``async with``)."""
+        await self._connect()
+        pollers = [asyncio.create_task(self._poll(kind)) for kind in self._kinds()]
+        try:
+            await self._stopping.wait()
+        finally:
+            for poller in pollers:
+                poller.cancel()
+            await asyncio.gather(*pollers, return_exceptions=True)
+
+    async def close(self) -> None:
+        self._stopping.set()
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        if self._in_flight:
+            done, pending = await asyncio.wait(
+                self._in_flight, timeout=self._options.shutdown_timeout_seconds
+            )
+            for task in pending:
+                task.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._queues = None
+
+    async def _poll(self, kind: TaskKind) -> None:
+        assert self._queues is not None
+        queues = self._queues
+        limit = (
+            self._options.max_concurrent_decision_tasks
+            if kind is TaskKind.DECISION
+            else self._options.max_concurrent_activity_tasks
+        )
+        slots = asyncio.Semaphore(limit)
+        while not self._stopping.is_set():
+            await slots.acquire()
+            free = 1
+            while free < min(limit, 10) and slots._value > 0:  # take what is free, up to 10
+                await slots.acquire()
+                free += 1
+            try:
+                messages = await self._blocking(
+                    queues.receive,
+                    self._client.domain,
+                    self._task_list,
+                    kind,
+                    max_messages=free,
+                    wait_seconds=self._options.poll_wait_seconds,
+                    visibility_timeout=self._options.visibility_timeout_seconds,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("polling %s tasks of %s failed", kind, self._task_list)
+                for _ in range(free):
+                    slots.release()
+                await asyncio.sleep(1)
+                continue
+            for _ in range(free - len(messages)):
+                slots.release()
+            if self._stopping.is_set():
+                # Received while stopping: hand them straight back instead of hiding them.
+                for message in messages:
+                    with contextlib.suppress(Exception):
+                        await self._blocking(queues.retry_later, message, 0)
+                    slots.release()
+                return
+            for message in messages:
+                task = asyncio.create_task(self._handle(kind, message, slots))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    async def _handle(self, kind: TaskKind, message: ReceivedMessage, slots: asyncio.Semaphore) \
+            -> None:
+        assert self._queues is not None
+        queues = self._queues
+        keeper = None
+        try:
+            if kind is TaskKind.DECISION:
+                outcome = await process_decision(
+                    self._client, self._registry, message.body,
+                    converter=self._client.data_converter, receive_count=message.receive_count,
+                )
+            else:
+                keeper = asyncio.create_task(self._keep_invisible(message))
+                outcome = await process_activity(
+                    self._client, self._registry, message.body,
+                    converter=self._client.data_converter,
+                )
+            await self._finish(queues, message, outcome)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                queues.retry_later(message, 0)
+            raise
+        except Exception:
+            # The engine could not be reached or refused unexpectedly: SQS redelivers the task.
+            logger.exception("%s task failed; it will be redelivered", kind)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            slots.release()
+
+    async def _finish(self, queues: SqsTaskLists, message: ReceivedMessage, outcome: Outcome) \
+            -> None:
+        if outcome.note:
+            logger.info("%s", outcome.note)
+        if outcome.done:
+            await self._blocking(queues.delete, message)
+        else:
+            await self._blocking(queues.retry_later, message, outcome.retry_after)
+
+    async def _keep_invisible(self, message: ReceivedMessage) -> None:
+        """Extend a running activity's message so SQS does not hand it to another worker."""
+        assert self._queues is not None
+        period = max(1, self._options.visibility_timeout_seconds // 2)
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await self._blocking(
+                    self._queues.retry_later, message, self._options.visibility_timeout_seconds
+                )
