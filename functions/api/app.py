@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -195,4 +196,7 @@ def not_found(_: Exception) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    response = app.resolve(event, context)
+    status = int(response.get("statusCode", 500))
+    metrics.add_metric(name=f"Http{status // 100}xx", unit=MetricUnit.Count, value=1)
+    return response

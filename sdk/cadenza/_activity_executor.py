@@ -15,9 +15,12 @@ its message and formatted traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import functools
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,10 +29,17 @@ from typing import Any, Literal
 
 from cadenza._activity_context import ActivityContext, ActivityInfo
 from cadenza._activity_definition import ActivityDefinition
+from cadenza.core.retry import next_retry_delay
 from cadenza.data_converter import DataConverter, DefaultDataConverter
 from cadenza.error import ActivityCancelledError, EntityNotExistsError, StaleTaskError
+from cadenza.replay.instance import LocalActivityRequest
 
-__all__ = ["ActivityOutcome", "ActivityTaskInput", "execute_activity_task"]
+__all__ = [
+    "ActivityOutcome",
+    "ActivityTaskInput",
+    "execute_activity_task",
+    "run_local_activity",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +88,8 @@ class ActivityOutcome:
     result: str | None = None
     reason: str | None = None
     details: str | None = None
+    #: Set when a local activity ran out of time (``SCHEDULE_TO_CLOSE``).
+    timeout_type: str | None = None
 
     @staticmethod
     def failure(error: BaseException) -> ActivityOutcome:
@@ -129,9 +141,7 @@ async def execute_activity_task(
     if definition.is_async:
         runner = loop.create_task(_run_async(definition, args), context=run_context)
     else:
-        runner = loop.create_task(
-            asyncio.to_thread(definition.invoke, args), context=run_context
-        )
+        runner = loop.create_task(asyncio.to_thread(definition.invoke, args), context=run_context)
     context.attach(runner)
     try:
         try:
@@ -147,9 +157,8 @@ async def execute_activity_task(
                 RuntimeError("the activity was cancelled without a cancellation request")
             )
         except ActivityCancelledError as error:
-            return ActivityOutcome(
-                kind="cancelled", details=converter.to_data(error.details) if error.details else None
-            )
+            details = converter.to_data(error.details) if error.details else None
+            return ActivityOutcome(kind="cancelled", details=details)
         except Exception as error:
             return ActivityOutcome.failure(error)
         if context.is_async_completion:
@@ -239,10 +248,8 @@ class _Context(ActivityContext):
         flusher, self._flusher = self._flusher, None
         if flusher is not None and not flusher.done():
             flusher.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await flusher
-            except (asyncio.CancelledError, Exception):
-                pass
 
     def _request_cancel(self) -> None:
         if self._cancelled.is_set():
@@ -329,3 +336,111 @@ class _Context(ActivityContext):
 
     def complete_async(self) -> None:
         self._async_completion = True
+
+
+# --- local activities ----------------------------------------------------------------------------
+
+
+def run_local_activity(
+    request: LocalActivityRequest, *, converter: DataConverter | None = None
+) -> ActivityOutcome:
+    """Run a local activity to its final outcome, retrying per its policy (blocking).
+
+    Called by the replayer while it processes a decision task. Each attempt runs on a fresh
+    event loop in a helper thread, so this works whether or not the caller's thread runs an
+    event loop. ``schedule_to_close_timeout`` bounds all attempts and backoffs together; a sync
+    activity that overruns it is reported as timed out, but its thread is only joined once it
+    returns (Python cannot interrupt it).
+    """
+    converter = converter or DefaultDataConverter()
+    timeout = request.schedule_to_close_timeout
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        remaining = None if timeout is None else timeout.total_seconds() - _since(started)
+        if remaining is not None and remaining <= 0:
+            return _local_timeout(request)
+        outcome = _in_thread(
+            functools.partial(_run_attempt, request, attempt, remaining, converter)
+        )
+        if outcome.kind != "failed" or outcome.timeout_type:
+            return outcome
+        delay = next_retry_delay(
+            request.retry_policy,
+            attempt,
+            timedelta(seconds=_since(started)),
+            outcome.reason,
+            default_expiration=timeout,
+        )
+        if delay is None:
+            return outcome
+        time.sleep(delay.total_seconds())
+        attempt += 1
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
+
+
+def _local_timeout(request: LocalActivityRequest) -> ActivityOutcome:
+    return ActivityOutcome(
+        kind="failed",
+        reason="cadenceInternal:Timeout SCHEDULE_TO_CLOSE",
+        details=f"local activity {request.activity_type!r} did not finish within "
+        f"{request.schedule_to_close_timeout}",
+        timeout_type="SCHEDULE_TO_CLOSE",
+    )
+
+
+def _run_attempt(
+    request: LocalActivityRequest,
+    attempt: int,
+    remaining: float | None,
+    converter: DataConverter,
+) -> ActivityOutcome:
+    return asyncio.run(_local_attempt(request, attempt, remaining, converter))
+
+
+async def _local_attempt(
+    request: LocalActivityRequest,
+    attempt: int,
+    remaining: float | None,
+    converter: DataConverter,
+) -> ActivityOutcome:
+    task = ActivityTaskInput(
+        task_token="",
+        activity_id=request.activity_id,
+        activity_type=request.activity_type,
+        input=request.input,
+        workflow_id=request.workflow_id,
+        run_id=request.run_id,
+        workflow_type=request.workflow_type,
+        domain=request.domain,
+        task_list=request.task_list,
+        attempt=attempt,
+        schedule_to_close_timeout=request.schedule_to_close_timeout,
+    )
+    try:
+        return await asyncio.wait_for(
+            execute_activity_task(request.definition, task, converter=converter), remaining
+        )
+    except TimeoutError:
+        return _local_timeout(request)
+
+
+def _in_thread(fn: Callable[[], ActivityOutcome]) -> ActivityOutcome:
+    results: list[ActivityOutcome] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            results.append(fn())
+        except BaseException as error:  # re-raised in the calling thread
+            errors.append(error)
+
+    thread = threading.Thread(target=target, name="cadenza-local-activity", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return results[0]

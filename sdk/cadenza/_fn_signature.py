@@ -70,7 +70,7 @@ class FnSignature:
                     default=None if parameter.default is _EMPTY else parameter.default,
                 )
             )
-        return_type = hints.get("return", None) if "return" in hints else None
+        return_type = hints.get("return") if "return" in hints else None
         if return_type is type(None):
             return_type = None
         return FnSignature(params=tuple(params), return_type=return_type)
@@ -112,8 +112,7 @@ class FnSignature:
         for index, param in enumerate(self.params[provided:], start=provided):
             if not param.has_default:
                 raise ValueError(
-                    f"payload has no value for required parameter {param.name!r} "
-                    f"(position {index})"
+                    f"payload has no value for required parameter {param.name!r} (position {index})"
                 )
             values.append(param.default)
         return values

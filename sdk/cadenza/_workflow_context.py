@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, NoReturn, TypedDict, TypeVar, Unpack, cast
 
-
 from cadenza._workflow_definition import WorkflowDefinition
 from cadenza.core.retry import RetryPolicy
 from cadenza.data_converter import DataConverter
@@ -27,11 +26,13 @@ __all__ = [
     "ActivityOptions",
     "ChildWorkflowFuture",
     "ChildWorkflowOptions",
+    "LocalActivityOptions",
     "WorkflowContext",
     "WorkflowInfo",
     "continue_as_new",
     "execute_activity",
     "execute_child_workflow",
+    "execute_local_activity",
     "get_version",
     "in_workflow",
     "info",
@@ -68,6 +69,13 @@ class ActivityOptions(TypedDict, total=False):
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy | Mapping[str, Any]
     activity_id: str
+
+
+class LocalActivityOptions(TypedDict, total=False):
+    """Options of a local activity: it runs in the decision worker, within the decision task."""
+
+    schedule_to_close_timeout: timedelta
+    retry_policy: RetryPolicy | Mapping[str, Any]
 
 
 class ChildWorkflowOptions(TypedDict, total=False):
@@ -161,6 +169,16 @@ class WorkflowContext(ABC):
     ) -> Awaitable[Any]: ...
 
     @abstractmethod
+    def execute_local_activity(
+        self,
+        activity_type: str,
+        definition: Any,
+        result_type: Any,
+        args: Sequence[Any],
+        options: Mapping[str, Any],
+    ) -> Awaitable[Any]: ...
+
+    @abstractmethod
     def start_timer(self, duration: timedelta) -> Awaitable[None]: ...
 
     @abstractmethod
@@ -219,10 +237,16 @@ class ChildWorkflowFuture(Generic[ResultType]):
         workflow_id: str,
         run_id: str,
         result: Awaitable[ResultType],
+        cancel: Callable[[], bool] | None = None,
     ) -> None:
         self._workflow_id = workflow_id
         self._run_id = run_id
         self._result = result
+        self._cancel = cancel
+
+    def cancel(self) -> bool:
+        """Request cancellation of the child run (a durable cancel request)."""
+        return self._cancel() if self._cancel is not None else False
 
     @property
     def workflow_id(self) -> str:
@@ -279,8 +303,7 @@ def _activity_name_and_options(activity: Any) -> tuple[str, Mapping[str, Any]]:
     name = getattr(activity, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(
-            f"execute_activity expects an activity name or an activity definition, "
-            f"not {activity!r}"
+            f"execute_activity expects an activity name or an activity definition, not {activity!r}"
         )
     options = getattr(activity, "options", None) or {}
     return name, options
@@ -301,6 +324,34 @@ async def execute_activity(
     name, defaults = _activity_name_and_options(activity)
     merged: dict[str, Any] = {**defaults, **options}
     awaitable = WorkflowContext.current().schedule_activity(name, result_type, args, merged)
+    return cast(ResultType, await awaitable)
+
+
+async def execute_local_activity(
+    activity: Any,
+    result_type: type[ResultType] | Any,
+    *args: Any,
+    **options: Unpack[LocalActivityOptions],
+) -> ResultType:
+    """Run a short activity in the decision worker and record its result as a marker.
+
+    ``activity`` is an activity definition, a plain function, or the name of a registered
+    activity. It runs once (retried per ``retry_policy`` within ``schedule_to_close_timeout``)
+    while the decision task is processed; replays read the recorded result and never run it
+    again. Use it for quick calls that do not need their own task list or heartbeats.
+    """
+    from cadenza._activity_definition import ActivityDefinition
+
+    if isinstance(activity, str):
+        name, definition = activity, None
+    else:
+        definition = ActivityDefinition.wrap(activity)
+        name = definition.name
+        if result_type is None:
+            result_type = definition.result_type
+    awaitable = WorkflowContext.current().execute_local_activity(
+        name, definition, result_type, args, dict(options)
+    )
     return cast(ResultType, await awaitable)
 
 

@@ -241,9 +241,7 @@ def run(fn: F | None = None, /) -> F | Callable[[F], F]:
     return decorate
 
 
-def _handler_decorator(
-    tag: str, kind: str, fn_or_name: Any, name: str | None
-) -> Any:
+def _handler_decorator(tag: str, kind: str, fn_or_name: Any, name: str | None) -> Any:
     if callable(fn_or_name):
         method = fn_or_name
         _check_handler(kind, method)

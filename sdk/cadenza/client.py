@@ -82,10 +82,14 @@ def workflow_type_name(workflow: Any) -> str:
     """The registered name of a workflow given as a name, a definition or a decorated class."""
     if isinstance(workflow, str):
         return workflow
-    from .workflow import definition_of  # local: keeps the client importable on its own
+    from ._workflow_definition import DEFINITION_ATTRIBUTE, WorkflowDefinition
 
-    definition = definition_of(workflow)
-    if definition is None:
+    definition = (
+        workflow
+        if isinstance(workflow, WorkflowDefinition)
+        else getattr(workflow, DEFINITION_ATTRIBUTE, None)
+    )
+    if not isinstance(definition, WorkflowDefinition):
         raise BadRequestError(
             f"{workflow!r} is not a workflow type name, definition or decorated class",
             field="workflow_type",

@@ -30,7 +30,7 @@ class Registry:
     def workflow(self, cls: W, /, *, name: str | None = None) -> W: ...
 
     @overload
-    def workflow(self, *, name: str | None = None) -> Callable[[W], W]: ...
+    def workflow(self, /, *, name: str | None = None) -> Callable[[W], W]: ...
 
     def workflow(self, cls: W | None = None, /, *, name: str | None = None) -> W | Callable[[W], W]:
         """Register a workflow class: ``@registry.workflow``, ``()`` or ``(name=...)``.
@@ -64,7 +64,7 @@ class Registry:
 
     @overload
     def activity(
-        self, *, name: str | None = None
+        self, /, *, name: str | None = None
     ) -> Callable[[Callable[..., Any]], ActivityDefinition[Any, Any]]: ...
 
     def activity(self, fn: Any = None, /, *, name: str | None = None) -> Any:
@@ -163,6 +163,5 @@ class Registry:
 
     def __repr__(self) -> str:
         return (
-            f"Registry(workflows={sorted(self._workflows)}, "
-            f"activities={sorted(self._activities)})"
+            f"Registry(workflows={sorted(self._workflows)}, activities={sorted(self._activities)})"
         )

@@ -70,9 +70,7 @@ class RetryPolicy:
             if value is None and name != "initial_interval":
                 continue
             if not isinstance(value, timedelta):
-                raise BadRequestError(
-                    f"{name} must be a timedelta", field=f"retry_policy.{name}"
-                )
+                raise BadRequestError(f"{name} must be a timedelta", field=f"retry_policy.{name}")
         if self.initial_interval <= timedelta(0):
             raise BadRequestError(
                 "initial_interval must be greater than 0", field="retry_policy.initial_interval"

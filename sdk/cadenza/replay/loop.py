@@ -36,9 +36,7 @@ _TIME_MESSAGE = (
     "`await workflow.wait_condition(predicate, timeout=...)` to wait with a timeout, and "
     "`workflow.now()` for the current time"
 )
-_IO_MESSAGE = (
-    "workflow code cannot do I/O or use threads ({what}); move it into an activity"
-)
+_IO_MESSAGE = "workflow code cannot do I/O or use threads ({what}); move it into an activity"
 
 
 class WorkflowStuckError(RuntimeError):
@@ -63,6 +61,7 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self._debug = False
         self._callback_errors: list[BaseException] = []
+        self._tasks: list[asyncio.Task[Any]] = []
 
     # -- running -----------------------------------------------------------------------------
 
@@ -186,8 +185,11 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         # asyncio.sleep(0) never gets here; any real delay needs a clock.
-        raise RuntimeError(_TIME_MESSAGE.format(what=f"a {delay}s asyncio delay (asyncio.sleep, "
-                                                     "wait_for with a timeout, ...)"))
+        raise RuntimeError(
+            _TIME_MESSAGE.format(
+                what=f"a {delay}s asyncio delay (asyncio.sleep, wait_for with a timeout, ...)"
+            )
+        )
 
     def call_at(  # type: ignore[override]
         self,
@@ -216,7 +218,12 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
         # Pending tasks are dropped on purpose when a decision task ends.
         if hasattr(task, "_log_destroy_pending"):
             task._log_destroy_pending = False
+        self._tasks.append(task)
         return task
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """Every task created on this loop, in creation order (deterministic, unlike a set)."""
+        return list(self._tasks)
 
     def get_task_factory(self) -> None:  # type: ignore[override]
         return None
@@ -229,7 +236,9 @@ class DeterministicEventLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         raise RuntimeError(_IO_MESSAGE.format(what="call_soon_threadsafe"))
 
-    def run_in_executor(self, executor: Any, func: Callable[..., T], *args: Any) -> Any:
+    def run_in_executor(  # type: ignore[override]
+        self, executor: Any, func: Callable[..., T], *args: Any
+    ) -> Any:
         raise RuntimeError(_IO_MESSAGE.format(what="run_in_executor / asyncio.to_thread"))
 
     def set_default_executor(self, executor: Any) -> None:

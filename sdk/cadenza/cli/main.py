@@ -1,0 +1,194 @@
+"""Argument parsing and dispatch of the ``cadenza`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..client import Client, WorkflowExecutionInfo
+from ..core import HistoryEvent
+from ..error import CadenzaError, ServiceError, WorkflowFailure
+
+DEFAULT_ADDRESS = os.environ.get("CADENZA_ADDRESS", "http://127.0.0.1:7933")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadenza", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run the embedded local stack until Ctrl-C")
+    dev.add_argument("--port", type=int, default=7933, help="HTTP API port (default 7933)")
+    dev.add_argument("--emulator-port", type=int, default=None,
+                     help="moto server port (default: a free port)")
+
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", default=DEFAULT_ADDRESS, help="HTTP API URL")
+    common.add_argument("--domain", default="default")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    workflow = commands.add_parser("workflow", help="work with workflow executions")
+    actions = workflow.add_subparsers(dest="action", required=True)
+
+    start = actions.add_parser("start", parents=[common], help="start a workflow")
+    start.add_argument("workflow_type")
+    start.add_argument("--task-list", "--tl", required=True)
+    start.add_argument("--execution-timeout", type=float, required=True,
+                       help="execution_start_to_close_timeout in seconds")
+    start.add_argument("--decision-timeout", type=float, default=None,
+                       help="task_start_to_close_timeout in seconds")
+    start.add_argument("--workflow-id", "--wid", default=None)
+    start.add_argument("--input", "-i", action="append", default=[],
+                       help="one JSON argument (repeat for several)")
+    start.add_argument("--reuse-policy", default=None)
+
+    for name, text in (("describe", "show a run's state"), ("show", "show a run's history"),
+                       ("result", "wait for a run's result")):
+        action = actions.add_parser(name, parents=[common], help=text)
+        action.add_argument("workflow_id")
+        action.add_argument("--run-id", "--rid", default="")
+        if name == "result":
+            action.add_argument("--timeout", type=float, default=None)
+
+    terminate = actions.add_parser("terminate", parents=[common], help="terminate a run")
+    terminate.add_argument("workflow_id")
+    terminate.add_argument("--run-id", "--rid", default="")
+    terminate.add_argument("--reason", default="terminated from the command line")
+
+    listing = actions.add_parser("list", parents=[common], help="list runs")
+    listing.add_argument("--status", choices=["open", "closed"], default=None)
+    listing.add_argument("--type", dest="workflow_type", default=None)
+    listing.add_argument("--query", "-q", default=None, help="Cadence visibility query")
+    listing.add_argument("--page-size", type=int, default=100)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            from .dev import run_dev
+
+            return run_dev(api_port=args.port, emulator_port=args.emulator_port)
+        return asyncio.run(_workflow(args))
+    except WorkflowFailure as error:
+        _fail(args, error, "WorkflowFailure")
+        return 3
+    except ServiceError as error:
+        _fail(args, error, error.code)
+        return 2
+    except CadenzaError as error:
+        _fail(args, error, type(error).__name__)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(args: argparse.Namespace, error: Exception, code: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": code, "message": str(error)}))
+    else:
+        errors.print(f"[bold red]{code}[/]: {error}")
+
+
+async def _workflow(args: argparse.Namespace) -> int:
+    async with Client(domain=args.domain, target=args.address) as client:
+        action = args.action
+        if action == "start":
+            values = [json.loads(text) for text in args.input]
+            options: dict[str, Any] = {
+                "task_list": args.task_list,
+                "execution_start_to_close_timeout": timedelta(seconds=args.execution_timeout),
+            }
+            if args.workflow_id:
+                options["workflow_id"] = args.workflow_id
+            if args.decision_timeout:
+                options["task_start_to_close_timeout"] = timedelta(seconds=args.decision_timeout)
+            if args.reuse_policy:
+                options["workflow_id_reuse_policy"] = args.reuse_policy
+            execution = await client.start_workflow(args.workflow_type, *values, **options)
+            _out(args, {"workflow_id": execution.workflow_id, "run_id": execution.run_id},
+                 f"started [bold]{execution.workflow_id}[/] run [cyan]{execution.run_id}[/]")
+        elif action == "describe":
+            info = await client.describe_workflow(args.workflow_id, args.run_id)
+            if args.json:
+                print(json.dumps(info.raw, indent=2))
+            else:
+                _describe(info)
+        elif action == "show":
+            events = await client.get_workflow_history(args.workflow_id, args.run_id)
+            if args.json:
+                print(json.dumps([e.to_dict() for e in events], indent=2))
+            else:
+                console.print(history_table(events, title=args.workflow_id))
+        elif action == "result":
+            timeout = args.timeout
+            result = await client.get_workflow_result(args.workflow_id, args.run_id,
+                                                      timeout=timeout)
+            _out(args, {"result": result}, f"result: {json.dumps(result)}")
+        elif action == "terminate":
+            await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
+            _out(args, {"terminated": args.workflow_id}, f"terminated {args.workflow_id}")
+        elif action == "list":
+            runs = await client.list_workflows(args.query, status=args.status,
+                                               workflow_type=args.workflow_type,
+                                               page_size=args.page_size)
+            if args.json:
+                print(json.dumps([r.raw for r in runs], indent=2))
+            else:
+                console.print(runs_table(runs))
+    return 0
+
+
+def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(data))
+    else:
+        console.print(text)
+
+
+def _describe(info: WorkflowExecutionInfo) -> None:
+    table = Table(show_header=False, title=f"{info.workflow_id}")
+    for key, value in info.raw.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    console.print(table)
+
+
+def history_table(events: Sequence[HistoryEvent], *, title: str = "history") -> Table:
+    table = Table(title=title)
+    table.add_column("id", justify="right")
+    table.add_column("time")
+    table.add_column("event")
+    table.add_column("attributes", overflow="fold")
+    for event in events:
+        attributes = {k: v for k, v in event.attributes.items() if v not in (None, "", {}, [])}
+        table.add_row(str(event.event_id), event.timestamp.strftime("%H:%M:%S.%f")[:-3],
+                      str(event.event_type), json.dumps(attributes))
+    return table
+
+
+def runs_table(runs: Sequence[WorkflowExecutionInfo]) -> Table:
+    table = Table(title="workflow executions")
+    for column in ("workflow id", "run id", "type", "status", "started", "closed"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(run.workflow_id, run.run_id, run.workflow_type, run.status,
+                      run.start_time.isoformat(timespec="seconds"),
+                      run.close_time.isoformat(timespec="seconds") if run.close_time else "")
+    return table
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

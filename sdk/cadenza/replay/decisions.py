@@ -1,0 +1,474 @@
+"""Decisions made by workflow code, their state machines, and the check against history.
+
+Every call that asks the engine for something (schedule an activity, start a timer, record a
+marker, complete the run ...) adds a :class:`PendingDecision` to the :class:`DecisionManager`.
+At the end of a replayed decision task the pending decisions must equal, one by one and in
+order, the decision events history recorded for that task; at the end of the current task
+they are the new decisions. Activities, timers, child workflows and external signals also
+have a state machine that turns later history events (ActivityTaskCompleted, TimerFired ...)
+into the result of the awaitable the workflow code holds, and turns a cancelled awaitable
+into a cancel decision (or drops the original decision if it was never sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cadenza.core.decisions import Decision, DecisionType
+from cadenza.core.events import HistoryEvent
+from cadenza.error import (
+    ActivityFailure,
+    NonDeterministicError,
+    WorkflowExecutionAlreadyStartedError,
+    WorkflowFailure,
+)
+
+__all__ = [
+    "ActivityMachine",
+    "ChildWorkflowMachine",
+    "DecisionManager",
+    "PendingDecision",
+    "SignalExternalMachine",
+    "TimerMachine",
+    "describe_event",
+]
+
+#: Events that may record each kind of decision. Completion decisions accept every close
+#: event because the engine turns a completion into ContinuedAsNew for cron and retries.
+_CLOSE_EVENTS = frozenset(
+    {
+        "WorkflowExecutionCompleted",
+        "WorkflowExecutionFailed",
+        "WorkflowExecutionCanceled",
+        "WorkflowExecutionContinuedAsNew",
+    }
+)
+RECORDED_BY: Mapping[DecisionType, frozenset[str]] = {
+    DecisionType.ScheduleActivityTask: frozenset({"ActivityTaskScheduled"}),
+    DecisionType.RequestCancelActivityTask: frozenset(
+        {"ActivityTaskCancelRequested", "RequestCancelActivityTaskFailed"}
+    ),
+    DecisionType.StartTimer: frozenset({"TimerStarted"}),
+    DecisionType.CancelTimer: frozenset({"TimerCanceled", "CancelTimerFailed"}),
+    DecisionType.RecordMarker: frozenset({"MarkerRecorded"}),
+    DecisionType.CompleteWorkflowExecution: _CLOSE_EVENTS | {"CompleteWorkflowExecutionFailed"},
+    DecisionType.FailWorkflowExecution: _CLOSE_EVENTS | {"FailWorkflowExecutionFailed"},
+    DecisionType.CancelWorkflowExecution: _CLOSE_EVENTS | {"CancelWorkflowExecutionFailed"},
+    DecisionType.ContinueAsNewWorkflowExecution: _CLOSE_EVENTS
+    | {"ContinueAsNewWorkflowExecutionFailed"},
+    DecisionType.StartChildWorkflowExecution: frozenset({"StartChildWorkflowExecutionInitiated"}),
+    DecisionType.SignalExternalWorkflowExecution: frozenset(
+        {"SignalExternalWorkflowExecutionInitiated"}
+    ),
+    DecisionType.RequestCancelExternalWorkflowExecution: frozenset(
+        {"RequestCancelExternalWorkflowExecutionInitiated"}
+    ),
+    DecisionType.UpsertWorkflowSearchAttributes: frozenset({"UpsertWorkflowSearchAttributes"}),
+}
+
+#: Attributes compared between a decision and the event recording it (Cadence compares ids
+#: and types, never payloads, so that input encoding changes are not non-determinism).
+_COMPARED: Mapping[DecisionType, tuple[str, ...]] = {
+    DecisionType.ScheduleActivityTask: ("activity_id", "activity_type"),
+    DecisionType.RequestCancelActivityTask: ("activity_id",),
+    DecisionType.StartTimer: ("timer_id",),
+    DecisionType.CancelTimer: ("timer_id",),
+    DecisionType.RecordMarker: ("marker_name",),
+    DecisionType.StartChildWorkflowExecution: ("workflow_id", "workflow_type"),
+    DecisionType.SignalExternalWorkflowExecution: ("workflow_id", "signal_name"),
+    DecisionType.RequestCancelExternalWorkflowExecution: ("workflow_id",),
+}
+
+
+def describe_event(event: HistoryEvent) -> str:
+    keys = (
+        "activity_id",
+        "activity_type",
+        "timer_id",
+        "marker_name",
+        "workflow_id",
+        "workflow_type",
+        "signal_name",
+    )
+    shown = ", ".join(f"{key}={event.get(key)!r}" for key in keys if event.get(key) is not None)
+    return f"event {event.event_id} {event.event_type}" + (f" ({shown})" if shown else "")
+
+
+def describe_decision(decision: Decision) -> str:
+    keys = _COMPARED.get(decision.decision_type, ())
+    shown = ", ".join(f"{key}={decision.get(key)!r}" for key in keys)
+    return f"{decision.decision_type}" + (f" ({shown})" if shown else "")
+
+
+@dataclass(eq=False)
+class PendingDecision:
+    """A decision made during the current decision task, not yet matched or returned.
+
+    ``extra_check`` compares what ``_COMPARED`` cannot (a marker's id inside its details);
+    it returns a description of the difference or ``None``. ``on_recorded`` receives the
+    history event that recorded the decision (to learn its event id).
+    """
+
+    decision: Decision
+    on_recorded: Callable[[HistoryEvent], None] | None = None
+    extra_check: Callable[[HistoryEvent], str | None] | None = None
+    label: str = ""
+
+    def mismatch(self, event: HistoryEvent) -> str | None:
+        decision = self.decision
+        allowed = RECORDED_BY.get(decision.decision_type, frozenset())
+        if str(event.event_type) not in allowed:
+            return "a different kind of decision"
+        for key in _COMPARED.get(decision.decision_type, ()):
+            expected = event.get(key)
+            actual = decision.get(key)
+            if expected != actual and str(expected) != str(actual):
+                return f"{key} differs: history has {expected!r}, the code has {actual!r}"
+        if self.extra_check is not None:
+            return self.extra_check(event)
+        return None
+
+
+@dataclass
+class DecisionManager:
+    """The ordered decisions of the current decision task."""
+
+    _pending: list[PendingDecision] = field(default_factory=list)
+    #: Set once a completion decision is made (or the task is being torn down): later
+    #: decisions are dropped, since nothing may follow a run's close.
+    frozen: bool = False
+
+    def add(self, pending: PendingDecision) -> PendingDecision:
+        if not self.frozen:
+            self._pending.append(pending)
+        return pending
+
+    def discard(self, pending: PendingDecision) -> bool:
+        """Drop a decision not yet sent; ``False`` if it already was (or never added)."""
+        try:
+            self._pending.remove(pending)
+        except ValueError:
+            return False
+        return True
+
+    def is_pending(self, pending: PendingDecision) -> bool:
+        return any(item is pending for item in self._pending)
+
+    def take(self) -> list[PendingDecision]:
+        taken, self._pending = self._pending, []
+        return taken
+
+    def match(self, recorded: Sequence[HistoryEvent], completed: HistoryEvent) -> None:
+        """Check this task's decisions against the events history recorded for it.
+
+        Raises :class:`NonDeterministicError` naming the first event that differs, or the
+        DecisionTaskCompleted event when the code made more decisions than history holds.
+        """
+        made = self.take()
+        for index, event in enumerate(recorded):
+            if index >= len(made):
+                raise NonDeterministicError(
+                    f"history {describe_event(event)} was recorded by decision task "
+                    f"{completed.event_id}, but the workflow code made no such decision "
+                    f"(it made {len(made)} decision(s) in that task)"
+                )
+            pending = made[index]
+            difference = pending.mismatch(event)
+            if difference is not None:
+                raise NonDeterministicError(
+                    f"history {describe_event(event)} does not match the decision the "
+                    f"workflow code made: {describe_decision(pending.decision)} "
+                    f"({difference})"
+                )
+            if pending.on_recorded is not None:
+                pending.on_recorded(event)
+        if len(made) > len(recorded):
+            extra = made[len(recorded)]
+            raise NonDeterministicError(
+                f"the workflow code made decision {describe_decision(extra.decision)} in "
+                f"decision task {completed.event_id}, but history recorded "
+                f"{len(recorded)} decision(s) for it and not this one"
+            )
+
+
+# --- activities --------------------------------------------------------------------------------
+
+
+class ActivityMachine:
+    """One scheduled activity: created -> scheduled -> (cancel requested) -> closed."""
+
+    def __init__(
+        self,
+        *,
+        manager: DecisionManager,
+        loop: asyncio.AbstractEventLoop,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.activity_id: str = attributes["activity_id"]
+        self.activity_type: str = attributes["activity_type"]
+        self.scheduled_event_id: int | None = None
+        self.attempt = 0
+        self._manager = manager
+        self.future: asyncio.Future[str | None] = loop.create_future()
+        self.request = manager.add(
+            PendingDecision(
+                Decision(DecisionType.ScheduleActivityTask, attributes),
+                on_recorded=self._on_scheduled,
+            )
+        )
+        self._cancel: PendingDecision | None = None
+        self._closed = False
+        self.future.add_done_callback(self._on_future_done)
+
+    def _on_scheduled(self, event: HistoryEvent) -> None:
+        self.scheduled_event_id = event.event_id
+
+    def _on_future_done(self, future: asyncio.Future[str | None]) -> None:
+        # Only a cancellation by workflow code asks for a cancel decision.
+        if not future.cancelled() or self._cancel is not None or self._closed:
+            return
+        if self._manager.discard(self.request):
+            return  # never sent: nothing to cancel
+        self._cancel = self._manager.add(
+            PendingDecision(
+                Decision(DecisionType.RequestCancelActivityTask, {"activity_id": self.activity_id})
+            )
+        )
+
+    def _label(self) -> str:
+        return f"activity {self.activity_type!r} (id {self.activity_id!r})"
+
+    def handle(self, event: HistoryEvent) -> None:
+        kind = str(event.event_type)
+        if kind == "ActivityTaskStarted":
+            self.attempt = int(event.get("attempt") or 0)
+            return
+        if self.future.done():
+            return
+        if kind == "ActivityTaskCompleted":
+            self.future.set_result(event.get("result"))
+        elif kind == "ActivityTaskFailed":
+            reason = str(event.get("reason") or "")
+            self.future.set_exception(
+                ActivityFailure(
+                    f"{self._label()} failed: {reason}",
+                    event.get("details"),
+                    reason=reason,
+                )
+            )
+        elif kind == "ActivityTaskTimedOut":
+            timeout_type = str(event.get("timeout_type") or "")
+            self.future.set_exception(
+                ActivityFailure(
+                    f"{self._label()} timed out ({timeout_type})",
+                    None,
+                    event.get("details"),
+                    reason=f"cadenceInternal:Timeout {timeout_type}",
+                    timeout_type=timeout_type,
+                )
+            )
+        elif kind == "ActivityTaskCanceled":
+            self._closed = True
+            self.future.cancel()
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+class TimerMachine:
+    def __init__(
+        self,
+        *,
+        manager: DecisionManager,
+        loop: asyncio.AbstractEventLoop,
+        timer_id: str,
+        seconds: int,
+    ) -> None:
+        self.timer_id = timer_id
+        self.started_event_id: int | None = None
+        self._manager = manager
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.request = manager.add(
+            PendingDecision(
+                Decision(
+                    DecisionType.StartTimer,
+                    {"timer_id": timer_id, "start_to_fire_timeout_seconds": seconds},
+                ),
+                on_recorded=self._on_started,
+            )
+        )
+        self._cancel: PendingDecision | None = None
+        self.future.add_done_callback(self._on_future_done)
+
+    def _on_started(self, event: HistoryEvent) -> None:
+        self.started_event_id = event.event_id
+
+    def _on_future_done(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() or self._cancel is not None:
+            return
+        if self._manager.discard(self.request):
+            return
+        self._cancel = self._manager.add(
+            PendingDecision(Decision(DecisionType.CancelTimer, {"timer_id": self.timer_id}))
+        )
+
+    def handle(self, event: HistoryEvent) -> None:
+        if str(event.event_type) == "TimerFired" and not self.future.done():
+            self.future.set_result(None)
+
+
+# --- child workflows ---------------------------------------------------------------------------
+
+
+class ChildWorkflowMachine:
+    """A child run: initiated -> started (ids known) -> closed (result or failure)."""
+
+    def __init__(
+        self,
+        *,
+        manager: DecisionManager,
+        loop: asyncio.AbstractEventLoop,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.workflow_id: str = attributes["workflow_id"]
+        self.workflow_type: str = attributes["workflow_type"]
+        self.domain: str = attributes.get("domain") or ""
+        self.initiated_event_id: int | None = None
+        self._manager = manager
+        self.started: asyncio.Future[str] = loop.create_future()
+        self.result: asyncio.Future[str | None] = loop.create_future()
+        self.request = manager.add(
+            PendingDecision(
+                Decision(DecisionType.StartChildWorkflowExecution, attributes),
+                on_recorded=self._on_initiated,
+            )
+        )
+        self._cancel: PendingDecision | None = None
+        self._closed = False
+        self.started.add_done_callback(self._on_future_done)
+        self.result.add_done_callback(self._on_future_done)
+
+    def _on_initiated(self, event: HistoryEvent) -> None:
+        self.initiated_event_id = event.event_id
+
+    def _on_future_done(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() or self._cancel is not None or self._closed:
+            return
+        if self._manager.discard(self.request):
+            self._closed = True
+            for other in (self.started, self.result):
+                if not other.done():
+                    other.cancel()
+            return
+        if self.result.done() and not self.result.cancelled():
+            return
+        self._cancel = self._manager.add(
+            PendingDecision(
+                Decision(
+                    DecisionType.RequestCancelExternalWorkflowExecution,
+                    {
+                        "domain": self.domain,
+                        "workflow_id": self.workflow_id,
+                        "run_id": "",
+                        "child_workflow_only": True,
+                    },
+                )
+            )
+        )
+
+    def handle(self, event: HistoryEvent) -> None:
+        kind = str(event.event_type)
+        if kind == "ChildWorkflowExecutionStarted":
+            if not self.started.done():
+                execution = event.get("workflow_execution") or {}
+                run_id = event.get("run_id") or execution.get("run_id") or ""
+                self.started.set_result(str(run_id))
+            return
+        if kind == "StartChildWorkflowExecutionFailed":
+            cause = str(event.get("cause") or "")
+            error: Exception = (
+                WorkflowExecutionAlreadyStartedError(
+                    f"child workflow {self.workflow_id!r} is already running"
+                )
+                if "ALREADY" in cause.upper()
+                else WorkflowFailure(
+                    f"child workflow {self.workflow_id!r} could not start: {cause}",
+                    reason=cause,
+                )
+            )
+            for future in (self.started, self.result):
+                if not future.done():
+                    future.set_exception(error)
+            return
+        if self.result.done():
+            return
+        if kind == "ChildWorkflowExecutionCompleted":
+            self.result.set_result(event.get("result"))
+            return
+        status = {
+            "ChildWorkflowExecutionFailed": "FAILED",
+            "ChildWorkflowExecutionCanceled": "CANCELED",
+            "ChildWorkflowExecutionTimedOut": "TIMED_OUT",
+            "ChildWorkflowExecutionTerminated": "TERMINATED",
+        }.get(kind)
+        if status is not None:
+            reason = str(event.get("reason") or event.get("timeout_type") or status)
+            self.result.set_exception(
+                WorkflowFailure(
+                    f"child workflow {self.workflow_type!r} ({self.workflow_id!r}) "
+                    f"{status.lower().replace('_', ' ')}: {reason}",
+                    reason=reason,
+                    details=event.get("details"),
+                    close_status=status,
+                )
+            )
+
+
+# --- signals to other runs ---------------------------------------------------------------------
+
+
+class SignalExternalMachine:
+    def __init__(
+        self,
+        *,
+        manager: DecisionManager,
+        loop: asyncio.AbstractEventLoop,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.workflow_id: str = attributes["workflow_id"]
+        self.signal_name: str = attributes["signal_name"]
+        self.initiated_event_id: int | None = None
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._manager = manager
+        self.request = manager.add(
+            PendingDecision(
+                Decision(DecisionType.SignalExternalWorkflowExecution, attributes),
+                on_recorded=self._on_initiated,
+            )
+        )
+        self.future.add_done_callback(self._on_future_done)
+
+    def _on_initiated(self, event: HistoryEvent) -> None:
+        self.initiated_event_id = event.event_id
+
+    def _on_future_done(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self._manager.discard(self.request)
+
+    def handle(self, event: HistoryEvent) -> None:
+        if self.future.done():
+            return
+        kind = str(event.event_type)
+        if kind == "ExternalWorkflowExecutionSignaled":
+            self.future.set_result(None)
+        elif kind == "SignalExternalWorkflowExecutionFailed":
+            cause = str(event.get("cause") or "signal failed")
+            self.future.set_exception(
+                WorkflowFailure(
+                    f"signal {self.signal_name!r} to workflow {self.workflow_id!r} failed: {cause}",
+                    reason=cause,
+                )
+            )

@@ -1,0 +1,75 @@
+"""Fixtures shared by the suite: one moto server per session, fresh tables per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from cadenza.aws.settings import AwsSettings
+
+# Never let a test reach a real account.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.pop("AWS_PROFILE", None)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def create_tables(settings: AwsSettings) -> None:
+    """The two tables as template.yaml declares them (tests/infra checks they agree)."""
+    client = boto3.client("dynamodb", endpoint_url=settings.endpoint_url,
+                          region_name=settings.region)
+    keys = {
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                 {"AttributeName": "sk", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                      {"AttributeName": "sk", "KeyType": "RANGE"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    client.create_table(
+        TableName=settings.history_table, **keys,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    visibility = dict(keys)
+    visibility["AttributeDefinitions"] = [
+        *keys["AttributeDefinitions"],
+        {"AttributeName": "list_pk", "AttributeType": "S"},
+        {"AttributeName": "start_time", "AttributeType": "N"},
+    ]
+    client.create_table(
+        TableName=settings.visibility_table, **visibility,
+        GlobalSecondaryIndexes=[{
+            "IndexName": "by_start",
+            "KeySchema": [{"AttributeName": "list_pk", "KeyType": "HASH"},
+                          {"AttributeName": "start_time", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+    )
+
+
+@pytest.fixture
+def aws_settings(moto_endpoint: str) -> AwsSettings:
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    settings = AwsSettings(
+        history_table=f"{prefix}-history",
+        visibility_table=f"{prefix}-visibility",
+        queue_prefix=prefix,
+        task_token_secret="test-secret",
+        region="us-east-1",
+        endpoint_url=moto_endpoint,
+    )
+    create_tables(settings)
+    return settings

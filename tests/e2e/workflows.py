@@ -1,0 +1,92 @@
+"""Workflows and activities the end-to-end tests run (shaped after Cadence's integration suite)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from cadenza import Registry, workflow
+from cadenza.error import ActivityFailure
+
+reg = Registry()
+TIMEOUT = timedelta(seconds=10)
+
+
+@reg.activity()
+async def echo(message: str) -> str:
+    return message
+
+
+@reg.activity()
+def shout(message: str) -> str:
+    return message.upper()
+
+
+class InsufficientFundsError(Exception):
+    pass
+
+
+@reg.activity()
+async def withdraw(amount: int) -> int:
+    raise InsufficientFundsError(f"cannot withdraw {amount}")
+
+
+@reg.workflow()
+class SingleActivity:
+    @workflow.run
+    async def run(self, message: str) -> str:
+        return await echo.with_options(schedule_to_close_timeout=TIMEOUT).execute(message)
+
+
+@reg.workflow()
+class MultipleActivities:
+    @workflow.run
+    async def run(self, message: str) -> str:
+        await echo.with_options(schedule_to_close_timeout=TIMEOUT).execute("first")
+        second = await echo.with_options(schedule_to_close_timeout=TIMEOUT).execute(message)
+        await echo.with_options(schedule_to_close_timeout=TIMEOUT).execute("third")
+        return second
+
+
+@reg.workflow()
+class ParallelActivities:
+    @workflow.run
+    async def run(self, message: str) -> list[str]:
+        first = echo.with_options(schedule_to_close_timeout=TIMEOUT).execute("first")
+        second = shout.with_options(schedule_to_close_timeout=TIMEOUT).execute(message)
+        results = await asyncio.gather(first, second)
+        return list(results)
+
+
+@reg.workflow()
+class ByName:
+    @workflow.run
+    async def run(self, message: str) -> str:
+        return await workflow.execute_activity(
+            "shout", str, message, start_to_close_timeout=TIMEOUT
+        )
+
+
+@reg.workflow()
+class FailingWorkflow:
+    @workflow.run
+    async def run(self, amount: int) -> int:
+        return await withdraw.with_options(start_to_close_timeout=TIMEOUT).execute(amount)
+
+
+@reg.workflow()
+class CatchingWorkflow:
+    @workflow.run
+    async def run(self, amount: int) -> str:
+        try:
+            await withdraw.with_options(start_to_close_timeout=TIMEOUT).execute(amount)
+        except ActivityFailure as failure:
+            return f"caught {failure.reason}"
+        return "not caught"
+
+
+@reg.workflow()
+class WaitsForever:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)

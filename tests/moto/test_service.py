@@ -1,0 +1,253 @@
+"""Service operations on moto: uniqueness, one winner per task, duplicates, crash redrive."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from cadenza.aws.settings import AwsSettings
+from cadenza.aws.store import StoredBatch, decode_stream_image
+from cadenza.core import Decision, DecisionType, EventType, TaskKind, task_from_dict
+from cadenza.error import (
+    BadRequestError,
+    EntityNotExistsError,
+    PayloadTooLargeError,
+    StaleTaskError,
+    WorkflowExecutionAlreadyStartedError,
+)
+from cadenza.service import (
+    StartWorkflowRequest,
+    TaskTokens,
+    WorkflowService,
+    service_from_settings,
+)
+
+
+class Crash(Exception):
+    """Stands for the process dying between the commit and the dispatch."""
+
+
+def start_request(workflow_id: str = "order-1", **overrides: Any) -> StartWorkflowRequest:
+    body = {"workflow_id": workflow_id, "workflow_type": "Order", "task_list": "orders",
+            "input": '"x"', "execution_start_to_close_timeout_seconds": 60}
+    body.update(overrides)
+    return StartWorkflowRequest.from_dict("default", body)
+
+
+def receive(service: WorkflowService, kind: TaskKind, task_list: str = "orders") -> list[Any]:
+    queues = service.queues
+    return queues.receive("default", task_list, kind, wait_seconds=0)  # type: ignore[attr-defined]
+
+
+def drain(service: WorkflowService, kind: TaskKind) -> list[dict[str, Any]]:
+    bodies = []
+    while True:
+        messages = receive(service, kind)
+        if not messages:
+            return bodies
+        for message in messages:
+            bodies.append(message.body)
+            service.queues.delete(message)  # type: ignore[attr-defined]
+
+
+def stream_batches(settings: AwsSettings) -> list[StoredBatch]:
+    endpoint = {"endpoint_url": settings.endpoint_url, "region_name": settings.region}
+    arn = boto3.client("dynamodb", **endpoint).describe_table(
+        TableName=settings.history_table)["Table"]["LatestStreamArn"]
+    streams = boto3.client("dynamodbstreams", **endpoint)
+    batches = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        for record in streams.get_records(ShardIterator=iterator)["Records"]:
+            if record["eventName"] == "INSERT":
+                batches.append(decode_stream_image(record["dynamodb"]["NewImage"]))
+    return batches
+
+
+@pytest.fixture
+def service(aws_settings: AwsSettings) -> WorkflowService:
+    return service_from_settings(aws_settings)
+
+
+def complete_decision(service: WorkflowService, body: dict[str, Any],
+                      decisions: list[Decision], *, history_length: int) -> None:
+    service.complete_decision_task(body["task_token"], decisions=decisions,
+                                   history_length=history_length,
+                                   started_at=datetime.now(UTC))
+
+
+def test_start_dispatches_the_first_decision_task(service: WorkflowService) -> None:
+    run_id = service.start_workflow(start_request())
+    (body,) = drain(service, TaskKind.DECISION)
+    assert body["task"]["run_id"] == run_id and body["task"]["scheduled_event_id"] == 2
+    info = service.describe_workflow("default", "order-1")
+    assert info["status"] == "OPEN" and info["history_length"] == 2
+
+
+def test_running_workflow_id_cannot_start_twice(service: WorkflowService) -> None:
+    run_id = service.start_workflow(start_request())
+    with pytest.raises(WorkflowExecutionAlreadyStartedError) as caught:
+        service.start_workflow(start_request())
+    assert caught.value.run_id == run_id
+
+
+def test_concurrent_starts_create_exactly_one_run(service: WorkflowService) -> None:
+    def attempt(_: int) -> str | None:
+        try:
+            return service.start_workflow(start_request("race"))
+        except WorkflowExecutionAlreadyStartedError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(attempt, range(6)))
+    assert len([r for r in results if r]) == 1
+    assert len(drain(service, TaskKind.DECISION)) == 1
+
+
+def test_reuse_policy_after_close(service: WorkflowService) -> None:
+    first = service.start_workflow(start_request())
+    service.terminate_workflow("default", "order-1", reason="test")
+    second = service.start_workflow(start_request())  # terminated counts as failed
+    assert second != first and second > first
+    service.terminate_workflow("default", "order-1")
+    with pytest.raises(WorkflowExecutionAlreadyStartedError):
+        service.start_workflow(start_request(workflow_id_reuse_policy="RejectDuplicate"))
+    third = service.start_workflow(
+        start_request(workflow_id_reuse_policy="WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING"))
+    fourth = service.start_workflow(start_request(workflow_id_reuse_policy="TerminateIfRunning"))
+    assert service.describe_workflow("default", "order-1", third)["status"] == "TERMINATED"
+    assert service.describe_workflow("default", "order-1")["run_id"] == fourth
+
+
+def test_two_concurrent_completions_of_one_decision_task_one_wins(
+    service: WorkflowService,
+) -> None:
+    service.start_workflow(start_request())
+    (body,) = drain(service, TaskKind.DECISION)
+
+    def complete(activity_type: str) -> str:
+        try:
+            complete_decision(service, body, [Decision(DecisionType.ScheduleActivityTask, {
+                "activity_id": "0", "activity_type": activity_type,
+                "start_to_close_timeout_seconds": 5})], history_length=3)
+            return "won"
+        except StaleTaskError:
+            return "stale"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(complete, ["reserve", "charge"]))
+    assert sorted(outcomes) == ["stale", "won"]
+    _, events, _ = service.get_history("default", "order-1")
+    assert [e.event_id for e in events] == list(range(1, 6))
+    assert [e.event_type for e in events].count(EventType.DecisionTaskCompleted) == 1
+    assert len(drain(service, TaskKind.ACTIVITY)) == 1
+
+
+def test_duplicate_activity_delivery_changes_nothing(service: WorkflowService) -> None:
+    service.start_workflow(start_request())
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.ScheduleActivityTask, {
+        "activity_id": "0", "activity_type": "reserve", "start_to_close_timeout_seconds": 5})],
+        history_length=3)
+    (activity,) = drain(service, TaskKind.ACTIVITY)
+    service.complete_activity_task(activity["task_token"], result='"ok"')
+    before = service.get_history("default", "order-1")[1]
+    with pytest.raises(StaleTaskError):
+        service.complete_activity_task(activity["task_token"], result='"again"')
+    with pytest.raises(StaleTaskError):
+        service.fail_activity_task(activity["task_token"], reason="late", details=None)
+    assert service.get_history("default", "order-1")[1] == before
+    # the redelivered decision message of the first task is stale too
+    with pytest.raises(StaleTaskError):
+        complete_decision(service, decision, [], history_length=len(before) + 1)
+
+
+def test_forged_token_is_refused(service: WorkflowService, aws_settings: AwsSettings) -> None:
+    service.start_workflow(start_request())
+    (body,) = drain(service, TaskKind.DECISION)
+    payload, signature = body["task_token"].split(".")
+    with pytest.raises(BadRequestError) as caught:
+        service.complete_decision_task(f"{payload}.{signature[:-2]}xx", decisions=[],
+                                       history_length=3, started_at=datetime.now(UTC))
+    assert caught.value.field == "task_token"
+    # A token signed with another stack's secret does not touch this stack's runs.
+    stranger = TaskTokens("another-secret")
+    task = task_from_dict(body["task"])
+    with pytest.raises(BadRequestError):
+        service.complete_decision_task(stranger.issue(task), decisions=[], history_length=3,
+                                       started_at=datetime.now(UTC))
+    with pytest.raises(BadRequestError):
+        service.complete_activity_task(body["task_token"], result=None)  # a decision token
+
+
+def test_crash_between_commit_and_dispatch_loses_no_task(
+    aws_settings: AwsSettings,
+) -> None:
+    def crash(_: StoredBatch) -> None:
+        raise Crash
+
+    crashing = service_from_settings(aws_settings)
+    crashing.after_commit = crash
+    with pytest.raises(Crash):
+        crashing.start_workflow(start_request())
+    survivor = service_from_settings(aws_settings)
+    assert drain(survivor, TaskKind.DECISION) == []  # nothing was sent
+    assert survivor.describe_workflow("default", "order-1")["status"] == "OPEN"
+    # The stream consumer sees the commit and sends its outbox.
+    for batch in stream_batches(aws_settings):
+        survivor.on_committed(batch)
+    (body,) = drain(survivor, TaskKind.DECISION)
+    assert body["task"]["scheduled_event_id"] == 2
+
+
+def test_redrive_after_a_successful_dispatch_is_dropped_by_the_queue(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    service.start_workflow(start_request())
+    for batch in stream_batches(aws_settings):
+        service.on_committed(batch)
+    assert len(drain(service, TaskKind.DECISION)) == 1
+
+
+def test_unknown_workflow_is_entity_not_exists(service: WorkflowService) -> None:
+    with pytest.raises(EntityNotExistsError):
+        service.describe_workflow("default", "nope")
+    with pytest.raises(EntityNotExistsError):
+        service.terminate_workflow("default", "nope")
+
+
+def test_bad_start_requests_name_the_field_and_write_nothing(service: WorkflowService) -> None:
+    with pytest.raises(BadRequestError) as caught:
+        StartWorkflowRequest.from_dict("default", {"workflow_id": "x", "workflow_type": "T",
+                                                   "execution_start_to_close_timeout_seconds": 5})
+    assert caught.value.field == "task_list"
+    with pytest.raises(BadRequestError) as caught:
+        StartWorkflowRequest.from_dict("default", {"workflow_id": "x", "workflow_type": "T",
+                                                   "task_list": "t"})
+    assert caught.value.field == "execution_start_to_close_timeout_seconds"
+    with pytest.raises(PayloadTooLargeError):
+        service.start_workflow(start_request("big", input=json.dumps("x" * 200_000)))
+    with pytest.raises(EntityNotExistsError):
+        service.describe_workflow("default", "big")
+
+
+def test_visibility_lists_open_and_closed_runs(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    service.start_workflow(start_request("a"))
+    service.start_workflow(start_request("b", workflow_type="Other"))
+    service.terminate_workflow("default", "b")
+    for batch in stream_batches(aws_settings):
+        service.on_committed(batch)
+    open_runs, _ = service.list_workflows("default", open_runs=True)
+    closed, _ = service.list_workflows("default", open_runs=False)
+    assert [r["workflow_id"] for r in open_runs] == ["a"]
+    assert [(r["workflow_id"], r["status"]) for r in closed] == [("b", "TERMINATED")]
+    typed, _ = service.list_workflows("default", open_runs=False, workflow_type="Order")
+    assert typed == []
