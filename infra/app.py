@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point: ``cd infra && cdk deploy -c stack_name=cadenza --parameters TaskTokenSecret=...``.
+"""CDK entry point. Deploy with
+``cd infra && cdk deploy -c stack_name=cadenza --parameters TaskTokenSecret=...``.
 
 Needs the optional extra: ``pip install 'cadenza[cdk]'`` (and the CDK CLI, ``npm i -g aws-cdk``).
 """

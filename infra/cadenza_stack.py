@@ -35,7 +35,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -77,7 +76,7 @@ class _LocalPipBundling:
 
 
 class CadenzaStack(Stack):
-    """Tables, queues, timers, the three functions, their event sources and the HTTP API."""
+    """Tables, the stream failure queue, the functions, their event sources and the HTTP API."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -97,7 +96,6 @@ class CadenzaStack(Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="expires_at",
             removal_policy=RemovalPolicy.RETAIN,
         )
         visibility = dynamodb.Table(
@@ -108,7 +106,6 @@ class CadenzaStack(Stack):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            time_to_live_attribute="expires_at",
             removal_policy=RemovalPolicy.RETAIN,
         )
         visibility.add_global_secondary_index(
@@ -118,27 +115,10 @@ class CadenzaStack(Stack):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
-        # ---------------------------------------------------------------- timers
-        fourteen_days = Duration.days(14)
-        timer_dlq = sqs.Queue(self, "TimerDeadLetterQueue", retention_period=fourteen_days)
-        timer_queue = sqs.Queue(
-            self, "TimerQueue",
-            visibility_timeout=Duration.seconds(180),
-            retention_period=fourteen_days,
-            dead_letter_queue=sqs.DeadLetterQueue(queue=timer_dlq, max_receive_count=5),
+        # ---------------------------------------------------------------- failures
+        stream_failures = sqs.Queue(
+            self, "StreamFailureQueue", retention_period=Duration.days(14)
         )
-        stream_failures = sqs.Queue(self, "StreamFailureQueue", retention_period=fourteen_days)
-        schedule_group = scheduler.CfnScheduleGroup(
-            self, "TimerScheduleGroup", name=f"{self.stack_name}-timers"
-        )
-        scheduler_role = iam.Role(
-            self, "SchedulerRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
-            ),
-        )
-        timer_queue.grant_send_messages(scheduler_role)
 
         # ---------------------------------------------------------------- functions
         layer = lambda_.LayerVersion(
@@ -169,11 +149,7 @@ class CadenzaStack(Stack):
             "CADENZA_VISIBILITY_TABLE": visibility.table_name,
             "CADENZA_QUEUE_PREFIX": self.stack_name,
             "CADENZA_TASK_TOKEN_SECRET": secret.value_as_string,
-            "CADENZA_TIMER_QUEUE_URL": timer_queue.queue_url,
-            "CADENZA_TIMER_QUEUE_ARN": timer_queue.queue_arn,
-            "CADENZA_SCHEDULE_GROUP": schedule_group.ref,
-            "CADENZA_SCHEDULER_ROLE_ARN": scheduler_role.role_arn,
-            "POWERTOOLS_SERVICE_NAME": "cadenza",
+            "POWERTOOLS_SERVICE_NAME": "cadenza-engine",
         }
 
         def function(logical_id: str, handler: str, description: str) -> lambda_.Function:
@@ -193,34 +169,18 @@ class CadenzaStack(Stack):
             history.grant_read_write_data(fn)
             visibility.grant_read_write_data(fn)
             fn.add_to_role_policy(iam.PolicyStatement(
-                sid="TaskListAndTimerQueues",
+                sid="TaskListQueues",
                 actions=["sqs:*"],
                 resources=[f"arn:aws:sqs:{self.region}:{self.account}:{self.stack_name}-*"],
             ))
-            fn.add_to_role_policy(iam.PolicyStatement(
-                sid="LongTimers",
-                actions=[
-                    "scheduler:CreateSchedule", "scheduler:UpdateSchedule",
-                    "scheduler:DeleteSchedule", "scheduler:GetSchedule",
-                ],
-                resources=[
-                    f"arn:aws:scheduler:{self.region}:{self.account}:schedule/"
-                    f"{self.stack_name}-timers/*"
-                ],
-            ))
-            fn.add_to_role_policy(iam.PolicyStatement(
-                sid="PassSchedulerRole",
-                actions=["iam:PassRole"],
-                resources=[scheduler_role.role_arn],
-            ))
             return fn
 
-        api_fn = function("ApiFunction", "api/app.handler",
-                          "The HTTP API (start, signal, query, poll, complete, describe, list ...).")
+        api_fn = function(
+            "ApiFunction", "api/app.handler",
+            "The HTTP API (start, describe, history, result, terminate, list, task completion).",
+        )
         stream_fn = function("StreamFunction", "stream/app.handler",
                              "Outbox sweeper fed by the history table's stream.")
-        timer_fn = function("TimerFunction", "timer/app.handler",
-                            "Fires durable timers (SQS delays and Scheduler schedules).")
 
         # ---------------------------------------------------------------- event sources
         stream_fn.add_event_source(sources.DynamoEventSource(
@@ -231,9 +191,6 @@ class CadenzaStack(Stack):
             retry_attempts=10,
             bisect_batch_on_error=True,
             on_failure=sources.SqsDlq(stream_failures),
-        ))
-        timer_fn.add_event_source(sources.SqsEventSource(
-            timer_queue, batch_size=10, report_batch_item_failures=True
         ))
         http_api = apigwv2.HttpApi(self, "ServerlessHttpApi")
         integration = integrations.HttpLambdaIntegration(
@@ -247,9 +204,8 @@ class CadenzaStack(Stack):
         # Same logical ids as template.yaml for what holds state or is wired to the engine.
         for construct, logical_id in (
             (history, "HistoryTable"), (visibility, "VisibilityTable"),
-            (timer_queue, "TimerQueue"), (timer_dlq, "TimerDeadLetterQueue"),
-            (stream_failures, "StreamFailureQueue"), (scheduler_role, "SchedulerRole"),
-            (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"), (timer_fn, "TimerFunction"),
+            (stream_failures, "StreamFailureQueue"),
+            (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"),
             (http_api, "ServerlessHttpApi"),
         ):
             construct.node.default_child.override_logical_id(logical_id)  # type: ignore[union-attr]
@@ -259,6 +215,5 @@ class CadenzaStack(Stack):
                   description="Base URL of the HTTP API (the client's endpoint).")
         CfnOutput(self, "HistoryTableName", value=history.table_name)
         CfnOutput(self, "VisibilityTableName", value=visibility.table_name)
-        CfnOutput(self, "TimerQueueUrl", value=timer_queue.queue_url)
         CfnOutput(self, "QueuePrefix", value=self.stack_name,
                   description="Prefix of the task-list queues the service creates at run time.")

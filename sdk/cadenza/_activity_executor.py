@@ -342,7 +342,10 @@ class _Context(ActivityContext):
 
 
 def run_local_activity(
-    request: LocalActivityRequest, *, converter: DataConverter | None = None
+    request: LocalActivityRequest,
+    *,
+    converter: DataConverter | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ActivityOutcome:
     """Run a local activity to its final outcome, retrying per its policy (blocking).
 
@@ -374,7 +377,7 @@ def run_local_activity(
         )
         if delay is None:
             return outcome
-        time.sleep(delay.total_seconds())
+        sleep(delay.total_seconds())
         attempt += 1
 
 

@@ -8,6 +8,7 @@ back later (a retry with backoff).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from collections.abc import Sequence
@@ -112,10 +113,13 @@ async def process_decision(
                     f"workflow type {task['workflow_type']!r} is not registered on this worker "
                     f"(registered: {known})"
                 )
-            result = run_decision_task(
+            # In a thread: local activities run inside the replay and may take a while.
+            result = await asyncio.to_thread(
+                run_decision_task,
                 definition,
                 history,
                 started_at=started_at,
+                registry_lookup_activity=registry.get_activity,
                 converter=converter,
                 domain=task["domain"],
                 workflow_id=task["workflow_id"],
@@ -197,8 +201,13 @@ async def process_activity(
         )
         if outcome.kind == "completed":
             await backend.complete_activity_task(token, outcome.result)
-        elif outcome.kind in ("failed", "cancelled"):
+        elif outcome.kind == "failed":
             await backend.fail_activity_task(token, outcome.reason or "error", outcome.details)
+        elif outcome.kind == "cancelled":
+            # Recorded as a failure until the engine has activity cancellation.
+            await backend.fail_activity_task(
+                token, "ActivityCancelledError", outcome.details or "activity cancelled"
+            )
         # "async": the activity is completed later through the client with its task token.
     except StaleTaskError:
         return Outcome(True, note="stale activity task dropped")

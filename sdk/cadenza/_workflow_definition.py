@@ -78,6 +78,11 @@ class WorkflowDefinition:
     queries: Mapping[str, QueryDefinition] = field(default_factory=dict)
 
     @property
+    def run_method(self) -> Callable[..., Any]:
+        """The (unbound) ``@workflow.run`` function."""
+        return getattr(self.cls, self.run_method_name)  # type: ignore[no-any-return]
+
+    @property
     def run_parameter_types(self) -> list[Any]:
         """Type hints of the run method's parameters (``self`` excluded), to decode input."""
         return self.run_signature.type_hints

@@ -18,7 +18,7 @@ from cadenza.error import (
     WorkflowExecutionTerminatedError,
 )
 
-from .workflows import reg
+from .workflows import MultipleActivities, reg
 
 START = {"execution_start_to_close_timeout": timedelta(seconds=30)}
 WAIT = timedelta(seconds=30)

@@ -88,15 +88,10 @@ def test_visibility_table_keys_and_listing_index(sam: dict[str, Any]) -> None:
     assert index["Projection"] == {"ProjectionType": "ALL"}
 
 
-def test_timer_queue_redrives_to_a_dead_letter_queue(sam: dict[str, Any]) -> None:
-    queue = sam["Resources"]["TimerQueue"]["Properties"]
-    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
-        "Fn::GetAtt": ["TimerDeadLetterQueue", "Arn"]
-    }
-    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
-    # Visibility must outlast the function timeout or a batch is handed out twice.
-    assert queue["VisibilityTimeout"] >= sam["Globals"]["Function"]["Timeout"]
-    assert "FifoQueue" not in queue
+def test_tables_survive_stack_deletion(sam: dict[str, Any]) -> None:
+    for name in ("HistoryTable", "VisibilityTable"):
+        assert sam["Resources"][name]["DeletionPolicy"] == "Retain"
+        assert sam["Resources"][name]["UpdateReplacePolicy"] == "Retain"
 
 
 def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any]) -> None:
@@ -108,20 +103,20 @@ def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any])
     assert variables["CADENZA_VISIBILITY_TABLE"] == {"Ref": "VisibilityTable"}
     assert variables["CADENZA_QUEUE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}"}
     assert variables["CADENZA_TASK_TOKEN_SECRET"] == {"Ref": "TaskTokenSecret"}
-    assert variables["POWERTOOLS_SERVICE_NAME"] == "cadenza"
+    assert variables["POWERTOOLS_SERVICE_NAME"]
     assert sam["Parameters"]["TaskTokenSecret"]["NoEcho"] is True
 
 
 @pytest.mark.parametrize(
     ("function", "handler"),
-    [("ApiFunction", "api/app.handler"), ("StreamFunction", "stream/app.handler"),
-     ("TimerFunction", "timer/app.handler")],
+    [("ApiFunction", "api/app.handler"), ("StreamFunction", "stream/app.handler")],
 )
 def test_handlers_point_into_functions(sam: dict[str, Any], function: str, handler: str) -> None:
     props = sam["Resources"][function]["Properties"]
     assert props["Handler"] == handler
     code_uri = props.get("CodeUri", sam["Globals"]["Function"]["CodeUri"])
     assert (REPO_ROOT / code_uri).resolve() == REPO_ROOT / "functions"
+    assert (REPO_ROOT / code_uri / handler.rsplit(".", 1)[0]).with_suffix(".py").is_file()
 
 
 def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
@@ -139,12 +134,8 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
     assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert stream["MaximumRetryAttempts"] == 10
     assert stream["BisectBatchOnFunctionError"] is True
-
-    timers = mappings["TimerFunctionTimers"]
-    assert timers["EventSourceArn"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
-    assert timers["FunctionName"] == {"Ref": "TimerFunction"}
-    assert timers["BatchSize"] == 10
-    assert timers["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
 
     api = resources["ServerlessHttpApi"]
     assert api["Type"] == "AWS::ApiGatewayV2::Api"
@@ -155,7 +146,7 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
         assert integration["payloadFormatVersion"] == "2.0"
         assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
 
-    for name in ("ApiFunction", "StreamFunction", "TimerFunction"):
+    for name in ("ApiFunction", "StreamFunction"):
         function = resources[name]
         assert function["Type"] == "AWS::Lambda::Function"
         assert function["Properties"]["Runtime"] == "python3.12"
@@ -164,7 +155,7 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
 
 def test_functions_may_use_every_queue_of_the_stack(translated: dict[str, Any]) -> None:
     """Task-list queues are created at run time, so access is granted by name prefix."""
-    for name in ("ApiFunctionRole", "StreamFunctionRole", "TimerFunctionRole"):
+    for name in ("ApiFunctionRole", "StreamFunctionRole"):
         policies = json.dumps(translated["Resources"][name]["Properties"]["Policies"])
         assert "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-*" in policies
         assert "HistoryTable" in policies and "VisibilityTable" in policies
@@ -177,4 +168,4 @@ def test_outputs(sam: dict[str, Any]) -> None:
     }
     assert outputs["HistoryTableName"]["Value"] == {"Ref": "HistoryTable"}
     assert outputs["VisibilityTableName"]["Value"] == {"Ref": "VisibilityTable"}
-    assert outputs["TimerQueueUrl"]["Value"] == {"Ref": "TimerQueue"}
+    assert outputs["QueuePrefix"]["Value"] == {"Fn::Sub": "${AWS::StackName}"}

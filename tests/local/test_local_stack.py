@@ -142,12 +142,15 @@ def test_functions_must_agree_on_shared_environment() -> None:
 def test_the_real_template_describes_the_engine_stack() -> None:
     described = describe_stack(REPO_ROOT / "template.yaml")
     assert {t.logical_id for t in described.tables} == {"HistoryTable", "VisibilityTable"}
-    assert {f.logical_id for f in described.functions} == {
-        "ApiFunction", "StreamFunction", "TimerFunction"}
+    assert {"ApiFunction", "StreamFunction"} <= {f.logical_id for f in described.functions}
     env = merged_environment(described.functions)  # one process locally: must agree
-    for key in ("CADENZA_HISTORY_TABLE", "CADENZA_VISIBILITY_TABLE", "CADENZA_QUEUE_PREFIX",
-                "CADENZA_TASK_TOKEN_SECRET", "CADENZA_TIMER_QUEUE_URL"):
-        assert env[key]
+    assert env["CADENZA_HISTORY_TABLE"] == "cadenza-local-HistoryTable"
+    assert env["CADENZA_VISIBILITY_TABLE"] == "cadenza-local-VisibilityTable"
+    assert env["CADENZA_QUEUE_PREFIX"] == "cadenza-local"
+    assert len(env["CADENZA_TASK_TOKEN_SECRET"]) >= 32
+    (stream,) = described.function("StreamFunction").events
+    assert isinstance(stream, DynamoStreamSource) and stream.table == "HistoryTable"
+    assert stream.on_failure_queue == "StreamFailureQueue"
     assert described.function("ApiFunction").handler_file == REPO_ROOT / "functions/api/app.py"
     assert REPO_ROOT / "sdk" in described.function("ApiFunction").layer_paths
 

@@ -11,8 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cadenza import activity
-from cadenza._activity_executor import ActivityOutcome, ActivityTaskInput, execute_activity_task
+from cadenza._activity_executor import (
+    ActivityOutcome,
+    ActivityTaskInput,
+    execute_activity_task,
+    run_local_activity,
+)
+from cadenza.core.retry import RetryPolicy
 from cadenza.error import ActivityCancelledError, StaleTaskError
+from cadenza.replay import LocalActivityRequest
 
 SCHEDULED = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -366,3 +373,76 @@ async def test_worker_cancellation_propagates() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         await run
+
+
+# --- local activities ----------------------------------------------------------------------------
+
+
+def local_request(
+    definition: object, input: str | None = None, **overrides: object
+) -> LocalActivityRequest:
+    fields: dict[str, object] = {
+        "activity_id": "0",
+        "activity_type": getattr(definition, "name", "x"),
+        "definition": definition,
+        "input": input,
+        "schedule_to_close_timeout": timedelta(seconds=30),
+        "retry_policy": None,
+        "workflow_id": "wf",
+        "run_id": "run",
+        "workflow_type": "Wf",
+        "domain": "default",
+        "task_list": "tl",
+    }
+    fields.update(overrides)
+    return LocalActivityRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_local_activity_retries_per_policy() -> None:
+    attempts: list[int] = []
+    sleeps: list[float] = []
+
+    @activity.defn
+    def flaky(n: int) -> int:
+        attempts.append(activity.info().attempt)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return n
+
+    outcome = run_local_activity(
+        local_request(flaky, "7", retry_policy=RetryPolicy(maximum_attempts=5)),
+        sleep=sleeps.append,
+    )
+
+    assert outcome == ActivityOutcome(kind="completed", result="7")
+    assert attempts == [0, 1, 2]
+    assert sleeps == [1.0, 2.0]
+
+
+def test_local_activity_non_retryable_reason_is_not_retried() -> None:
+    @activity.defn
+    def broken() -> None:
+        raise ValueError("bad")
+
+    policy = RetryPolicy(maximum_attempts=5, non_retryable_error_reasons=("ValueError",))
+    outcome = run_local_activity(local_request(broken, retry_policy=policy), sleep=pytest.fail)
+
+    assert (outcome.kind, outcome.reason) == ("failed", "ValueError")
+
+
+def test_local_activity_times_out_from_inside_a_running_loop() -> None:
+    @activity.defn
+    async def stuck() -> None:
+        await asyncio.sleep(10)
+
+    async def caller() -> ActivityOutcome:
+        # A running loop in the calling thread does not get in the way.
+        return run_local_activity(
+            local_request(stuck, schedule_to_close_timeout=timedelta(seconds=0.2))
+        )
+
+    outcome = asyncio.run(caller())
+
+    assert outcome.kind == "failed"
+    assert outcome.timeout_type == "SCHEDULE_TO_CLOSE"
+    assert outcome.reason == "cadenceInternal:Timeout SCHEDULE_TO_CLOSE"

@@ -2,8 +2,9 @@
 
 FIFO queues because a task's key is its MessageDeduplicationId: the copy the stream redrive sends
 after the direct send is dropped by SQS itself, so a redrive costs one SendMessage and no extra
-decision or activity execution. Decision tasks of one run share a message group (one at a time,
-in order); every activity task is its own group so activities of a run run in parallel.
+decision or activity execution. Every task is its own message group: ordering is not what the
+queue is for (a run's state allows one pending decision task at a time already), and a task in
+flight must never hold back the next one.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class SqsTaskLists:
                         {
                             "Id": str(index),
                             "MessageBody": message.body,
-                            "MessageGroupId": _group(message.task),
+                            "MessageGroupId": message.task.key,
                             "MessageDeduplicationId": message.task.key,
                         }
                         for index, message in enumerate(chunk)
@@ -169,8 +170,3 @@ class SqsTaskLists:
             VisibilityTimeout=max(0, min(delay_seconds, 43_200)),
         )
 
-
-def _group(task: Task) -> str:
-    if task.kind is TaskKind.DECISION:
-        return task.run_id
-    return task.key

@@ -173,10 +173,20 @@ def history_table(events: Sequence[HistoryEvent], *, title: str = "history") -> 
     table.add_column("event")
     table.add_column("attributes", overflow="fold")
     for event in events:
-        attributes = {k: v for k, v in event.attributes.items() if v not in (None, "", {}, [])}
+        attributes = {
+            k: _short(v) for k, v in event.attributes.items() if v not in (None, "", {}, [])
+        }
         table.add_row(str(event.event_id), event.timestamp.strftime("%H:%M:%S.%f")[:-3],
                       str(event.event_type), json.dumps(attributes))
     return table
+
+
+def _short(value: Any, limit: int = 80) -> Any:
+    """Long payloads (stack traces, big inputs) cut to their first line and ``limit`` characters."""
+    if not isinstance(value, str):
+        return value
+    first = value.splitlines()[0] if value else value
+    return first if len(first) <= limit and first == value else first[:limit] + " …"
 
 
 def runs_table(runs: Sequence[WorkflowExecutionInfo]) -> Table:

@@ -95,6 +95,12 @@ _SIGNAL_EXTERNAL_EVENTS = frozenset(
 )
 _BUILTIN_QUERY_TYPES = "__query_types"
 
+#: Timeouts of an activity whose options give neither schedule_to_close nor start_to_close.
+DEFAULT_ACTIVITY_TIMEOUTS: Mapping[str, timedelta] = {
+    "schedule_to_close_timeout": timedelta(hours=1),
+    "schedule_to_start_timeout": timedelta(seconds=10),
+}
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocalActivityRequest:
@@ -600,23 +606,24 @@ class WorkflowInstance(WorkflowContext):
             raise TypeError(
                 f"unknown activity options {unknown}; known: {sorted(_ACTIVITY_OPTIONS)}"
             )
+        if not options.get("schedule_to_close_timeout") and not options.get(
+            "start_to_close_timeout"
+        ):
+            # The Cadence Python client's defaults, so workflows written for it run unchanged.
+            options = {**DEFAULT_ACTIVITY_TIMEOUTS, **options}
         schedule_to_close = _seconds(
             options.get("schedule_to_close_timeout"), "schedule_to_close_timeout"
         )
         start_to_close = _seconds(options.get("start_to_close_timeout"), "start_to_close_timeout")
-        if schedule_to_close is None and start_to_close is None:
-            raise ValueError(
-                f"activity {activity_type!r} needs a schedule_to_close_timeout or a "
-                "start_to_close_timeout"
-            )
         retry_policy = RetryPolicy.from_value(options.get("retry_policy"))
         activity_id = options.get("activity_id")
         if not activity_id:
             activity_id = str(self._activity_seq)
             self._activity_seq += 1
         activity_id = str(activity_id)
-        if activity_id in self._activities:
-            raise ValueError(f"activity id {activity_id!r} is already used in this run")
+        existing = self._activities.get(activity_id)
+        if existing is not None and not existing.future.done():
+            raise ValueError(f"activity id {activity_id!r} is already in use in this run")
         if result_type is None and self._lookup_activity is not None:
             definition = self._lookup_activity(activity_type)
             result_type = getattr(definition, "result_type", None)

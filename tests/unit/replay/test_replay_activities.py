@@ -456,3 +456,42 @@ def test_invalid_options_fail_the_workflow(options: dict[str, object]) -> None:
 
     assert types(decisions) == [DecisionType.FailWorkflowExecution]
     assert decisions[0].get("reason") in {"ValueError", "BadRequestError"}
+
+
+def test_explicit_activity_id_in_use_is_refused_but_reusable_once_closed() -> None:
+    @workflow.defn
+    class Wf:
+        @workflow.run
+        async def run(self) -> str:
+            first = asyncio.create_task(
+                workflow.execute_activity("a", str, activity_id="x", start_to_close_timeout=T)
+            )
+            await asyncio.sleep(0)
+            try:
+                await workflow.execute_activity("b", str, activity_id="x", start_to_close_timeout=T)
+            except ValueError as error:
+                refused = str(error)
+            result = await first
+            again = await workflow.execute_activity(
+                "c", str, activity_id="x", start_to_close_timeout=T
+            )
+            return f"{refused}|{result}|{again}"
+
+    definition = WorkflowDefinition.of(Wf)
+    builder = HistoryBuilder()
+    assert [d.get("activity_type") for d in builder.decide(definition)] == ["a"]
+    builder.complete_activity("x", '"A"')
+    assert [d.get("activity_type") for d in builder.decide(definition)] == ["c"]
+    scheduled_c = builder.events[-1].event_id
+    started = builder.add("ActivityTaskStarted", scheduled_event_id=scheduled_c, attempt=0)
+    builder.add(
+        "ActivityTaskCompleted",
+        scheduled_event_id=scheduled_c,
+        started_event_id=started,
+        result='"C"',
+    )
+    builder.schedule_decision()
+
+    final = builder.decide(definition)
+    assert final[0].get("result") == "\"activity id 'x' is already in use in this run|A|C\""
+    assert builder.run(definition).decisions == ()
