@@ -7,7 +7,6 @@ the same connection for history reads and task completions.
 
 from __future__ import annotations
 
-
 import os
 import re
 import socket

@@ -36,7 +36,7 @@ def lambda_handler(
     backend: WorkerBackend | None = None,
     domain: str = "default",
     converter: DataConverter | None = None,
-) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+) -> Callable[[dict[str, Any], Any], Any]:
     codec = converter or DefaultDataConverter()
     state: dict[str, WorkerBackend] = {}
 
@@ -64,7 +64,7 @@ def lambda_handler(
         if not outcome.done:
             raise TaskRetryLaterError(outcome.note or "retry later")
 
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: Any) -> Any:
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

@@ -87,12 +87,13 @@ class Worker:
         if self._queues is not None:
             return
         info = await self._client.cluster_info()
-        credentials: dict[str, str] = {}
-        if info.get("emulated"):
-            session = boto3.session.Session()
-            if session.get_credentials() is None:
-                credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        sqs = boto3.client(
+        session = boto3.session.Session()
+        if info.get("emulated") and session.get_credentials() is None:
+            # An emulator takes any credentials; a laptop may have none configured.
+            session = boto3.session.Session(
+                aws_access_key_id="local", aws_secret_access_key="local"
+            )
+        sqs = session.client(
             "sqs",
             region_name=info["region"],
             endpoint_url=info.get("sqs_endpoint_url"),
@@ -101,7 +102,6 @@ class Worker:
                 read_timeout=self._options.poll_wait_seconds + 10,
                 max_pool_connections=20,
             ),
-            **credentials,
         )
         self._queues = SqsTaskLists(client=sqs, prefix=info["queue_prefix"])
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cadenza-poll")
@@ -138,7 +138,7 @@ class Worker:
             await asyncio.gather(self._runner, return_exceptions=True)
             self._runner = None
         if self._in_flight:
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 self._in_flight, timeout=self._options.shutdown_timeout_seconds
             )
             for task in pending:
@@ -156,13 +156,9 @@ class Worker:
             if kind is TaskKind.DECISION
             else self._options.max_concurrent_activity_tasks
         )
-        slots = asyncio.Semaphore(limit)
+        capacity = _Capacity(limit)
         while not self._stopping.is_set():
-            await slots.acquire()
-            free = 1
-            while free < min(limit, 10) and slots._value > 0:  # take what is free, up to 10
-                await slots.acquire()
-                free += 1
+            free = await capacity.take_up_to(10)  # one SQS receive returns at most 10
             try:
                 messages = await self._blocking(
                     queues.receive,
@@ -177,25 +173,23 @@ class Worker:
                 raise
             except Exception:
                 logger.exception("polling %s tasks of %s failed", kind, self._task_list)
-                for _ in range(free):
-                    slots.release()
+                capacity.give_back(free)
                 await asyncio.sleep(1)
                 continue
-            for _ in range(free - len(messages)):
-                slots.release()
+            capacity.give_back(free - len(messages))
             if self._stopping.is_set():
                 # Received while stopping: hand them straight back instead of hiding them.
                 for message in messages:
                     with contextlib.suppress(Exception):
                         await self._blocking(queues.retry_later, message, 0)
-                    slots.release()
+                capacity.give_back(len(messages))
                 return
             for message in messages:
-                task = asyncio.create_task(self._handle(kind, message, slots))
+                task = asyncio.create_task(self._handle(kind, message, capacity))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
 
-    async def _handle(self, kind: TaskKind, message: ReceivedMessage, slots: asyncio.Semaphore) \
+    async def _handle(self, kind: TaskKind, message: ReceivedMessage, capacity: _Capacity) \
             -> None:
         assert self._queues is not None
         queues = self._queues
@@ -223,7 +217,7 @@ class Worker:
         finally:
             if keeper is not None:
                 keeper.cancel()
-            slots.release()
+            capacity.give_back(1)
 
     async def _finish(self, queues: SqsTaskLists, message: ReceivedMessage, outcome: Outcome) \
             -> None:
@@ -244,3 +238,25 @@ class Worker:
                 await self._blocking(
                     self._queues.retry_later, message, self._options.visibility_timeout_seconds
                 )
+
+
+class _Capacity:
+    """How many more tasks a poller may hold; polling waits while there is no room."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def take_up_to(self, most: int) -> int:
+        while self._free <= 0:
+            self._room.clear()
+            await self._room.wait()
+        taken = min(most, self._free)
+        self._free -= taken
+        return taken
+
+    def give_back(self, count: int) -> None:
+        if count > 0:
+            self._free += count
+            self._room.set()

@@ -22,7 +22,9 @@ from cadenza.core import (
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def start_run(store: DynamoHistoryStore, workflow_id: str = "w1", run_id: str = "r1") -> core.RunState:
+def start_run(
+    store: DynamoHistoryStore, workflow_id: str = "w1", run_id: str = "r1"
+) -> core.RunState:
     transition = core.start(StartWorkflow(
         domain="default", workflow_id=workflow_id, run_id=run_id, workflow_type="T",
         task_list="tl", input=None, execution_start_to_close_timeout_seconds=600,

@@ -59,6 +59,7 @@ class _Batch:
         self.tasks: list[Task] = []
 
     def add(self, event_type: EventType, *, at: datetime | None = None, **attributes: Any) -> int:
+        """Append an event; ``at`` overrides the commit time (the worker's start of a task)."""
         event_id = self.state.next_event_id
         self.events.append(HistoryEvent(event_id, event_type, at or self.now, attributes))
         self.state = self.state.with_changes(next_event_id=event_id + 1)
@@ -387,7 +388,7 @@ def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> None:
     kind = item.decision_type
     if kind is DecisionType.ScheduleActivityTask:
         attributes = item.attributes
-        timeouts = _activity_timeouts(state, attributes)
+        timeouts: dict[str, Any] = dict(_activity_timeouts(state, attributes))
         task_list = str(attributes.get("task_list") or state.task_list)
         activity_id = str(attributes["activity_id"])
         activity_type = str(attributes["activity_type"])

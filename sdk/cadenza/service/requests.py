@@ -144,7 +144,7 @@ def parse_decisions(value: Any) -> tuple[Decision, ...]:
         if not isinstance(item, Mapping):
             raise BadRequestError(f"decision {index} must be an object", field="decisions")
         try:
-            kind = DecisionType(item.get("decision_type"))
+            kind = DecisionType(str(item.get("decision_type")))
         except ValueError as error:
             raise BadRequestError(
                 f"decision {index} has unknown decision_type {item.get('decision_type')!r}",

@@ -108,7 +108,7 @@ def test_explicit_task_list_and_activity_id_and_unset_timeouts_are_none() -> Non
     assert decision.get("retry_policy") is None
 
 
-def test_missing_timeouts_fail_the_workflow_with_a_clear_error() -> None:
+def test_missing_timeouts_take_the_cadence_client_defaults() -> None:
     @workflow.defn
     class Wf:
         @workflow.run
@@ -117,9 +117,9 @@ def test_missing_timeouts_fail_the_workflow_with_a_clear_error() -> None:
 
     decisions = HistoryBuilder().decide(WorkflowDefinition.of(Wf))
 
-    assert types(decisions) == [DecisionType.FailWorkflowExecution]
-    assert decisions[0].get("reason") == "ValueError"
-    assert "schedule_to_close_timeout or a start_to_close_timeout" in decisions[0].get("details")
+    assert types(decisions) == [DecisionType.ScheduleActivityTask]
+    assert decisions[0].get("schedule_to_close_timeout_seconds") == 3600
+    assert decisions[0].get("schedule_to_start_timeout_seconds") == 10
 
 
 def test_sequential_activities_with_dataclass_input_and_result() -> None:
