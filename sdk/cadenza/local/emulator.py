@@ -15,7 +15,6 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -293,7 +292,3 @@ class Emulator:
             backend.shard_iterators.pop(iterator, None)
         except Exception:  # pragma: no cover - moto internals moved; only memory is at stake
             return
-
-    def describe(self) -> Mapping[str, Any]:
-        """Where the emulator listens, for logs and ``cadenza dev``'s banner."""
-        return {"endpoint_url": self.endpoint_url, "region": self.region}
