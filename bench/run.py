@@ -68,7 +68,7 @@ BILLED_ELSEWHERE = {"dynamodbstreams"}  # stream reads by Lambda's event source 
 async def per_workflow(stack: LocalStack, meter: Meter, runs: int) -> tuple[Counter[str], int]:
     task_list = f"bench-{uuid.uuid4().hex[:6]}"
     async with Client(target=stack.api_url) as client, Worker(
-        client, task_list, registry, poll_wait_seconds=20
+        client, task_list, registry
     ):
         warm = await client.start_workflow(OneActivity, 0, task_list=task_list,
                                            execution_start_to_close_timeout=TIMEOUT)
@@ -95,7 +95,7 @@ async def _history_length(stack: LocalStack, workflow_id: str) -> int:
 async def latency(stack: LocalStack, runs: int, concurrency: int) -> dict[str, float]:
     task_list = f"lat-{uuid.uuid4().hex[:6]}"
     async with Client(target=stack.api_url) as client, Worker(
-        client, task_list, registry, poll_wait_seconds=5,
+        client, task_list, registry,
         max_concurrent_activity_tasks=concurrency, max_concurrent_decision_tasks=concurrency,
     ):
         gate = asyncio.Semaphore(concurrency)

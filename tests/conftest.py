@@ -11,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from cadenza.aws.settings import AwsSettings
+from cadenza.local.fidelity import apply_sqs_fifo_deduplication
 
 # Never let a test reach a real account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -21,6 +22,7 @@ os.environ.pop("AWS_PROFILE", None)
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    apply_sqs_fifo_deduplication()  # as the local stack does: moto then dedups like AWS
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -29,7 +29,7 @@ console = Console()
 
 async def run_orders(address: str) -> int:
     client = Client(domain="default", target=address)
-    async with client, Worker(client, "orders", registry, poll_wait_seconds=2):
+    async with client, Worker(client, "orders", registry):
         orders = [
             Order(f"o-{uuid.uuid4().hex[:6]}", "book-42", 2, 4_200, "4242424242424242"),
             Order(f"o-{uuid.uuid4().hex[:6]}", "lamp-7", 1, 9_900, "0000000000000002"),

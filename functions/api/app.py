@@ -6,6 +6,7 @@ client turns back into the same exception classes.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -33,7 +34,7 @@ WORKFLOW = "/api/v1/domains/<domain>/workflows/<workflow_id>"
 def _body() -> dict[str, Any]:
     try:
         body = app.current_event.json_body if app.current_event.body else {}
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
         raise BadRequestError("request body is not valid JSON", field="body") from error
     if not isinstance(body, dict):
         raise BadRequestError("request body must be a JSON object", field="body")
@@ -47,16 +48,23 @@ def _query(name: str, default: str = "") -> str:
 def _number(name: str, default: float) -> float:
     text = _query(name)
     try:
-        return float(text) if text else default
+        value = float(text) if text else default
     except ValueError as error:
         raise BadRequestError(f"{name} must be a number", field=name) from error
+    if not math.isfinite(value):  # float() accepts "nan" and "inf"; int() of them raises
+        raise BadRequestError(f"{name} must be a finite number", field=name)
+    return value
 
 
 def _started_at(body: dict[str, Any]) -> datetime:
+    text = required_string(body, "started_at")
     try:
-        return datetime.fromisoformat(required_string(body, "started_at"))
+        moment = datetime.fromisoformat(text)
     except ValueError as error:
         raise BadRequestError("started_at must be an ISO 8601 time", field="started_at") from error
+    if moment.tzinfo is None:  # the engine compares it with aware times
+        raise BadRequestError("started_at must include a UTC offset", field="started_at")
+    return moment
 
 
 @app.get("/api/v1/cluster")
@@ -197,6 +205,7 @@ def not_found(_: Exception) -> Response:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = app.resolve(event, context)
-    status = int(response.get("statusCode", 500))
-    metrics.add_metric(name=f"Http{status // 100}xx", unit=MetricUnit.Count, value=1)
+    if int(response.get("statusCode", 500)) >= 500:
+        # Only failures are counted: an alarm wants them, and every metric is a log line.
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
     return response

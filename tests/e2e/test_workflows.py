@@ -25,7 +25,7 @@ WAIT = timedelta(seconds=30)
 
 
 async def test_single_activity(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1) as worker:
+    async with Worker(client, task_list, reg) as worker:
         execution = await worker.client.start_workflow(
             "SingleActivity", "hello world", task_list=worker.task_list, **START)
         result = await client.get_workflow_result(execution.workflow_id, execution.run_id,
@@ -44,7 +44,7 @@ async def test_single_activity(client: Client, task_list: str) -> None:
 
 
 async def test_sequential_activities(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         execution = await client.start_workflow(MultipleActivities, "hello", task_list=task_list,
                                                 **START)
         assert await client.get_workflow_result(execution.workflow_id, timeout=WAIT) == "hello"
@@ -54,7 +54,7 @@ async def test_sequential_activities(client: Client, task_list: str) -> None:
 
 
 async def test_parallel_sync_and_async_activities(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         execution = await client.start_workflow("ParallelActivities", "quiet", task_list=task_list,
                                                 **START)
         result = await client.get_workflow_result(execution.workflow_id, result_type=list[str],
@@ -68,13 +68,13 @@ async def test_parallel_sync_and_async_activities(client: Client, task_list: str
 
 
 async def test_activity_by_name(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         execution = await client.start_workflow("ByName", "abc", task_list=task_list, **START)
         assert await client.get_workflow_result(execution.workflow_id, timeout=WAIT) == "ABC"
 
 
 async def test_failing_workflow_surfaces_as_typed_error(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         execution = await client.start_workflow("FailingWorkflow", 100, task_list=task_list,
                                                 **START)
         with pytest.raises(WorkflowExecutionFailedError) as caught:
@@ -103,7 +103,7 @@ async def test_duplicate_workflow_id_is_rejected(client: Client, task_list: str)
 
 
 async def test_terminate(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         execution = await client.start_workflow("WaitsForever", task_list=task_list, **START)
         await client.terminate_workflow(execution.workflow_id, reason="operator said so")
     with pytest.raises(WorkflowExecutionTerminatedError) as caught:
@@ -144,7 +144,7 @@ async def test_unknown_workflow_type_fails_decision_then_proceeds(
 ) -> None:
     execution = await client.start_workflow("SingleActivity", "late", task_list=task_list,
                                             **START)
-    async with Worker(client, task_list, Registry(), poll_wait_seconds=1):
+    async with Worker(client, task_list, Registry()):
         for _ in range(100):
             events = await client.get_workflow_history(execution.workflow_id)
             if any(e.event_type == "DecisionTaskFailed" for e in events):
@@ -153,13 +153,13 @@ async def test_unknown_workflow_type_fails_decision_then_proceeds(
     failed = next(e for e in events if e.event_type == "DecisionTaskFailed")
     assert "SingleActivity" in failed.attributes["details"]
     assert (await client.describe_workflow(execution.workflow_id)).status == "OPEN"
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         result = await client.get_workflow_result(execution.workflow_id, timeout=WAIT)
     assert result == "late"
 
 
 async def test_list_open_and_closed(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg, poll_wait_seconds=1):
+    async with Worker(client, task_list, reg):
         done = await client.start_workflow("SingleActivity", "x", task_list=task_list, **START)
         await client.get_workflow_result(done.workflow_id, timeout=WAIT)
     running = await client.start_workflow("WaitsForever", task_list=task_list, **START)

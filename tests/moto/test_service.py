@@ -215,6 +215,16 @@ def test_redrive_after_a_successful_dispatch_is_dropped_by_the_queue(
     assert len(drain(service, TaskKind.DECISION)) == 1
 
 
+def test_redrive_after_the_task_was_consumed_is_dropped_too(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    service.start_workflow(start_request())
+    assert len(drain(service, TaskKind.DECISION)) == 1  # received and deleted
+    for batch in stream_batches(aws_settings):
+        service.on_committed(batch)
+    assert drain(service, TaskKind.DECISION) == []  # SQS remembers the id for five minutes
+
+
 def test_unknown_workflow_is_entity_not_exists(service: WorkflowService) -> None:
     with pytest.raises(EntityNotExistsError):
         service.describe_workflow("default", "nope")

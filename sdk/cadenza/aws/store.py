@@ -142,7 +142,7 @@ class DynamoHistoryStore:
         page_token: str | None = None,
     ) -> tuple[list[HistoryEvent], str | None]:
         """Events of a run in order, at least ``page_size`` a page (whole batches)."""
-        start_key = _decode_token(page_token)
+        start_key = _decode_token(page_token, run_key(domain, workflow_id), run_id)
         events: list[HistoryEvent] = []
         last_sk: str | None = None
         results = self.model.query(
@@ -221,12 +221,21 @@ def _encode_token(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode_token(token: str | None) -> dict[str, Any] | None:
+def _decode_token(token: str | None, pk: str, run_id: str) -> dict[str, Any] | None:
+    """The start key a token names, if it is one this run's history handed out.
+
+    A token of another run or workflow (or a forged one) would make DynamoDB answer with another
+    run's events or fail the query; it is refused as a bad request instead.
+    """
     if not token:
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
         if not isinstance(key, dict) or set(key) != {"pk", "sk"}:
+            raise ValueError
+        sk = key["sk"]
+        if key["pk"] != {"S": pk} or not isinstance(sk, dict) or set(sk) != {"S"} \
+                or not isinstance(sk["S"], str) or not sk["S"].startswith(f"{run_id}#"):
             raise ValueError
         return key
     except ValueError as error:

@@ -88,7 +88,7 @@ class DynamoVisibilityStore:
             filter_condition=condition,
             scan_index_forward=False,
             limit=page_size,
-            last_evaluated_key=_decode(page_token),
+            last_evaluated_key=_decode(page_token, f"{domain}#{'OPEN' if open_runs else 'CLOSED'}"),
         )
         records = [
             VisibilityRecord(
@@ -112,13 +112,24 @@ def _encode(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
 
-def _decode(token: str | None) -> dict[str, Any] | None:
+def _decode(token: str | None, list_pk: str) -> dict[str, Any] | None:
+    """The start key a token names, if it is one this listing (domain and status) handed out."""
     if not token:
         return None
     try:
         value = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(value, dict) or set(value) != {"pk", "sk", "list_pk", "start_time"}:
+            raise ValueError
+        if value["list_pk"] != {"S": list_pk}:
+            raise ValueError
+        for name in ("pk", "sk"):
+            if not (isinstance(value[name], dict) and set(value[name]) == {"S"}
+                    and isinstance(value[name]["S"], str)):
+                raise ValueError
+        start = value["start_time"]
+        if not (isinstance(start, dict) and set(start) == {"N"} and isinstance(start["N"], str)):
+            raise ValueError
+        int(start["N"])
     except ValueError as error:
         raise BadRequestError("next_page_token is not valid", field="next_page_token") from error
-    if not isinstance(value, dict):
-        raise BadRequestError("next_page_token is not valid", field="next_page_token")
     return value

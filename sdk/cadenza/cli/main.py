@@ -12,11 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..client import Client, WorkflowExecutionInfo
 from ..core import HistoryEvent
-from ..error import CadenzaError, ServiceError, WorkflowFailure
+from ..error import BadRequestError, CadenzaError, ServiceError, WorkflowFailure
 
 DEFAULT_ADDRESS = os.environ.get("CADENZA_ADDRESS", "http://127.0.0.1:7933")
 
@@ -100,14 +102,14 @@ def _fail(args: argparse.Namespace, error: Exception, code: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps({"error": code, "message": str(error)}))
     else:
-        errors.print(f"[bold red]{code}[/]: {error}")
+        errors.print(f"[bold red]{escape(code)}[/]: {escape(str(error))}")
 
 
 async def _workflow(args: argparse.Namespace) -> int:
     async with Client(domain=args.domain, target=args.address) as client:
         action = args.action
         if action == "start":
-            values = [json.loads(text) for text in args.input]
+            values = [_json_input(text) for text in args.input]
             options: dict[str, Any] = {
                 "task_list": args.task_list,
                 "execution_start_to_close_timeout": timedelta(seconds=args.execution_timeout),
@@ -120,7 +122,8 @@ async def _workflow(args: argparse.Namespace) -> int:
                 options["workflow_id_reuse_policy"] = args.reuse_policy
             execution = await client.start_workflow(args.workflow_type, *values, **options)
             _out(args, {"workflow_id": execution.workflow_id, "run_id": execution.run_id},
-                 f"started [bold]{execution.workflow_id}[/] run [cyan]{execution.run_id}[/]")
+                 f"started [bold]{escape(execution.workflow_id)}[/] "
+                 f"run [cyan]{escape(execution.run_id)}[/]")
         elif action == "describe":
             info = await client.describe_workflow(args.workflow_id, args.run_id)
             if args.json:
@@ -137,10 +140,11 @@ async def _workflow(args: argparse.Namespace) -> int:
             timeout = args.timeout
             result = await client.get_workflow_result(args.workflow_id, args.run_id,
                                                       timeout=timeout)
-            _out(args, {"result": result}, f"result: {json.dumps(result)}")
+            _out(args, {"result": result}, f"result: {escape(json.dumps(result))}")
         elif action == "terminate":
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
-            _out(args, {"terminated": args.workflow_id}, f"terminated {args.workflow_id}")
+            _out(args, {"terminated": args.workflow_id},
+                 f"terminated {escape(args.workflow_id)}")
         elif action == "list":
             runs = await client.list_workflows(args.query, status=args.status,
                                                workflow_type=args.workflow_type,
@@ -152,7 +156,18 @@ async def _workflow(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_input(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise BadRequestError(
+            f"--input {text!r} is not JSON ({error}); quote a string as '\"text\"'",
+            field="input",
+        ) from None
+
+
 def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    """``data`` as JSON with --json, else ``text`` (rich markup: escape what it quotes)."""
     if args.json:
         print(json.dumps(data))
     else:
@@ -160,14 +175,16 @@ def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 
 
 def _describe(info: WorkflowExecutionInfo) -> None:
-    table = Table(show_header=False, title=f"{info.workflow_id}")
+    # Text, not str: ids and payloads are data, never rich markup ("[/]" would not print).
+    table = Table(show_header=False, title=Text(info.workflow_id))
     for key, value in info.raw.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+        table.add_row(Text(key),
+                      Text(json.dumps(value) if isinstance(value, dict | list) else str(value)))
     console.print(table)
 
 
 def history_table(events: Sequence[HistoryEvent], *, title: str = "history") -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title))
     table.add_column("id", justify="right")
     table.add_column("time")
     table.add_column("event")
@@ -177,7 +194,7 @@ def history_table(events: Sequence[HistoryEvent], *, title: str = "history") -> 
             k: _short(v) for k, v in event.attributes.items() if v not in (None, "", {}, [])
         }
         table.add_row(str(event.event_id), event.timestamp.strftime("%H:%M:%S.%f")[:-3],
-                      str(event.event_type), json.dumps(attributes))
+                      str(event.event_type), Text(json.dumps(attributes)))
     return table
 
 
@@ -194,7 +211,8 @@ def runs_table(runs: Sequence[WorkflowExecutionInfo]) -> Table:
     for column in ("workflow id", "run id", "type", "status", "started", "closed"):
         table.add_column(column)
     for run in runs:
-        table.add_row(run.workflow_id, run.run_id, run.workflow_type, run.status,
+        table.add_row(Text(run.workflow_id), Text(run.run_id), Text(run.workflow_type),
+                      run.status,
                       run.start_time.isoformat(timespec="seconds"),
                       run.close_time.isoformat(timespec="seconds") if run.close_time else "")
     return table

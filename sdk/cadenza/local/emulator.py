@@ -27,6 +27,7 @@ from moto.server import (
 )
 from werkzeug.serving import make_server
 
+from cadenza.local.fidelity import apply_sqs_fifo_deduplication
 from cadenza.local.errors import LocalStackError, PortInUseError
 from cadenza.local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, StackDescription
 
@@ -127,6 +128,7 @@ class Emulator:
             werkzeug_log.setLevel(logging.WARNING)
         if self._requested_port:
             _check_port_free(self.host, self._requested_port)
+        apply_sqs_fifo_deduplication()
         server = _MotoServer(self.host, self._requested_port)
         server.start()
         if server.error is not None:

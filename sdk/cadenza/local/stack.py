@@ -286,8 +286,6 @@ class LocalStack:
             "AWS_REGION": self.region,
             # No X-Ray daemon locally: the functions have Tracing: Active in AWS only.
             "POWERTOOLS_TRACE_DISABLED": "true",
-            # Metrics go to CloudWatch (EMF) in AWS; locally they would only flood stdout.
-            "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
         }
 

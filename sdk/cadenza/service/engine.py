@@ -206,6 +206,10 @@ class WorkflowService:
         events, token = self.store.history_pages(
             domain, workflow_id, state.run_id, page_size=page_size, page_token=page_token
         )
+        if token is not None and events and events[-1].event_id >= state.next_event_id - 1:
+            # The page ends with the last event the state knows of: a token would only lead
+            # to an empty page (one more billed request for every reader).
+            token = None
         return state.run_id, events, token
 
     def get_result(
@@ -219,10 +223,10 @@ class WorkflowService:
 
     def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
         deadline = time.monotonic() + min(wait_seconds, MAX_WAIT_SECONDS)
-        delay = 0.05
+        delay = 0.1
         while state.is_open and time.monotonic() < deadline:
             self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 0.5)
+            delay = min(delay * 1.5, 1.0)
             state = self.latest(state.domain, state.workflow_id, state.run_id).state
         return state
 

@@ -5,6 +5,7 @@ The HTTP API and in-process callers both build these, so validation lives in one
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from ..core.decisions import DecisionType
 from ..error import BadRequestError
 
 _DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+#: Longest timeout accepted, in seconds: Cadence's int32 seconds (about 68 years). Larger values
+#: (and NaN or infinity, which JSON parsers accept) would overflow DynamoDB numbers and timers.
+MAX_TIMEOUT_SECONDS = 2**31 - 1
 
 
 class ReusePolicy(StrEnum):
@@ -72,8 +76,13 @@ def _seconds(data: Mapping[str, Any], name: str, *, required: bool = False,
         if required:
             raise BadRequestError(f"{name} is required", field=name)
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadRequestError(f"{name} must be a number of seconds", field=name)
+    if value > MAX_TIMEOUT_SECONDS:
+        raise BadRequestError(
+            f"{name} must be at most {MAX_TIMEOUT_SECONDS} seconds", field=name,
+            limit=MAX_TIMEOUT_SECONDS,
+        )
     if value <= 0:
         raise BadRequestError(f"{name} must be greater than 0", field=name)
     return max(1, round(value))
@@ -109,6 +118,7 @@ class StartWorkflowRequest:
     def from_dict(cls, domain: str, data: Mapping[str, Any]) -> StartWorkflowRequest:
         if not isinstance(data, Mapping):
             raise BadRequestError("request body must be a JSON object", field="body")
+        domain = check_domain(domain)  # the path first: its error is the one to report
         execution = _seconds(data, "execution_start_to_close_timeout_seconds", required=True)
         task = _seconds(data, "task_start_to_close_timeout_seconds", default=10)
         assert execution is not None and task is not None
@@ -118,7 +128,7 @@ class StartWorkflowRequest:
                 field="delay_start_seconds" if data.get("delay_start_seconds") else "cron_schedule",
             )
         return cls(
-            domain=check_domain(domain),
+            domain=domain,
             workflow_id=_string(data, "workflow_id"),
             workflow_type=_string(data, "workflow_type"),
             task_list=_string(data, "task_list"),

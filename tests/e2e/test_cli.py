@@ -1,0 +1,220 @@
+"""The ``cadenza workflow`` commands, run in-process against the local stack with a live worker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cadenza import Client, Worker
+from cadenza.cli import main
+from cadenza.local import LocalStack
+
+from .workflows import reg
+
+
+@pytest.fixture
+def worker(local_stack: LocalStack, task_list: str) -> Iterator[str]:
+    """A Worker of the sample registry on the test's own task list, in a thread of its own
+    (the CLI runs its own event loop with asyncio.run)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def serve() -> None:
+        async with Client(domain="default", target=local_stack.api_url) as client, \
+                Worker(client, task_list, reg, poll_wait_seconds=1):
+            ready.set()
+            await stop.wait()
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(serve())
+        except BaseException as error:  # pragma: no cover - reported below
+            failure.append(error)
+            ready.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=run, name="cli-test-worker", daemon=True)
+    thread.start()
+    assert ready.wait(15), "worker did not start"
+    assert not failure, failure
+    try:
+        yield task_list
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+
+
+class Cli:
+    def __init__(self, address: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.address = address
+        self.capsys = capsys
+
+    def run(self, *argv: str) -> tuple[int, str, str]:
+        self.capsys.readouterr()  # drop anything printed before
+        code = main([*argv, "--address", self.address])
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def json(self, *argv: str) -> Any:
+        code, out, err = self.run(*argv, "--json")
+        assert code == 0, (out, err)
+        return json.loads(out)
+
+
+@pytest.fixture
+def cli(local_stack: LocalStack, capsys: pytest.CaptureFixture[str]) -> Cli:
+    return Cli(local_stack.api_url, capsys)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def test_start_result_describe_show_list(cli: Cli, worker: str) -> None:
+    workflow_id = unique("cli")
+    started = cli.json("workflow", "start", "SingleActivity", "--task-list", worker,
+                       "--execution-timeout", "30", "-i", '"hi"', "--workflow-id", workflow_id)
+    assert started["workflow_id"] == workflow_id and started["run_id"]
+
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {"result": "hi"}
+
+    described = cli.json("workflow", "describe", workflow_id)
+    assert described["workflow_id"] == workflow_id
+    assert described["run_id"] == started["run_id"]
+    assert described["workflow_type"] == "SingleActivity"
+    assert described["task_list"] == worker
+    assert described["status"] == "COMPLETED"
+
+    events = cli.json("workflow", "show", workflow_id, "--run-id", started["run_id"])
+    assert [e["event_id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event_type"] == "WorkflowExecutionStarted"
+    assert events[0]["attributes"]["input"] == '"hi"'
+    assert events[-1]["event_type"] == "WorkflowExecutionCompleted"
+    assert events[-1]["attributes"]["result"] == '"hi"'
+    assert described["history_length"] == len(events)
+
+    # Listing reads visibility records, which the history stream writes a moment later.
+    deadline = time.monotonic() + 15
+    while True:
+        listed = cli.json("workflow", "list")
+        mine = [r for r in listed if r["workflow_id"] == workflow_id]
+        if mine and mine[0]["status"] == "COMPLETED" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert [(r["run_id"], r["status"], r["workflow_type"]) for r in mine] == [
+        (started["run_id"], "COMPLETED", "SingleActivity")]
+    closed = cli.json("workflow", "list", "--status", "closed", "--type", "SingleActivity")
+    assert started["run_id"] in {r["run_id"] for r in closed}
+    assert all(r["workflow_type"] == "SingleActivity" for r in closed)
+    by_query = cli.json("workflow", "list", "-q", f"WorkflowID = '{workflow_id}'")
+    assert [r["run_id"] for r in by_query] == [started["run_id"]]
+
+
+def test_rich_output_names_the_events(cli: Cli, worker: str) -> None:
+    workflow_id = unique("rich")
+    code, out, _ = cli.run("workflow", "start", "SingleActivity", "--tl", worker,
+                           "--execution-timeout", "30", "-i", '"shown"', "--wid", workflow_id)
+    assert code == 0 and workflow_id in out
+    code, out, _ = cli.run("workflow", "result", workflow_id, "--timeout", "30")
+    assert code == 0 and '"shown"' in out
+
+    code, out, _ = cli.run("workflow", "show", workflow_id)
+    assert code == 0
+    for name in ("WorkflowExecutionStarted", "DecisionTaskScheduled", "ActivityTaskScheduled",
+                 "ActivityTaskCompleted", "WorkflowExecutionCompleted"):
+        assert name in out, out
+    code, out, _ = cli.run("workflow", "describe", workflow_id)
+    assert code == 0 and "COMPLETED" in out and "SingleActivity" in out
+
+
+def test_terminate_then_describe_shows_terminated(cli: Cli, worker: str) -> None:
+    workflow_id = unique("forever")
+    started = cli.json("workflow", "start", "WaitsForever", "--task-list", worker,
+                       "--execution-timeout", "60", "--workflow-id", workflow_id)
+    assert cli.json("workflow", "describe", workflow_id)["status"] == "OPEN"
+
+    answer = cli.json("workflow", "terminate", workflow_id, "--reason", "enough")
+    assert answer == {"terminated": workflow_id}
+
+    described = cli.json("workflow", "describe", workflow_id, "--run-id", started["run_id"])
+    assert described["status"] == "TERMINATED"
+    events = cli.json("workflow", "show", workflow_id)
+    assert events[-1]["event_type"] == "WorkflowExecutionTerminated"
+    assert events[-1]["attributes"]["reason"] == "enough"
+
+    # Waiting for the result of a terminated run is a workflow failure: exit code 3.
+    code, out, _ = cli.run("workflow", "result", workflow_id, "--json")
+    assert code == 3
+    assert json.loads(out)["error"] == "WorkflowFailure"
+
+    # Terminating it again is refused with the service's error.
+    code, out, _ = cli.run("workflow", "terminate", workflow_id, "--json")
+    assert code == 2
+    assert json.loads(out)["error"] == "WorkflowExecutionAlreadyCompletedError"
+
+
+@pytest.mark.parametrize("action", ["describe", "show", "result", "terminate"])
+def test_unknown_workflow_exits_2(cli: Cli, action: str) -> None:
+    workflow_id = unique("missing")
+    code, out, _ = cli.run("workflow", action, workflow_id, "--json")
+    assert code == 2
+    answer = json.loads(out)
+    assert answer["error"] == "EntityNotExistsError"
+    assert workflow_id in answer["message"]
+    # Without --json the same error goes to stderr, as one line naming the error.
+    code, out, err = cli.run("workflow", action, workflow_id)
+    assert code == 2 and out == ""
+    assert "EntityNotExistsError" in err and "Traceback" not in err
+
+
+def test_duplicate_start_exits_2(cli: Cli, task_list: str) -> None:
+    workflow_id = unique("dup")
+    argv = ("workflow", "start", "WaitsForever", "--task-list", task_list,
+            "--execution-timeout", "30", "--workflow-id", workflow_id)
+    first = cli.json(*argv)
+    code, out, _ = cli.run(*argv, "--json")
+    assert code == 2
+    assert json.loads(out)["error"] == "WorkflowExecutionAlreadyStartedError"
+    cli.json("workflow", "terminate", workflow_id, "--run-id", first["run_id"])
+
+
+def test_input_that_is_not_json_is_a_clean_error(cli: Cli, task_list: str) -> None:
+    workflow_id = unique("badinput")
+    code, out, err = cli.run("workflow", "start", "SingleActivity", "--task-list", task_list,
+                             "--execution-timeout", "30", "-i", "hi", "--workflow-id",
+                             workflow_id)
+    assert code == 2
+    assert "--input" in err and "JSON" in err and "Traceback" not in err
+    code, out, _ = cli.run("workflow", "describe", workflow_id, "--json")
+    assert code == 2 and json.loads(out)["error"] == "EntityNotExistsError"
+
+
+def test_invalid_option_value_is_a_bad_request(cli: Cli, task_list: str) -> None:
+    code, out, _ = cli.run("workflow", "start", "SingleActivity", "--task-list", task_list,
+                           "--execution-timeout", "0", "--json")
+    assert code == 2
+    assert json.loads(out)["error"] == "BadRequestError"
+    code, out, _ = cli.run("workflow", "list", "-q", "Nonsense ~ 3", "--json")
+    assert code == 2 and json.loads(out)["error"] == "BadRequestError"
+
+
+def test_unreachable_address_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["workflow", "describe", "x", "--address", f"http://127.0.0.1:{port}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"127.0.0.1:{port}" in captured.err and "Traceback" not in captured.err
