@@ -218,3 +218,24 @@ def test_unreachable_address_is_a_clean_error(capsys: pytest.CaptureFixture[str]
     captured = capsys.readouterr()
     assert code == 2
     assert f"127.0.0.1:{port}" in captured.err and "Traceback" not in captured.err
+
+
+def test_ids_and_payloads_are_printed_verbatim_not_as_markup(cli: Cli, task_list: str) -> None:
+    """Rich output must not read data as markup: "[/]" used to crash it, "[b]" vanished."""
+    workflow_id = unique("odd[/]id[bold]")
+    code, out, err = cli.run("workflow", "start", "WaitsForever", "--task-list", task_list,
+                             "--execution-timeout", "30", "--workflow-id", workflow_id,
+                             "-i", '"[red]payload[/]"')
+    assert code == 0, err
+    assert workflow_id in out.replace("\n", "")
+    for action in ("describe", "show"):
+        code, out, err = cli.run("workflow", action, workflow_id)
+        assert code == 0, err
+        assert workflow_id in out, out
+    assert "[red]payload[/]" in out  # the input attribute of WorkflowExecutionStarted
+    code, out, err = cli.run("workflow", "terminate", workflow_id, "--reason", "[/] done")
+    assert code == 0, err
+    assert workflow_id in out.replace("\n", "")
+    code, out, err = cli.run("workflow", "describe", f"{workflow_id}-[/]missing")
+    assert code == 2 and out == ""
+    assert f"{workflow_id}-[/]missing" in err.replace("\n", "")
