@@ -2,9 +2,11 @@
 
 History table, one item per commit ("history batch"):
   pk = "<domain>#<workflow id>", sk = "<run id>#<first event id, 10 digits>".
-  The item holds the commit's events, the run's state after it and the tasks it created (the
-  outbox). A commit is one PutItem conditioned on its key not existing: two writers that read the
-  same state compute the same key and exactly one wins. The latest item of a run is its state.
+  ``body`` holds the commit's events and the run's state after them, as zlib-compressed JSON
+  (a commit then fits in one 1 KB write unit); the tasks the commit created are derived from
+  its events, so the item is its own outbox. A commit is one PutItem conditioned on its key not
+  existing: two writers that read the same state compute the same key and exactly one wins. The
+  latest item of a run is its state.
 
 Visibility table, one item per run, written from the history stream (eventually consistent, as
 Cadence's visibility is): pk = "<domain>#<workflow id>", sk = run id; GSI ``by_start`` on
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -30,9 +32,7 @@ class HistoryBatchModel(Model):
     first_event_id = NumberAttribute()
     last_event_id = NumberAttribute()
     committed_at = NumberAttribute()
-    events = UnicodeAttribute()
-    state = UnicodeAttribute()
-    tasks = UnicodeAttribute(null=True)
+    body = BinaryAttribute(legacy_encoding=False)
 
 
 class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from ..core import HistoryEvent, RunState, Task, Transition, task_from_dict, task_to_dict
+from ..core import HistoryEvent, RunState, Task, Transition, tasks_of
 from ..error import BadRequestError, CadenzaError, PayloadTooLargeError
 from .models import HistoryBatchModel, bind
 from .settings import AwsSettings
@@ -54,6 +55,13 @@ def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
     """The attributes of the item a transition is stored as (also what the stream carries)."""
     state = transition.state
     first = transition.events[0].event_id
+    body = zlib.compress(
+        json.dumps(
+            {"events": [e.to_dict() for e in transition.events], "state": state.to_dict()},
+            separators=(",", ":"),
+        ).encode(),
+        6,
+    )
     attributes: dict[str, Any] = {
         "pk": run_key(state.domain, state.workflow_id),
         "sk": batch_key(state.run_id, first),
@@ -61,13 +69,10 @@ def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
         "first_event_id": first,
         "last_event_id": transition.events[-1].event_id,
         "committed_at": committed_at,
-        "events": json.dumps([e.to_dict() for e in transition.events], separators=(",", ":")),
-        "state": json.dumps(state.to_dict(), separators=(",", ":")),
-        "tasks": json.dumps([task_to_dict(t) for t in transition.tasks], separators=(",", ":"))
-        if transition.tasks
-        else None,
+        "body": body,
     }
-    size = sum(len(str(v).encode()) for v in attributes.values() if v is not None)
+    size = sum(len(v) if isinstance(v, bytes) else len(str(v).encode())
+               for v in attributes.values())
     if size > MAX_ITEM_BYTES:
         raise PayloadTooLargeError(
             f"one commit would store {size} bytes; the limit is {MAX_ITEM_BYTES} bytes",
@@ -77,26 +82,39 @@ def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
     return attributes
 
 
+def _body(raw: bytes) -> dict[str, Any]:
+    decoded: dict[str, Any] = json.loads(zlib.decompress(raw))
+    return decoded
+
+
 def decode_batch(attributes: Mapping[str, Any]) -> StoredBatch:
     """Read a batch from plain attribute values (a model's or a stream image's)."""
-    tasks = attributes.get("tasks")
+    body = _body(attributes["body"])
+    events = tuple(HistoryEvent.from_dict(e) for e in body["events"])
+    state = RunState.from_dict(body["state"])
     return StoredBatch(
         run_id=str(attributes["run_id"]),
-        events=tuple(HistoryEvent.from_dict(e) for e in json.loads(attributes["events"])),
-        state=RunState.from_dict(json.loads(attributes["state"])),
-        tasks=tuple(task_from_dict(t) for t in json.loads(tasks)) if tasks else (),
+        events=events,
+        state=state,
+        tasks=tasks_of(state, events),
         committed_at=int(attributes["committed_at"]),
     )
 
 
 def decode_stream_image(image: Mapping[str, Mapping[str, Any]]) -> StoredBatch:
-    """A batch from a DynamoDB stream NewImage (typed attribute values)."""
+    """A batch from a DynamoDB stream NewImage (typed attribute values).
+
+    Binary values are bytes from boto3 and base64 text in a Lambda event.
+    """
     plain: dict[str, Any] = {}
     for name, typed in image.items():
         if "S" in typed:
             plain[name] = typed["S"]
         elif "N" in typed:
             plain[name] = int(typed["N"])
+        elif "B" in typed:
+            value = typed["B"]
+            plain[name] = value if isinstance(value, bytes) else base64.b64decode(value)
         elif "NULL" in typed:
             plain[name] = None
     return decode_batch(plain)
@@ -153,7 +171,7 @@ class DynamoHistoryStore:
             page_size=min(max(page_size // 3, 10), 500),
         )
         for item in results:
-            events.extend(HistoryEvent.from_dict(e) for e in json.loads(item.events))
+            events.extend(HistoryEvent.from_dict(e) for e in _body(item.body)["events"])
             last_sk = item.sk
             if len(events) >= page_size:
                 break
@@ -208,13 +226,7 @@ class DynamoHistoryStore:
 
     @staticmethod
     def _plain(item: HistoryBatchModel) -> dict[str, Any]:
-        return {
-            "run_id": item.run_id,
-            "events": item.events,
-            "state": item.state,
-            "tasks": item.tasks,
-            "committed_at": item.committed_at,
-        }
+        return {"run_id": item.run_id, "body": item.body, "committed_at": item.committed_at}
 
 
 def _encode_token(key: Mapping[str, Any]) -> str:

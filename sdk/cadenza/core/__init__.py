@@ -18,7 +18,15 @@ from .decisions import Decision, DecisionType
 from .events import CLOSE_EVENTS, EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_PAYLOAD_BYTES
 from .state import PendingActivity, PendingDecision, RunState, RunStatus
-from .tasks import ActivityTask, DecisionTask, Task, TaskKind, task_from_dict, task_to_dict
+from .tasks import (
+    ActivityTask,
+    DecisionTask,
+    Task,
+    TaskKind,
+    task_from_dict,
+    task_to_dict,
+    tasks_of,
+)
 from .transitions import HISTORY_CHANGED, Transition, apply, start
 
 __all__ = [
@@ -50,5 +58,6 @@ __all__ = [
     "start",
     "task_from_dict",
     "task_to_dict",
+    "tasks_of",
     "to_millis",
 ]

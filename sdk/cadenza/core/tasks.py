@@ -1,16 +1,22 @@
 """Tasks a commit creates: messages to a task list (decision or activity).
 
-A commit records its tasks in the same write as its events (the outbox), so a task survives a
-crash between the commit and the send; ``key`` is the same for every copy of one task, which is
-how queues drop the duplicates a redrive sends.
+A commit's tasks are derived from its events (each DecisionTaskScheduled and
+ActivityTaskScheduled is a task to send), so the committed batch is its own outbox: a task
+survives a crash between the commit and the send, and nothing is stored twice. ``key`` is the
+same for every copy of one task, which is how queues drop the duplicates a redrive sends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .events import EventType, HistoryEvent, to_millis
+
+if TYPE_CHECKING:
+    from .state import RunState
 
 
 class TaskKind(StrEnum):
@@ -73,3 +79,41 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     if kind is TaskKind.DECISION:
         return DecisionTask(**values)
     return ActivityTask(**values)
+
+
+def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...]:
+    """The tasks a batch of events creates for the run whose state follows them."""
+    tasks: list[Task] = []
+    for event in events:
+        if event.event_type is EventType.DecisionTaskScheduled:
+            tasks.append(DecisionTask(
+                domain=state.domain,
+                workflow_id=state.workflow_id,
+                run_id=state.run_id,
+                workflow_type=state.workflow_type,
+                task_list=str(event.attributes["task_list"]),
+                scheduled_event_id=event.event_id,
+                attempt=int(event.attributes.get("attempt") or 0),
+            ))
+        elif event.event_type is EventType.ActivityTaskScheduled:
+            attributes = event.attributes
+            tasks.append(ActivityTask(
+                domain=state.domain,
+                workflow_id=state.workflow_id,
+                run_id=state.run_id,
+                workflow_type=state.workflow_type,
+                task_list=str(attributes["task_list"]),
+                scheduled_event_id=event.event_id,
+                attempt=0,
+                activity_id=str(attributes["activity_id"]),
+                activity_type=str(attributes["activity_type"]),
+                input=attributes.get("input"),
+                scheduled_time=to_millis(event.timestamp),
+                schedule_to_close_timeout_seconds=attributes.get(
+                    "schedule_to_close_timeout_seconds"),
+                schedule_to_start_timeout_seconds=attributes.get(
+                    "schedule_to_start_timeout_seconds"),
+                start_to_close_timeout_seconds=attributes.get("start_to_close_timeout_seconds"),
+                heartbeat_timeout_seconds=attributes.get("heartbeat_timeout_seconds"),
+            ))
+    return tuple(tasks)

@@ -30,7 +30,7 @@ from .decisions import Decision, DecisionType
 from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
 from .state import PendingActivity, PendingDecision, RunState, RunStatus
-from .tasks import ActivityTask, DecisionTask, Task
+from .tasks import Task, tasks_of
 
 #: ``StaleTaskError.details["reason"]`` when events arrived after the history a worker replayed:
 #: the decision is not stale, the worker must reload and decide again.
@@ -41,11 +41,14 @@ HISTORY_CHANGED = "history_changed"
 class Transition:
     state: RunState
     events: tuple[HistoryEvent, ...] = ()
-    tasks: tuple[Task, ...] = ()
 
     @property
     def changed(self) -> bool:
         return bool(self.events)
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        return tasks_of(self.state, self.events)
 
 
 class _Batch:
@@ -56,7 +59,6 @@ class _Batch:
         # Stored times have millisecond precision; events carry exactly what is stored.
         self.now = from_millis(to_millis(now))
         self.events: list[HistoryEvent] = []
-        self.tasks: list[Task] = []
 
     def add(self, event_type: EventType, *, at: datetime | None = None, **attributes: Any) -> int:
         """Append an event; ``at`` overrides the commit time (the worker's start of a task)."""
@@ -81,17 +83,6 @@ class _Batch:
                 start_to_close_timeout_seconds=state.task_start_to_close_timeout_seconds,
             )
         )
-        self.tasks.append(
-            DecisionTask(
-                domain=state.domain,
-                workflow_id=state.workflow_id,
-                run_id=state.run_id,
-                workflow_type=state.workflow_type,
-                task_list=state.task_list,
-                scheduled_event_id=scheduled_id,
-                attempt=attempt,
-            )
-        )
 
     def close(self, status: RunStatus, event_type: EventType, **attributes: Any) -> None:
         event_id = self.add(event_type, **attributes)
@@ -105,7 +96,7 @@ class _Batch:
         )
 
     def done(self) -> Transition:
-        return Transition(self.state, tuple(self.events), tuple(self.tasks))
+        return Transition(self.state, tuple(self.events))
 
 
 def start(command: StartWorkflow, *, now: datetime) -> Transition:
@@ -410,22 +401,6 @@ def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> None:
             **timeouts,
         )
         batch.state = batch.state.with_changes(activities=(*batch.state.activities, pending))
-        batch.tasks.append(
-            ActivityTask(
-                domain=state.domain,
-                workflow_id=state.workflow_id,
-                run_id=state.run_id,
-                workflow_type=state.workflow_type,
-                task_list=task_list,
-                scheduled_event_id=scheduled_id,
-                attempt=0,
-                activity_id=activity_id,
-                activity_type=activity_type,
-                input=attributes.get("input"),
-                scheduled_time=to_millis(batch.now),
-                **timeouts,
-            )
-        )
     elif kind is DecisionType.CompleteWorkflowExecution:
         batch.close(
             RunStatus.COMPLETED,
