@@ -40,7 +40,12 @@ def _item_write_units(params: dict[str, Any]) -> int:
     for name, value in params.get("Item", {}).items():
         size += len(name.encode())
         for typed in value.values():
-            size += len(str(typed).encode()) if typed is not None else 1
+            if isinstance(typed, bytes):
+                size += len(typed)
+            elif typed is not None:
+                size += len(str(typed).encode())
+            else:
+                size += 1
     return max(1, -(-size // 1024))
 
 
