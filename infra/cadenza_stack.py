@@ -7,7 +7,8 @@ queues. tests/infra/test_cdk.py checks the mirror against the template.
 
 Task-list queues are not here, for the same reason as in template.yaml: the service creates
 ``<stack>-<domain>-<tasklist>-<kind>.fifo`` queues at run time, and the functions may use any
-queue named with the stack prefix.
+queue named with the stack prefix. The exception, as in template.yaml, is the example worker in
+Lambda mode (OrdersWorkerFunction) and the two queues of the "orders" task list that feed it.
 """
 
 from __future__ import annotations
@@ -144,6 +145,9 @@ class CadenzaStack(Stack):
         code = lambda_.Code.from_asset(
             str(REPO_ROOT / "functions"), exclude=["__pycache__", "*.pyc"]
         )
+        examples_code = lambda_.Code.from_asset(
+            str(REPO_ROOT / "examples"), exclude=["__pycache__", "*.pyc"]
+        )
         environment = {
             "CADENZA_HISTORY_TABLE": history.table_name,
             "CADENZA_VISIBILITY_TABLE": visibility.table_name,
@@ -152,7 +156,9 @@ class CadenzaStack(Stack):
             "POWERTOOLS_SERVICE_NAME": "cadenza-engine",
         }
 
-        def function(logical_id: str, handler: str, description: str) -> lambda_.Function:
+        def function(
+            logical_id: str, handler: str, description: str, *, code: lambda_.Code = code
+        ) -> lambda_.Function:
             fn = lambda_.Function(
                 self, logical_id,
                 description=description,
@@ -182,6 +188,30 @@ class CadenzaStack(Stack):
         stream_fn = function("StreamFunction", "stream/app.handler",
                              "Outbox sweeper fed by the history table's stream.")
 
+        # ---------------------------------------------------------------- example worker
+        # The order example in Lambda mode, fed by the "orders" task list of domain "default":
+        # its queues carry the names and attributes the service would give them, with a
+        # visibility timeout of six times the function's timeout.
+        def orders_queue(logical_id: str, kind: str) -> sqs.Queue:
+            return sqs.Queue(
+                self, logical_id,
+                queue_name=f"{self.stack_name}-default-orders-{kind}.fifo",
+                fifo=True,
+                content_based_deduplication=False,
+                deduplication_scope=sqs.DeduplicationScope.MESSAGE_GROUP,
+                fifo_throughput_limit=sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+                visibility_timeout=Duration.seconds(6 * 30),
+                retention_period=Duration.days(14),
+            )
+
+        orders_decisions = orders_queue("OrdersDecisionQueue", "decision")
+        orders_activities = orders_queue("OrdersActivityQueue", "activity")
+        orders_fn = function(
+            "OrdersWorkerFunction", "orders/lambda_app.handler",
+            "Example worker in Lambda mode, the order saga of examples/orders.",
+            code=examples_code,
+        )
+
         # ---------------------------------------------------------------- event sources
         stream_fn.add_event_source(sources.DynamoEventSource(
             history,
@@ -192,6 +222,10 @@ class CadenzaStack(Stack):
             bisect_batch_on_error=True,
             on_failure=sources.SqsDlq(stream_failures),
         ))
+        for queue in (orders_decisions, orders_activities):
+            orders_fn.add_event_source(sources.SqsEventSource(
+                queue, batch_size=10, report_batch_item_failures=True,
+            ))
         http_api = apigwv2.HttpApi(self, "ServerlessHttpApi")
         integration = integrations.HttpLambdaIntegration(
             "ApiIntegration", api_fn,
@@ -205,7 +239,9 @@ class CadenzaStack(Stack):
         for construct, logical_id in (
             (history, "HistoryTable"), (visibility, "VisibilityTable"),
             (stream_failures, "StreamFailureQueue"),
+            (orders_decisions, "OrdersDecisionQueue"), (orders_activities, "OrdersActivityQueue"),
             (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"),
+            (orders_fn, "OrdersWorkerFunction"),
             (http_api, "ServerlessHttpApi"),
         ):
             construct.node.default_child.override_logical_id(logical_id)  # type: ignore[union-attr]

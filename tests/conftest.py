@@ -18,6 +18,9 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
+# Every LocalStack of the suite runs its own moto unless a test says otherwise (tests/localstack
+# takes its endpoint from CADENZA_LOCALSTACK_ENDPOINT).
+os.environ.pop("CADENZA_AWS_ENDPOINT", None)
 
 
 @pytest.fixture(scope="session")

@@ -202,10 +202,22 @@ def not_found(_: Exception) -> Response:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
-@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = app.resolve(event, context)
+    try:
+        response = app.resolve(event, context)
+    except Exception:  # an unexpected error: Lambda answers 500, so it counts too
+        _count_server_error()
+        raise
     if int(response.get("statusCode", 500)) >= 500:
-        # Only failures are counted: an alarm wants them, and every metric is a log line.
-        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        _count_server_error()
     return response
+
+
+def _count_server_error() -> None:
+    """Only failures are counted: an alarm wants them, and every metric is a log line.
+
+    Flushed here rather than by ``@metrics.log_metrics``, which warns on every request that
+    adds no metric (that is, on every successful one).
+    """
+    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()

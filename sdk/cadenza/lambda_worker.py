@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ._tasks import WorkerBackend, process_activity, process_decision
+from .core import TaskKind
 from .data_converter import DataConverter, DefaultDataConverter
 
 __all__ = ["TaskRetryLaterError", "lambda_handler"]
@@ -52,7 +53,13 @@ def lambda_handler(
         return state["backend"]
 
     def record_handler(record: SQSRecord) -> None:
-        message = json.loads(record.body)
+        message = _task_message(record.body)
+        if message is None:
+            # No retry can make it a task: redelivering it would only cost invocations until
+            # the message expires. Logged with its id, then dropped (reported as processed).
+            logger.error("dropping SQS message %s: not a Cadenza task (%.200r)",
+                         record.message_id, record.body)
+            return
         kind = message["task"]["kind"]
         receive_count = int(record.attributes.approximate_receive_count or 1)
         if kind == "decision":
@@ -66,8 +73,26 @@ def lambda_handler(
 
     def handler(event: dict[str, Any], context: Any) -> Any:
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        # A batch whose every record must come back later is answered like a partial one:
+        # by default powertools raises instead, which fails the invocation (an error for
+        # Lambda's metrics and the event source mapping's backoff) for an expected outcome.
+        processor.raise_on_entire_batch_failure = False
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
     return handler
+
+
+def _task_message(body: str) -> dict[str, Any] | None:
+    """The task message a record carries; None for a body that is not one."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("task_token"), str):
+        return None
+    task = message.get("task")
+    if not isinstance(task, dict) or task.get("kind") not in set(TaskKind):
+        return None
+    return message

@@ -108,7 +108,7 @@ def test_start_result_describe_show_list(cli: Cli, worker: str) -> None:
     while True:
         listed = cli.json("workflow", "list")
         mine = [r for r in listed if r["workflow_id"] == workflow_id]
-        if mine and mine[0]["status"] == "COMPLETED" or time.monotonic() > deadline:
+        if (mine and mine[0]["status"] == "COMPLETED") or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert [(r["run_id"], r["status"], r["workflow_type"]) for r in mine] == [

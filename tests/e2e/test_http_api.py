@@ -87,7 +87,8 @@ def test_missing_task_list(http: httpx.Client) -> None:
 
 def test_missing_execution_timeout(http: httpx.Client) -> None:
     body = start_body(execution_start_to_close_timeout_seconds=None)
-    answer = bad_request(http.post(WORKFLOWS, json=body), "execution_start_to_close_timeout_seconds")
+    field = "execution_start_to_close_timeout_seconds"
+    answer = bad_request(http.post(WORKFLOWS, json=body), field)
     assert "execution_start_to_close_timeout_seconds" in answer["message"]
     assert_not_written(http, body["workflow_id"])
 

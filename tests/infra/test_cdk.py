@@ -107,7 +107,27 @@ def test_event_sources(synthesized: dict[str, Any]) -> None:
     assert stream["BisectBatchOnFunctionError"] is True
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
-    assert set(by_function) == {"StreamFunction"}
+    assert set(by_function) == {"StreamFunction", "OrdersWorkerFunction"}
+    orders = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+              for m in mappings
+              if m["Properties"]["FunctionName"]["Ref"] == "OrdersWorkerFunction"}
+    assert set(orders) == {"OrdersDecisionQueue", "OrdersActivityQueue"}
+    for mapping in orders.values():
+        assert mapping["BatchSize"] == 10
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_example_worker_queues_match_the_sam_template(synthesized: dict[str, Any]) -> None:
+    sam = load_template(REPO_ROOT / "template.yaml")["Resources"]
+    queues = _resources(synthesized, "AWS::SQS::Queue")
+    for name in ("OrdersDecisionQueue", "OrdersActivityQueue"):
+        expected = dict(sam[name]["Properties"])
+        props = dict(queues[name]["Properties"])
+        kind = "decision" if name == "OrdersDecisionQueue" else "activity"
+        assert expected.pop("QueueName") == {
+            "Fn::Sub": f"${{AWS::StackName}}-default-orders-{kind}.fifo"}
+        assert props.pop("QueueName") == f"cadenza-test-default-orders-{kind}.fifo"
+        assert props == expected
 
 
 def test_http_api_routes_every_path_to_the_api_function(synthesized: dict[str, Any]) -> None:

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
+from cadenza.aws.tasklists import SqsTaskLists, queue_name
+from cadenza.core import TaskKind
 from cadenza.local.template import load_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +46,8 @@ def translated(sam: dict[str, Any]) -> dict[str, Any]:
     for resource in document["Resources"].values():
         if resource["Type"] == "AWS::Serverless::LayerVersion":
             resource["Properties"]["ContentUri"] = "s3://placeholder-bucket/layer.zip"
+        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in resource["Properties"]:
+            resource["Properties"]["CodeUri"] = "s3://placeholder-bucket/code.zip"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator's pseudo parameters
         result: dict[str, Any] = transform(document, {}, _NoManagedPolicies())  # type: ignore[arg-type]
@@ -146,7 +151,7 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
         assert integration["payloadFormatVersion"] == "2.0"
         assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
 
-    for name in ("ApiFunction", "StreamFunction"):
+    for name in ("ApiFunction", "StreamFunction", "OrdersWorkerFunction"):
         function = resources[name]
         assert function["Type"] == "AWS::Lambda::Function"
         assert function["Properties"]["Runtime"] == "python3.12"
@@ -155,10 +160,77 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
 
 def test_functions_may_use_every_queue_of_the_stack(translated: dict[str, Any]) -> None:
     """Task-list queues are created at run time, so access is granted by name prefix."""
-    for name in ("ApiFunctionRole", "StreamFunctionRole"):
+    for name in ("ApiFunctionRole", "StreamFunctionRole", "OrdersWorkerFunctionRole"):
         policies = json.dumps(translated["Resources"][name]["Properties"]["Policies"])
         assert "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-*" in policies
         assert "HistoryTable" in policies and "VisibilityTable" in policies
+
+
+ORDERS_QUEUES = {"OrdersDecisionQueue": TaskKind.DECISION, "OrdersActivityQueue": TaskKind.ACTIVITY}
+
+
+class _CreateQueueRecorder:
+    """A stand-in SQS client that records the CreateQueue request SqsTaskLists makes."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def get_queue_url(self, QueueName: str) -> dict[str, str]:
+        raise ClientError({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue"}},
+                          "GetQueueUrl")
+
+    def create_queue(self, **request: Any) -> dict[str, str]:
+        self.requests.append(request)
+        return {"QueueUrl": f"https://sqs.local/{request['QueueName']}"}
+
+
+@pytest.mark.parametrize(("logical_id", "kind"), ORDERS_QUEUES.items())
+def test_example_worker_queues_are_the_ones_the_service_would_create(
+    sam: dict[str, Any], logical_id: str, kind: TaskKind
+) -> None:
+    """Same name and attributes as SqsTaskLists gives the "orders" task list's queues, except
+    the visibility timeout: six times the timeout of the function they feed."""
+    recorder = _CreateQueueRecorder()
+    SqsTaskLists(client=recorder, prefix="STACK").queue_url("default", "orders", kind)
+    (request,) = recorder.requests
+    props = sam["Resources"][logical_id]["Properties"]
+    assert props["QueueName"] == {"Fn::Sub": request["QueueName"].replace(
+        "STACK", "${AWS::StackName}")}
+    assert request["QueueName"] == queue_name("STACK", "default", "orders", kind)
+    declared = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                for k, v in props.items() if k != "QueueName"}
+    expected = dict(request["Attributes"])
+    timeout = sam["Resources"]["OrdersWorkerFunction"]["Properties"].get(
+        "Timeout", sam["Globals"]["Function"]["Timeout"])
+    expected["VisibilityTimeout"] = str(6 * timeout)
+    assert declared == expected
+
+
+def test_example_worker_function(sam: dict[str, Any], translated: dict[str, Any]) -> None:
+    props = sam["Resources"]["OrdersWorkerFunction"]["Properties"]
+    code = REPO_ROOT / props["CodeUri"]
+    assert code.resolve() == REPO_ROOT / "examples"
+    module = props["Handler"].rsplit(".", 1)[0]
+    assert props["Handler"] == "orders/lambda_app.handler"
+    assert (code / module).with_suffix(".py").is_file()
+    assert "Layers" not in props  # the cadenza layer comes from Globals
+
+    resources = translated["Resources"]
+    mappings = {
+        r["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+        and r["Properties"]["FunctionName"] == {"Ref": "OrdersWorkerFunction"}
+    }
+    assert set(mappings) == set(ORDERS_QUEUES)
+    for mapping in mappings.values():
+        assert mapping["BatchSize"] == 10
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    function = resources["OrdersWorkerFunction"]["Properties"]
+    assert function["Handler"] == "orders/lambda_app.handler"
+    assert len(function["Layers"]) == 1
+    assert set(function["Environment"]["Variables"]) == set(
+        sam["Globals"]["Function"]["Environment"]["Variables"])
 
 
 def test_outputs(sam: dict[str, Any]) -> None:

@@ -106,9 +106,11 @@ def test_describe_resolves_intrinsics_names_and_event_sources() -> None:
     assert function.environment["FIXTURE_LITERAL"] == "${NotAVariable}"
     assert {s.route_key for s in function.sources(HttpApiSource)} == {"ANY /{proxy+}", "ANY /"}
 
-    (sqs,) = described.function("SqsFunction").events
+    sqs, ordered = described.function("SqsFunction").events
     assert sqs == SqsSource(name="Work", queue="WorkQueue", batch_size=10,
                             report_batch_item_failures=True)
+    assert ordered == SqsSource(name="Ordered", queue="OrderedQueue", batch_size=10,
+                                report_batch_item_failures=True)
     (stream,) = described.function("StreamFunction").events
     assert isinstance(stream, DynamoStreamSource)
     assert (stream.table, stream.maximum_retry_attempts, stream.bisect_batch_on_function_error) == (
@@ -153,6 +155,22 @@ def test_the_real_template_describes_the_engine_stack() -> None:
     assert stream.on_failure_queue == "StreamFailureQueue"
     assert described.function("ApiFunction").handler_file == REPO_ROOT / "functions/api/app.py"
     assert REPO_ROOT / "sdk" in described.function("ApiFunction").layer_paths
+
+    # The example worker in Lambda mode and the "orders" queues it is fed from: created with
+    # the attributes the service itself would use (tests/infra checks the template's side).
+    worker = described.function("OrdersWorkerFunction")
+    assert worker.handler_file == REPO_ROOT / "examples/orders/lambda_app.py"
+    assert worker.code_root == REPO_ROOT / "examples"
+    assert {(s.queue, s.batch_size, s.report_batch_item_failures) for s in worker.events} == {
+        ("OrdersDecisionQueue", 10, True), ("OrdersActivityQueue", 10, True)}
+    decisions = described.queue("OrdersDecisionQueue")
+    assert decisions.name == "cadenza-local-default-orders-decision.fifo"
+    assert decisions.create_queue_attributes() == {
+        "FifoQueue": "true", "ContentBasedDeduplication": "false",
+        "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId",
+        "VisibilityTimeout": "180", "MessageRetentionPeriod": "1209600"}
+    assert described.queue("OrdersActivityQueue").name == (
+        "cadenza-local-default-orders-activity.fifo")
 
 
 def test_route_matching_prefers_the_most_specific_route() -> None:
@@ -281,6 +299,34 @@ def test_sqs_message_reaches_handler_as_an_sqs_event_and_is_deleted(stack: Local
     wait_for(lambda: _queue_is_empty(stack, "WorkQueue"))
     time.sleep(1.3)  # past the 1 s visibility timeout: a deleted message never comes back
     assert len(_sqs_records(stack, "hello sqs")) == 1
+
+
+def test_fifo_messages_reach_handler_in_group_order_with_fifo_attributes(
+    stack: LocalStack,
+) -> None:
+    """As Lambda delivers FIFO records: in group order, with the group, deduplication id and
+    sequence number that FIFO batch processors (powertools) rely on."""
+    sqs = stack.client("sqs")
+    bodies = [f"fifo-{i}" for i in range(3)]
+    for body in bodies:
+        sqs.send_message(QueueUrl=stack.queue_url("OrderedQueue"), MessageBody=body,
+                         MessageGroupId="group-a")
+    records = wait_for(lambda: [r for b in bodies for r in _sqs_records(stack, b)]
+                       if all(_sqs_records(stack, b) for b in bodies) else None)
+    assert [r["body"] for r in records] == bodies
+    arrival = [r["body"] for e in list(stack.function("SqsFunction").module.EVENTS)
+               for r in e["Records"] if r["body"] in bodies]
+    assert arrival == bodies
+    sequence_numbers = []
+    for record in records:
+        assert record["eventSourceARN"].endswith(":fixture-OrderedQueue.fifo")
+        attributes = record["attributes"]
+        assert attributes["MessageGroupId"] == "group-a"
+        assert attributes["MessageDeduplicationId"]  # content-based: a hash of the body
+        assert attributes["ApproximateReceiveCount"] == "1"
+        sequence_numbers.append(int(attributes["SequenceNumber"]))
+    assert sequence_numbers == sorted(sequence_numbers)
+    wait_for(lambda: _queue_is_empty(stack, "OrderedQueue"))
 
 
 @pytest.mark.parametrize("body", ["fail-once", "raise-once"])

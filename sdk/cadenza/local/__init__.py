@@ -7,14 +7,18 @@ AWS would (SQS batches, DynamoDB stream records, schedules, HTTP API v2.0 reques
     with LocalStack(api_port=0) as stack:
         os.environ.update(stack.environment)   # already done in this process
         httpx.get(stack.api_url + "/health")
+
+``LocalStack(aws_endpoint="http://localhost:4566")`` (or ``CADENZA_AWS_ENDPOINT``) uses an
+emulator that runs elsewhere, such as LocalStack, instead of starting moto.
 """
 
 from __future__ import annotations
 
 from cadenza.local.emulator import Emulator
+from cadenza.local.endpoint import AwsEndpoint
 from cadenza.local.errors import HandlerImportError, LocalStackError, PortInUseError, TemplateError
 from cadenza.local.runtime import LambdaContext, LocalFunction, LocalRuntime, merged_environment
-from cadenza.local.stack import DEFAULT_API_PORT, LocalStack, find_repo_root
+from cadenza.local.stack import AWS_ENDPOINT_VARIABLE, DEFAULT_API_PORT, LocalStack, find_repo_root
 from cadenza.local.template import (
     DynamoStreamSource,
     EventSource,
@@ -35,7 +39,9 @@ from cadenza.local.template import (
 )
 
 __all__ = [
+    "AWS_ENDPOINT_VARIABLE",
     "DEFAULT_API_PORT",
+    "AwsEndpoint",
     "DynamoStreamSource",
     "Emulator",
     "EventSource",

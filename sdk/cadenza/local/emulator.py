@@ -11,14 +11,9 @@ in one process need different stack names.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-import threading
-from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
 from moto.server import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -27,22 +22,43 @@ from moto.server import (
 )
 from werkzeug.serving import make_server
 
-from cadenza.local.fidelity import apply_sqs_fifo_deduplication
+from cadenza.local.endpoint import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, AwsEndpoint
 from cadenza.local.errors import LocalStackError, PortInUseError
-from cadenza.local.template import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, StackDescription
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_scheduler import EventBridgeSchedulerClient
-    from mypy_boto3_sqs import SQSClient
+from cadenza.local.fidelity import apply_sqs_fifo_deduplication
+from cadenza.local.template import DEFAULT_REGION
 
 __all__ = ["DUMMY_ACCESS_KEY_ID", "DUMMY_SECRET_ACCESS_KEY", "Emulator"]
 
 log = logging.getLogger("cadenza.local.emulator")
 
-#: moto accepts any credentials; these make it obvious nothing real is being called.
-DUMMY_ACCESS_KEY_ID = "testing"
-DUMMY_SECRET_ACCESS_KEY = "testing"
+
+class _RoutingCacheDispatcher(DomainDispatcherApplication):
+    """moto's dispatcher with its per-request routing remembered.
+
+    moto works out which service a request is for under one global lock, on every request, by
+    trying each backend's patterns; that alone was a quarter of the local stack's CPU. The
+    answer depends only on the signing scope, the JSON target prefix and the host, so it is
+    cached by those (requests that carry no signature take moto's own path).
+    """
+
+    def __init__(self, create_app: Any) -> None:
+        super().__init__(create_app)
+        self._routes: dict[tuple[str, str, str], Any] = {}
+
+    def get_application(self, environ: dict[str, Any]) -> Any:
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        scope_start = authorization.find("Credential=")
+        path = environ.get("PATH_INFO", "")
+        if scope_start < 0 or path.startswith(("/moto-api", "/latest/")):
+            return super().get_application(environ)
+        scope = authorization[scope_start:].split(",", 1)[0].split("/", 2)[-1]
+        target = environ.get("HTTP_X_AMZ_TARGET", "").split(".", 1)[0]
+        key = (scope, target, environ.get("HTTP_HOST", ""))
+        app = self._routes.get(key)
+        if app is None:
+            app = super().get_application(environ)
+            self._routes[key] = app
+        return app
 
 
 class _MotoServer(ThreadedMotoServer):
@@ -60,7 +76,7 @@ class _MotoServer(ThreadedMotoServer):
         # As ThreadedMotoServer._server_entry, but polling for shutdown every 0.1 s instead of
         # 0.5 s (stop() is on the path of every test fixture and of Ctrl-C).
         try:
-            app = DomainDispatcherApplication(create_backend_app)
+            app = _RoutingCacheDispatcher(create_backend_app)
             self._server = make_server(
                 self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
             )
@@ -81,8 +97,16 @@ def _check_port_free(host: str, port: int) -> None:
             raise PortInUseError("AWS emulator (moto)", host, port, exc.strerror or "") from exc
 
 
-class Emulator:
-    """moto in server mode plus the tables, queues and schedule groups of one stack."""
+class Emulator(AwsEndpoint):
+    """moto in server mode plus the tables, queues and schedule groups of one stack.
+
+    Unlike an external :class:`~cadenza.local.endpoint.AwsEndpoint`, the emulator owns its
+    state: a table that already exists means another stack of the same name shares this
+    process's moto backends (an error), and :meth:`stop` deletes what was created.
+    """
+
+    embedded = True
+    reuse_existing = False
 
     def __init__(
         self,
@@ -91,16 +115,11 @@ class Emulator:
         port: int | None = None,
         region: str = DEFAULT_REGION,
     ) -> None:
+        super().__init__(f"http://{host}:{port or 0}", region=region)
         self.host = host
-        self.region = region
-        self.account_id = DEFAULT_ACCOUNT_ID
         self._requested_port = port or 0
         self._server: _MotoServer | None = None
         self._port: int | None = None
-        self._session: boto3.Session | None = None
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._created: list[tuple[str, str]] = []  # (kind, name or url), creation order
 
     # -- lifecycle
 
@@ -142,11 +161,7 @@ class Emulator:
             )
         self._server = server
         self._port = server.get_host_and_port()[1]
-        self._session = boto3.Session(
-            aws_access_key_id=DUMMY_ACCESS_KEY_ID,
-            aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
-            region_name=self.region,
-        )
+        self._open_session()
         log.info("moto server listening on %s", self.endpoint_url)
 
     def stop(self) -> None:
@@ -158,127 +173,7 @@ class Emulator:
         finally:
             self._server.stop()
             self._server = None
-            self._clients.clear()
-            self._session = None
-
-    # -- clients
-
-    def client(self, service_name: str) -> Any:
-        """A boto3 client for ``service_name`` pointed at the emulator (cached, thread-safe use).
-
-        botocore clients are safe to share between threads once created; creating them is not,
-        hence the lock.
-        """
-        with self._lock:
-            if service_name not in self._clients:
-                if self._session is None:
-                    raise LocalStackError("the emulator is not running")
-                self._clients[service_name] = self.new_client(service_name)
-            return self._clients[service_name]
-
-    def new_client(self, service_name: str, *, read_timeout: float = 30.0) -> Any:
-        """A fresh client (long-polling threads each want their own connection pool)."""
-        if self._session is None:
-            raise LocalStackError("the emulator is not running")
-        return self._session.client(
-            service_name,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
-            config=Config(
-                retries={"max_attempts": 2, "mode": "standard"},
-                read_timeout=read_timeout,
-                connect_timeout=5,
-            ),
-        )
-
-    # -- resources
-
-    def create_resources(self, stack: StackDescription) -> dict[str, dict[str, str]]:
-        """Create every table, queue and schedule group of ``stack``.
-
-        Returns the attributes only the emulator knows (queue URLs, stream ARNs) per logical id,
-        to be passed back to :func:`cadenza.local.template.describe_stack`.
-        """
-        attributes: dict[str, dict[str, str]] = {}
-        dynamodb: DynamoDBClient = self.client("dynamodb")
-        for table in stack.tables:
-            try:
-                dynamodb.create_table(**table.create_table_request())
-            except dynamodb.exceptions.ResourceInUseException as exc:
-                raise LocalStackError(
-                    f"table {table.name} already exists in this process's emulator state: is "
-                    f"another local stack named {stack.stack_name!r} running in this process? "
-                    "Give each one its own stack_name."
-                ) from exc
-            self._created.append(("table", table.name))
-            if table.ttl_attribute:
-                dynamodb.update_time_to_live(
-                    TableName=table.name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-                )
-            if table.point_in_time_recovery:
-                with contextlib.suppress(Exception):  # cosmetic locally; never fatal
-                    dynamodb.update_continuous_backups(
-                        TableName=table.name,
-                        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-                    )
-            description = dynamodb.describe_table(TableName=table.name)["Table"]
-            values = {"Ref": table.name, "Arn": description["TableArn"]}
-            if description.get("LatestStreamArn"):
-                values["StreamArn"] = description["LatestStreamArn"]
-            attributes[table.logical_id] = values
-
-        sqs: SQSClient = self.client("sqs")
-        by_id = {queue.logical_id: queue for queue in stack.queues}
-        created: set[str] = set()
-
-        def create_queue(logical_id: str, chain: tuple[str, ...] = ()) -> None:
-            if logical_id in created:
-                return
-            if logical_id in chain:
-                raise LocalStackError(f"queues redrive to each other: {' -> '.join(chain)}")
-            queue = by_id[logical_id]
-            dead_letter = queue.redrive.dead_letter_queue if queue.redrive else None
-            if dead_letter in by_id:
-                create_queue(str(dead_letter), (*chain, logical_id))
-            url = sqs.create_queue(
-                QueueName=queue.name, Attributes=queue.create_queue_attributes()  # type: ignore[arg-type]
-            )["QueueUrl"]
-            self._created.append(("queue", url))
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-                "Attributes"
-            ]["QueueArn"]
-            attributes[logical_id] = {
-                "Ref": url,
-                "QueueUrl": url,
-                "Arn": arn,
-                "QueueName": queue.name,
-            }
-            created.add(logical_id)
-
-        for queue in stack.queues:
-            create_queue(queue.logical_id)
-
-        if stack.schedule_groups:
-            scheduler: EventBridgeSchedulerClient = self.client("scheduler")
-            for group in stack.schedule_groups:
-                arn = scheduler.create_schedule_group(Name=group.name)["ScheduleGroupArn"]
-                self._created.append(("schedule-group", group.name))
-                attributes[group.logical_id] = {"Ref": group.name, "Arn": arn}
-        return attributes
-
-    def delete_resources(self) -> None:
-        """Delete what :meth:`create_resources` made (moto's state outlives the server)."""
-        for kind, name in reversed(self._created):
-            try:
-                if kind == "table":
-                    self.client("dynamodb").delete_table(TableName=name)
-                elif kind == "queue":
-                    self.client("sqs").delete_queue(QueueUrl=name)
-                elif kind == "schedule-group":
-                    self.client("scheduler").delete_schedule_group(Name=name)
-            except Exception as exc:  # best effort: the server is going away anyway
-                log.debug("could not delete %s %s: %s", kind, name, exc)
-        self._created.clear()
+            self._close_session()
 
     def forget_shard_iterator(self, iterator: str) -> None:
         """Drop a consumed DynamoDB stream iterator from moto's memory.

@@ -1,7 +1,8 @@
 """A local Lambda runtime: the stack's handlers, invoked in-process with the events AWS sends.
 
-moto cannot run Lambda code without Docker and does not route API Gateway in server mode, so
-this module plays the parts of the Lambda service: the SQS and DynamoDB stream pollers of event
+moto cannot run Lambda code without Docker and does not route API Gateway in server mode (and an
+external emulator such as LocalStack is used for its DynamoDB and SQS only), so this module
+plays the parts of the Lambda service: the SQS and DynamoDB stream pollers of event
 source mappings, the schedules, and the HTTP API in front of the api function. Each event is
 built in exactly the shape AWS delivers it, so handlers stay free of local-only code paths.
 
@@ -32,7 +33,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from cadenza.local.emulator import Emulator
+from cadenza.local.endpoint import AwsEndpoint
 from cadenza.local.errors import HandlerImportError, LocalStackError, PortInUseError
 from cadenza.local.template import (
     DynamoStreamSource,
@@ -62,6 +63,8 @@ SQS_WAIT_SECONDS = 1
 #: Stream polling interval when records flow, and the ceiling it backs off to when idle.
 STREAM_POLL_BUSY = 0.05
 STREAM_POLL_IDLE = 0.25
+#: Attributes every record of a Lambda event from a FIFO queue has (besides the standard ones).
+FIFO_RECORD_ATTRIBUTES = ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber")
 #: Bound on stream retries when the template says "forever" (-1): a poisoned record must not
 #: wedge a local shard for good.
 STREAM_RETRY_CAP = 10
@@ -492,6 +495,8 @@ class _SqsPoller(_Worker):
         self.queue_arn = queue_arn
         self.client = client
         self.region = region
+        self.fifo = queue_arn.endswith(".fifo") or queue_url.endswith(".fifo")
+        self._warned_fifo = False
 
     def _receive(self, limit: int, wait: int) -> list[dict[str, Any]]:
         response = self.client.receive_message(
@@ -516,6 +521,8 @@ class _SqsPoller(_Worker):
         records = [
             sqs_event_record(m, queue_arn=self.queue_arn, region=self.region) for m in messages
         ]
+        if self.fifo:
+            self._check_fifo_attributes(records)
         try:
             result = self.function.invoke({"Records": records})
         except Exception:
@@ -535,6 +542,23 @@ class _SqsPoller(_Worker):
             )
             for failure in response.get("Failed") or []:
                 log.warning("could not delete an SQS message: %s", failure)
+
+    def _check_fifo_attributes(self, records: list[dict[str, Any]]) -> None:
+        """Lambda gives FIFO records their group, deduplication id and sequence number; FIFO
+        batch processors (powertools' SqsFifoPartialProcessor) rely on ``MessageGroupId``.
+        They come from ReceiveMessage's system attributes: an endpoint that omits them is
+        reported once rather than silently breaking per-group failure handling."""
+        if self._warned_fifo:
+            return
+        for record in records:
+            missing = sorted(set(FIFO_RECORD_ATTRIBUTES) - set(record["attributes"]))
+            if missing:
+                self._warned_fifo = True
+                log.warning(
+                    "%s: the AWS endpoint returned FIFO messages without %s; Lambda's events "
+                    "carry them", self.name, ", ".join(missing),
+                )
+                return
 
     def _failed_ids(self, result: Any, records: list[dict[str, Any]]) -> set[str]:
         """Message ids to keep. An invalid batchItemFailures response fails the whole batch."""
@@ -570,7 +594,7 @@ class _StreamPoller(_Worker):
         *,
         stream_arn: str,
         client: Any,
-        emulator: Emulator,
+        emulator: AwsEndpoint,
         failure_queue_url: str | None,
         region: str,
         stop: threading.Event,
@@ -876,7 +900,8 @@ def _reason(status: int) -> str:
 
 
 class LocalRuntime:
-    """Runs a described stack's functions against an emulator: pollers, schedules and the API.
+    """Runs a described stack's functions against an AWS endpoint (the embedded moto, or an
+    external one such as LocalStack): pollers, schedules and the API.
 
     ``start()`` binds the API port, sets the merged function environment (plus ``extra_env``)
     in ``os.environ``, imports every handler, then starts the pollers; ``stop()`` stops them
@@ -887,7 +912,7 @@ class LocalRuntime:
         self,
         description: StackDescription,
         *,
-        emulator: Emulator,
+        emulator: AwsEndpoint,
         api_host: str = "127.0.0.1",
         api_port: int = 7933,
         extra_env: Mapping[str, str] | None = None,

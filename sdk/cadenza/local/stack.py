@@ -3,6 +3,10 @@
 It reads template.yaml, starts moto in server mode, creates the tables, queues and schedule
 groups the template declares, and runs the functions with the local Lambda runtime: the same
 stack as in AWS, on 127.0.0.1, with nothing to install or deploy.
+
+Given an ``aws_endpoint`` (or ``$CADENZA_AWS_ENDPOINT``), e.g. LocalStack's
+``http://localhost:4566``, it starts no emulator: the resources are created (or reused) there,
+and the runtime's pollers and the handlers talk to that endpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from cadenza.local.emulator import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, Emulator
+from cadenza.local.emulator import Emulator
+from cadenza.local.endpoint import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, AwsEndpoint
 from cadenza.local.errors import LocalStackError
 from cadenza.local.runtime import LocalFunction, LocalRuntime
 from cadenza.local.template import (
@@ -28,12 +33,14 @@ from cadenza.local.template import (
     resolve_parameters,
 )
 
-__all__ = ["DEFAULT_API_PORT", "LocalStack", "find_repo_root"]
+__all__ = ["AWS_ENDPOINT_VARIABLE", "DEFAULT_API_PORT", "LocalStack", "find_repo_root"]
 
 log = logging.getLogger("cadenza.local")
 
 #: Cadence's frontend port, so ``cadenza dev`` is where a Cadence user would look first.
 DEFAULT_API_PORT = 7933
+#: Where ``LocalStack`` looks for an external AWS endpoint when ``aws_endpoint`` is not given.
+AWS_ENDPOINT_VARIABLE = "CADENZA_AWS_ENDPOINT"
 
 
 def find_repo_root(start: str | Path | None = None) -> Path:
@@ -75,6 +82,13 @@ class LocalStack:
     uses the fixed default API port so clients find it. ``repo_root`` is where ``CodeUri`` and
     layer paths are resolved (default: the template's directory, as in SAM).
 
+    ``aws_endpoint`` (default: ``$CADENZA_AWS_ENDPOINT``; ``""`` forces the embedded moto) is
+    an AWS-compatible endpoint somebody else runs, such as LocalStack: no moto is started and
+    ``emulator_port`` is ignored; tables, streams and queues are created there, or reused when
+    they exist, and are left there when the stack stops (their state outlives it, as a deployed
+    stack's does). moto's fidelity patch (:mod:`cadenza.local.fidelity`) is applied only to the
+    embedded moto.
+
     The stack sets its :attr:`environment` in ``os.environ`` while it runs (the handlers run in
     this process and read it) and restores the previous values when it stops.
     """
@@ -91,6 +105,7 @@ class LocalStack:
         host: str = "127.0.0.1",
         region: str = DEFAULT_REGION,
         sqs_pollers: int = 1,
+        aws_endpoint: str | None = None,
     ) -> None:
         if template_path is not None:
             self.template_path = Path(template_path).resolve()
@@ -105,7 +120,11 @@ class LocalStack:
         self.host = host
         self.region = region
         self.sqs_pollers = sqs_pollers
-        self._emulator: Emulator | None = None
+        if aws_endpoint is None:
+            aws_endpoint = os.environ.get(AWS_ENDPOINT_VARIABLE, "")
+        #: The external AWS endpoint, or None for the embedded moto server.
+        self.aws_endpoint: str | None = aws_endpoint.strip().rstrip("/") or None
+        self._emulator: AwsEndpoint | None = None
         self._runtime: LocalRuntime | None = None
         self._description: StackDescription | None = None
         self._stopped = threading.Event()
@@ -119,7 +138,11 @@ class LocalStack:
         self._stopped.clear()
         template = load_template(self.template_path)
         parameters = resolve_parameters(template, self.parameter_overrides)
-        emulator = Emulator(host=self.host, port=self.emulator_port, region=self.region)
+        emulator: AwsEndpoint
+        if self.aws_endpoint:
+            emulator = AwsEndpoint(self.aws_endpoint, region=self.region)
+        else:
+            emulator = Emulator(host=self.host, port=self.emulator_port, region=self.region)
         emulator.start()
         self._emulator = emulator
         try:
@@ -158,12 +181,15 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
-        log.info("local stack %s: API %s, AWS emulator %s", self.stack_name, self.api_url,
-                 emulator.endpoint_url)
+        log.info("local stack %s: API %s, AWS %s %s", self.stack_name, self.api_url,
+                 "emulator" if emulator.embedded else "endpoint", emulator.endpoint_url)
         return self
 
     def stop(self) -> None:
-        """Stop the runtime (pollers, API), then the emulator; restore ``os.environ``."""
+        """Stop the runtime (pollers, API), then the emulator; restore ``os.environ``.
+
+        The embedded emulator deletes the resources it created; an external endpoint keeps
+        them."""
         try:
             if self._runtime is not None:
                 self._runtime.stop()
@@ -229,10 +255,16 @@ class LocalStack:
 
     @property
     def emulator_endpoint(self) -> str:
-        """The moto server's endpoint, for ``endpoint_url=`` / ``AWS_ENDPOINT_URL``."""
+        """The AWS endpoint the stack uses, for ``endpoint_url=`` / ``AWS_ENDPOINT_URL``: the
+        embedded moto server's, or ``aws_endpoint``."""
         if self._emulator is None:
             raise LocalStackError("the local stack has not been started")
         return self._emulator.endpoint_url
+
+    @property
+    def embedded(self) -> bool:
+        """True when this stack runs its own moto server (no ``aws_endpoint``)."""
+        return self.aws_endpoint is None
 
     @property
     def environment(self) -> dict[str, str]:
@@ -254,7 +286,7 @@ class LocalStack:
         ]
 
     def client(self, service_name: str) -> Any:
-        """A boto3 client for the emulator (dummy credentials, the stack's region)."""
+        """A boto3 client for the stack's AWS endpoint (dummy credentials, its region)."""
         if self._emulator is None:
             raise LocalStackError("the local stack has not been started")
         return self._emulator.client(service_name)
@@ -277,7 +309,7 @@ class LocalStack:
             raise LocalStackError("the local stack has not been started")
         return self._runtime
 
-    def _aws_environment(self, emulator: Emulator) -> dict[str, str]:
+    def _aws_environment(self, emulator: AwsEndpoint) -> dict[str, str]:
         return {
             "AWS_ENDPOINT_URL": emulator.endpoint_url,
             "AWS_ACCESS_KEY_ID": DUMMY_ACCESS_KEY_ID,

@@ -250,6 +250,8 @@ class QueueSpec:
     name: str
     fifo: bool = False
     content_based_deduplication: bool = False
+    deduplication_scope: str | None = None
+    fifo_throughput_limit: str | None = None
     visibility_timeout: int | None = None
     message_retention_period: int | None = None
     delay_seconds: int | None = None
@@ -262,8 +264,13 @@ class QueueSpec:
         attributes: dict[str, str] = {}
         if self.fifo:
             attributes["FifoQueue"] = "true"
-            if self.content_based_deduplication:
-                attributes["ContentBasedDeduplication"] = "true"
+            attributes["ContentBasedDeduplication"] = (
+                "true" if self.content_based_deduplication else "false"
+            )
+            if self.deduplication_scope:
+                attributes["DeduplicationScope"] = self.deduplication_scope
+            if self.fifo_throughput_limit:
+                attributes["FifoThroughputLimit"] = self.fifo_throughput_limit
         for name, value in (
             ("VisibilityTimeout", self.visibility_timeout),
             ("MessageRetentionPeriod", self.message_retention_period),
@@ -758,6 +765,10 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).lower() == "true"
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def _int(value: Any, default: int) -> int:
     return default if value is None else int(value)
 
@@ -949,6 +960,8 @@ def _queue(
         name=known[logical_id]["QueueName"],
         fifo=_truthy(props.get("FifoQueue")),
         content_based_deduplication=_truthy(props.get("ContentBasedDeduplication")),
+        deduplication_scope=_optional_str(props.get("DeduplicationScope")),
+        fifo_throughput_limit=_optional_str(props.get("FifoThroughputLimit")),
         visibility_timeout=optional_int("VisibilityTimeout"),
         message_retention_period=optional_int("MessageRetentionPeriod"),
         delay_seconds=optional_int("DelaySeconds"),

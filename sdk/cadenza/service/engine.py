@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,19 +251,7 @@ class WorkflowService:
             page_size=page_size,
             page_token=page_token,
         )
-        return [
-            {
-                "workflow_id": r.workflow_id,
-                "run_id": r.run_id,
-                "workflow_type": r.workflow_type,
-                "task_list": r.task_list,
-                "status": r.status,
-                "start_time": r.start_time,
-                "close_time": r.close_time,
-                "history_length": r.history_length,
-            }
-            for r in records
-        ], token
+        return [asdict(record) for record in records], token
 
     # --- changing a run -------------------------------------------------------------------
 
