@@ -18,8 +18,8 @@ errors = Console(stderr=True)
 _PORT_OPTIONS = {"HTTP API server": "--port", "AWS emulator (moto)": "--emulator-port"}
 
 
-def run_dev(*, api_port: int, emulator_port: int | None) -> int:
-    stack = LocalStack(api_port=api_port, emulator_port=emulator_port)
+def run_dev(*, api_port: int, emulator_port: int | None, aws_endpoint: str | None = None) -> int:
+    stack = LocalStack(api_port=api_port, emulator_port=emulator_port, aws_endpoint=aws_endpoint)
     # SIGTERM stops it like Ctrl-C, from the start: the API answers before start() returns.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=7933, help="HTTP API port (default 7933)")
     dev.add_argument("--emulator-port", type=int, default=None,
                      help="moto server port (default: a free port)")
-
+    dev.add_argument("--aws-endpoint", default=None, metavar="URL",
+                     help="use this AWS endpoint (e.g. LocalStack's http://localhost:4566) "
+                          "instead of starting moto (default: $CADENZA_AWS_ENDPOINT)")
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", default=DEFAULT_ADDRESS, help="HTTP API URL")
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             from .dev import run_dev
 
-            return run_dev(api_port=args.port, emulator_port=args.emulator_port)
+            return run_dev(api_port=args.port, emulator_port=args.emulator_port,
+                           aws_endpoint=args.aws_endpoint)
         return asyncio.run(_workflow(args))
     except WorkflowFailure as error:
         _fail(args, error, "WorkflowFailure")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Any
 
 from moto.server import (
     DomainDispatcherApplication,
