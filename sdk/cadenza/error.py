@@ -16,6 +16,7 @@ __all__ = [
     "BadRequestError",
     "CadenzaError",
     "CancellationAlreadyRequestedError",
+    "CommitConflictError",
     "ContinueAsNewError",
     "DomainNotActiveError",
     "EntityNotExistsError",
@@ -165,6 +166,10 @@ def error_from_wire(body: dict[str, Any]) -> ServiceError:
 
 
 # --- errors of workflow and activity code ------------------------------------------------------
+
+
+class CommitConflictError(CadenzaError):
+    """Another writer committed to the run first; the service re-reads and decides again."""
 
 
 class NonDeterministicError(CadenzaError):

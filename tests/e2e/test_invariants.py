@@ -7,8 +7,8 @@ import uuid
 from datetime import timedelta
 
 from cadenza import Client, Registry, Worker, workflow
-from cadenza.aws.store import StoredBatch
 from cadenza.core import HistoryEvent
+from cadenza.core.records import StoredBatch
 from cadenza.local import LocalStack
 from cadenza.service import StartWorkflowRequest, service_from_environment
 

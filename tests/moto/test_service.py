@@ -11,8 +11,9 @@ import boto3
 import pytest
 
 from cadenza.aws.settings import AwsSettings
-from cadenza.aws.store import StoredBatch, decode_stream_image
+from cadenza.aws.store import decode_stream_image
 from cadenza.core import Decision, DecisionType, EventType, TaskKind, task_from_dict
+from cadenza.core.records import StoredBatch
 from cadenza.error import (
     BadRequestError,
     EntityNotExistsError,

@@ -10,7 +10,7 @@ import pytest
 
 from cadenza import core
 from cadenza.aws.settings import AwsSettings
-from cadenza.aws.store import CommitConflictError, DynamoHistoryStore, decode_stream_image
+from cadenza.aws.store import DynamoHistoryStore, decode_stream_image
 from cadenza.core import (
     CompleteActivityTask,
     CompleteDecisionTask,
@@ -18,6 +18,7 @@ from cadenza.core import (
     DecisionType,
     StartWorkflow,
 )
+from cadenza.error import CommitConflictError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

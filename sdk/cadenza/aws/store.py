@@ -10,35 +10,21 @@ import base64
 import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import PutError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from ..core import HistoryEvent, RunState, Task, Transition, tasks_of
-from ..error import BadRequestError, CadenzaError, PayloadTooLargeError
+from ..core import HistoryEvent, RunState, Transition, tasks_of
+from ..core.records import StoredBatch
+from ..error import BadRequestError, CommitConflictError, PayloadTooLargeError
 from .models import HistoryBatchModel, bind
 from .settings import AwsSettings
 
 #: DynamoDB's item limit is 400 KB; keep room for keys and attribute names.
 MAX_ITEM_BYTES = 390_000
 
-
-class CommitConflictError(CadenzaError):
-    """Another writer committed first; re-read the run and decide again."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredBatch:
-    """One committed batch: its events, the run's state after it, and the tasks it created."""
-
-    run_id: str
-    events: tuple[HistoryEvent, ...]
-    state: RunState
-    tasks: tuple[Task, ...]
-    committed_at: int
 
 
 def run_key(domain: str, workflow_id: str) -> str:

@@ -22,7 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ..core import Task, TaskKind
+from ..core import TaskKind
+from ..core.records import OutgoingMessage
 from .settings import AwsSettings
 
 _VALID = re.compile(r"[^A-Za-z0-9_-]")
@@ -44,12 +45,6 @@ def queue_name(prefix: str, domain: str, task_list: str, kind: TaskKind) -> str:
         room = _MAX_QUEUE_NAME - len(suffix) - len(digest) - 1
         clean = f"{clean[:room]}-{digest}"
     return clean + suffix
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    task: Task
-    body: str
 
 
 @dataclass(frozen=True, slots=True)

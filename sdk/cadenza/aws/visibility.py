@@ -9,29 +9,16 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import PutError
 
 from ..core import RunState
+from ..core.records import VisibilityRecord
 from ..error import BadRequestError
 from .models import VisibilityModel, bind
 from .settings import AwsSettings
 from .store import run_key
-
-
-@dataclass(frozen=True, slots=True)
-class VisibilityRecord:
-    domain: str
-    workflow_id: str
-    run_id: str
-    workflow_type: str
-    task_list: str
-    status: str
-    start_time: int
-    close_time: int | None
-    history_length: int | None
 
 
 class DynamoVisibilityStore:

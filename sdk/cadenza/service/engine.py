@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import core
-from ..aws.store import CommitConflictError, StoredBatch
-from ..aws.tasklists import OutgoingMessage
 from ..core import (
     CompleteActivityTask,
     CompleteDecisionTask,
@@ -36,8 +34,10 @@ from ..core import (
     to_millis,
 )
 from ..core.ids import next_run_id
+from ..core.records import OutgoingMessage, StoredBatch
 from ..error import (
     BadRequestError,
+    CommitConflictError,
     EntityNotExistsError,
     ServiceBusyError,
     StaleTaskError,

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..aws.store import StoredBatch
-from ..aws.tasklists import OutgoingMessage
-from ..aws.visibility import VisibilityRecord
 from ..core import HistoryEvent, RunState, Transition
+from ..core.records import OutgoingMessage, StoredBatch, VisibilityRecord
 
 
 class HistoryStore(Protocol):
