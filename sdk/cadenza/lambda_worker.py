@@ -10,7 +10,6 @@ retried are reported as batch item failures (powertools), so SQS redelivers only
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ._tasks import WorkerBackend, process_activity, process_decision
-from .core import TaskKind
+from .aws.tasklists import parse_task_message
 from .data_converter import DataConverter, DefaultDataConverter
 
 __all__ = ["TaskRetryLaterError", "lambda_handler"]
@@ -37,9 +36,15 @@ def lambda_handler(
     backend: WorkerBackend | None = None,
     domain: str = "default",
     converter: DataConverter | None = None,
+    sqs: Any = None,
 ) -> Callable[[dict[str, Any], Any], Any]:
+    """The Lambda handler for SQS task-list events of ``registry``'s workflows and activities.
+
+    ``backend`` defaults to the service in-process (the function has the stack's environment);
+    ``sqs`` is the client that delays a task to retry (default: boto3's, from the environment).
+    """
     codec = converter or DefaultDataConverter()
-    state: dict[str, WorkerBackend] = {}
+    state: dict[str, Any] = {}
 
     def engine() -> WorkerBackend:
         if "backend" not in state:
@@ -52,8 +57,15 @@ def lambda_handler(
                 state["backend"] = ServiceBackend(service_from_environment(), domain=domain)
         return state["backend"]
 
+    def sqs_client() -> Any:
+        if "sqs" not in state:
+            import boto3
+
+            state["sqs"] = sqs if sqs is not None else boto3.client("sqs")
+        return state["sqs"]
+
     def record_handler(record: SQSRecord) -> None:
-        message = _task_message(record.body)
+        message = parse_task_message(record.body)
         if message is None:
             # No retry can make it a task: redelivering it would only cost invocations until
             # the message expires. Logged with its id, then dropped (reported as processed).
@@ -69,6 +81,8 @@ def lambda_handler(
         else:
             outcome = asyncio.run(process_activity(engine(), registry, message, converter=codec))
         if not outcome.done:
+            if outcome.retry_after:
+                _delay(sqs_client(), record, outcome.retry_after)
             raise TaskRetryLaterError(outcome.note or "retry later")
 
     def handler(event: dict[str, Any], context: Any) -> Any:
@@ -84,15 +98,22 @@ def lambda_handler(
     return handler
 
 
-def _task_message(body: str) -> dict[str, Any] | None:
-    """The task message a record carries; None for a body that is not one."""
+_queue_urls: dict[str, str] = {}
+
+
+def _delay(sqs: Any, record: SQSRecord, seconds: int) -> None:
+    """Keep a record invisible for ``seconds`` (the retry backoff) instead of the queue's
+    visibility timeout; the event source mapping does not delete a reported failure."""
+    arn = record.event_source_arn
     try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("task_token"), str):
-        return None
-    task = message.get("task")
-    if not isinstance(task, dict) or task.get("kind") not in set(TaskKind):
-        return None
-    return message
+        if arn not in _queue_urls:
+            account, name = arn.split(":")[4:6]
+            _queue_urls[arn] = sqs.get_queue_url(
+                QueueName=name, QueueOwnerAWSAccountId=account
+            )["QueueUrl"]
+        sqs.change_message_visibility(
+            QueueUrl=_queue_urls[arn], ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=max(0, min(seconds, 43_200)),
+        )
+    except Exception:  # the queue's own visibility timeout applies instead
+        logger.exception("could not delay SQS message %s", record.message_id)

@@ -154,8 +154,8 @@ def history(service: WorkflowService, workflow_id: str) -> list[Any]:
     return service.get_history("default", workflow_id)[1]
 
 
-def handler_for(service: WorkflowService, registry: Registry = reg) -> Handler:
-    return lambda_handler(registry, backend=ServiceBackend(service, domain="default"))
+def handler_for(service: WorkflowService, registry: Registry = reg, sqs: Any = None) -> Handler:
+    return lambda_handler(registry, backend=ServiceBackend(service, domain="default"), sqs=sqs)
 
 
 def test_a_workflow_runs_to_completion_through_lambda_events(
@@ -224,7 +224,7 @@ def test_a_task_to_retry_is_reported_as_a_batch_item_failure(
     """A decision of an unknown workflow type: the first failure is recorded; the retried
     task fails again, is not written, and must come back later (a batch item failure) while
     the other records of the same batch are processed."""
-    handler = handler_for(service)
+    handler = handler_for(service, sqs=lists.sqs)
     unknown = start(service, lists, "NoSuchWorkflow", '"x"')
     assert deliver(handler, lists, TaskKind.DECISION, lists.receive(TaskKind.DECISION)) == set()
     events = history(service, unknown)
@@ -245,6 +245,9 @@ def test_a_task_to_retry_is_reported_as_a_batch_item_failure(
     failed = deliver(handler, lists, TaskKind.DECISION, retried_first)
     assert failed == {retried[0]["MessageId"]}
     assert history(service, unknown) == events  # a repeated failure is not written
+    # It comes back after the worker's backoff, not at once.
+    assert lists.sqs.receive_message(QueueUrl=lists.url(TaskKind.DECISION),
+                                     WaitTimeSeconds=0).get("Messages", []) == []
     healthy_types = [e.event_type for e in history(service, healthy)]
     assert healthy_types[-1] is EventType.ActivityTaskScheduled  # processed all the same
 

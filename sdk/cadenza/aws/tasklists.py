@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections import defaultdict
@@ -25,6 +26,8 @@ from botocore.exceptions import ClientError
 from ..core import TaskKind
 from ..core.records import OutgoingMessage
 from .settings import AwsSettings
+
+logger = logging.getLogger("cadenza.tasklists")
 
 _VALID = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_QUEUE_NAME = 80
@@ -143,16 +146,22 @@ class SqsTaskLists:
         if visibility_timeout is not None:
             request["VisibilityTimeout"] = visibility_timeout
         response = self.client.receive_message(**request)
-        return [
-            ReceivedMessage(
+        received = []
+        for m in response.get("Messages", []):
+            body = parse_task_message(m["Body"])
+            if body is None:
+                # No retry can make it a task; left in place it would come back forever.
+                logger.error("dropping message %s of %s: not a Cadenza task", m["MessageId"], url)
+                self.client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                continue
+            received.append(ReceivedMessage(
                 queue_url=url,
                 receipt_handle=m["ReceiptHandle"],
                 message_id=m["MessageId"],
-                body=json.loads(m["Body"]),
+                body=body,
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-            )
-            for m in response.get("Messages", [])
-        ]
+            ))
+        return received
 
     def delete(self, message: ReceivedMessage) -> None:
         self.client.delete_message(QueueUrl=message.queue_url, ReceiptHandle=message.receipt_handle)
@@ -165,3 +174,16 @@ class SqsTaskLists:
             VisibilityTimeout=max(0, min(delay_seconds, 43_200)),
         )
 
+
+def parse_task_message(body: str) -> dict[str, Any] | None:
+    """The task message a record carries; None for a body that is not one."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("task_token"), str):
+        return None
+    task = message.get("task")
+    if not isinstance(task, dict) or task.get("kind") not in set(TaskKind):
+        return None
+    return message
