@@ -96,7 +96,8 @@ async def latency(stack: LocalStack, runs: int, concurrency: int) -> dict[str, f
     task_list = f"lat-{uuid.uuid4().hex[:6]}"
     async with Client(target=stack.api_url) as client, Worker(
         client, task_list, registry,
-        max_concurrent_activity_tasks=concurrency, max_concurrent_decision_tasks=concurrency,
+        max_concurrent_activity_execution_size=concurrency,
+        max_concurrent_decision_task_execution_size=concurrency,
     ):
         gate = asyncio.Semaphore(concurrency)
         durations: list[float] = []

@@ -18,6 +18,9 @@ class ApiTransport:
     """One pooled async HTTP connection to the API, shared by a client and its workers."""
 
     def __init__(self, target: str, *, timeout: float = 40.0) -> None:
+        # Cadence clients name a "host:port" target; the HTTP API takes the same.
+        if "://" not in target:
+            target = f"http://{target}"
         self.target = target.rstrip("/")
         self._http = httpx.AsyncClient(base_url=self.target, timeout=timeout)
 

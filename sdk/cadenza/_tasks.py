@@ -41,17 +41,21 @@ class WorkerBackend(Protocol):
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
-        started_at: datetime,
+        started_at: datetime, identity: str | None = None,
     ) -> None: ...
 
     async def fail_decision_task(
-        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
+        identity: str | None = None,
     ) -> bool: ...
 
-    async def complete_activity_task(self, task_token: str, result: str | None) -> None: ...
+    async def complete_activity_task(
+        self, task_token: str, result: str | None, *, identity: str | None = None
+    ) -> None: ...
 
-    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
-        ...
+    async def fail_activity_task(
+        self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ async def process_decision(
     *,
     converter: DataConverter,
     receive_count: int = 1,
+    identity: str | None = None,
 ) -> Outcome:
     task = message["task"]
     token = message["task_token"]
@@ -130,7 +135,8 @@ async def process_decision(
             logger.warning("decision task of %s failed: %s", task["workflow_id"], error)
             try:
                 recorded = await backend.fail_decision_task(
-                    token, cause=WORKER_FAILURE, details=details, started_at=started_at
+                    token, cause=WORKER_FAILURE, details=details, started_at=started_at,
+                    identity=identity,
                 )
             except StaleTaskError:
                 return Outcome(True, note="stale decision task dropped")
@@ -144,6 +150,7 @@ async def process_decision(
                 [d.to_dict() for d in result.decisions],
                 history_length=history[-1].event_id + 1,
                 started_at=started_at,
+                identity=identity,
             )
         except StaleTaskError as error:
             if error.details.get("reason") == "history_changed":
@@ -159,6 +166,7 @@ async def process_activity(
     message: dict[str, Any],
     *,
     converter: DataConverter,
+    identity: str | None = None,
 ) -> Outcome:
     task = message["task"]
     token = message["task_token"]
@@ -174,6 +182,7 @@ async def process_activity(
                 "ActivityNotRegisteredError",
                 f"activity type {task['activity_type']!r} is not registered on this worker "
                 f"(registered: {known})",
+                identity=identity,
             )
             return DONE
         outcome = await execute_activity_task(
@@ -200,13 +209,16 @@ async def process_activity(
             heartbeat=None,
         )
         if outcome.kind == "completed":
-            await backend.complete_activity_task(token, outcome.result)
+            await backend.complete_activity_task(token, outcome.result, identity=identity)
         elif outcome.kind == "failed":
-            await backend.fail_activity_task(token, outcome.reason or "error", outcome.details)
+            await backend.fail_activity_task(
+                token, outcome.reason or "error", outcome.details, identity=identity
+            )
         elif outcome.kind == "cancelled":
             # Recorded as a failure until the engine has activity cancellation.
             await backend.fail_activity_task(
-                token, "ActivityCancelledError", outcome.details or "activity cancelled"
+                token, "ActivityCancelledError", outcome.details or "activity cancelled",
+                identity=identity,
             )
         # "async": the activity is completed later through the client with its task token.
     except StaleTaskError:

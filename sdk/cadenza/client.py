@@ -358,32 +358,37 @@ class Client:
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
-        started_at: datetime,
+        started_at: datetime, identity: str | None = None,
     ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/decision/complete", json={
             "task_token": task_token, "decisions": list(decisions),
             "history_length": history_length, "started_at": started_at.isoformat(),
-            "identity": self._identity,
+            "identity": identity or self._identity,
         })
 
     async def fail_decision_task(
-        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
+        identity: str | None = None,
     ) -> bool:
         answer = await self.transport.call("POST", "/api/v1/tasks/decision/fail", json={
             "task_token": task_token, "cause": cause, "details": details,
-            "started_at": started_at.isoformat(), "identity": self._identity,
+            "started_at": started_at.isoformat(), "identity": identity or self._identity,
         })
         return bool(answer.get("recorded"))
 
-    async def complete_activity_task(self, task_token: str, result: str | None) -> None:
+    async def complete_activity_task(
+        self, task_token: str, result: str | None, *, identity: str | None = None
+    ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/activity/complete", json={
-            "task_token": task_token, "result": result, "identity": self._identity,
+            "task_token": task_token, "result": result, "identity": identity or self._identity,
         })
 
-    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
+    async def fail_activity_task(
+        self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
+    ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/activity/fail", json={
             "task_token": task_token, "reason": reason, "details": details,
-            "identity": self._identity,
+            "identity": identity or self._identity,
         })
 
 

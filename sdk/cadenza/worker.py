@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +31,19 @@ logger = logging.getLogger("cadenza.worker")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerOptions:
-    max_concurrent_decision_tasks: int = 10
-    max_concurrent_activity_tasks: int = 50
+    """Options of a worker; the names are the Cadence Python client's where it has them."""
+
+    max_concurrent_activity_execution_size: int = 1000
+    max_concurrent_decision_task_execution_size: int = 1000
+    #: Most activity starts per second for this worker (0: no limit).
+    task_list_activities_per_second: float = 0.0
+    #: Concurrent long polls per kind. One is the cheapest (every empty poll is billed).
+    activity_task_pollers: int = 1
+    decision_task_pollers: int = 1
+    disable_workflow_worker: bool = False
+    disable_activity_worker: bool = False
+    #: Recorded in history as who ran each task (default: the client's identity).
+    identity: str | None = None
     #: SQS long-poll wait; longer is cheaper (fewer empty receives), shorter stops faster
     #: (exit waits for the receive in progress so no task is left hidden). Default: 20 s in
     #: AWS, 1 s against an emulator.
@@ -41,8 +52,15 @@ class WorkerOptions:
     shutdown_timeout_seconds: float = 30.0
     #: Visibility of a received task; running activities extend it while they work.
     visibility_timeout_seconds: int = 30
-    disable_workflow_worker: bool = False
-    disable_activity_worker: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_concurrent_activity_execution_size",
+                     "max_concurrent_decision_task_execution_size",
+                     "activity_task_pollers", "decision_task_pollers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.task_list_activities_per_second < 0:
+            raise ValueError("task_list_activities_per_second cannot be negative")
 
 
 class Worker:
@@ -58,7 +76,12 @@ class Worker:
         self._client = client
         self._task_list = task_list
         self._registry = registry
+        known = set(WorkerOptions.__dataclass_fields__)
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"unknown worker option(s) {unknown}; known: {sorted(known)}")
         self._options = WorkerOptions(**options)
+        self._identity = self._options.identity or client.identity
         self._stopping = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -110,7 +133,10 @@ class Worker:
         self._poll_wait = self._options.poll_wait_seconds
         if self._poll_wait is None:
             self._poll_wait = 1 if info.get("emulated") else 20
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cadenza-poll")
+        pollers = self._options.activity_task_pollers + self._options.decision_task_pollers
+        self._executor = ThreadPoolExecutor(
+            max_workers=pollers + 8, thread_name_prefix="cadenza-poll"
+        )
         # Create the queues now, so tasks sent before the first poll have a home.
         for kind in self._kinds():
             await self._blocking(self._queues.queue_url, self._client.domain, self._task_list, kind)
@@ -130,7 +156,19 @@ class Worker:
     async def run(self) -> None:
         """Poll until close() (or the end of ``async with``)."""
         await self._connect()
-        pollers = [asyncio.create_task(self._poll(kind)) for kind in self._kinds()]
+        pollers = []
+        for kind in self._kinds():
+            if kind is TaskKind.DECISION:
+                count = self._options.decision_task_pollers
+                capacity = _Capacity(self._options.max_concurrent_decision_task_execution_size)
+                pace = None
+            else:
+                count = self._options.activity_task_pollers
+                capacity = _Capacity(self._options.max_concurrent_activity_execution_size)
+                rate = self._options.task_list_activities_per_second
+                pace = _Pace(rate) if rate > 0 else None
+            pollers += [asyncio.create_task(self._poll(kind, capacity, pace))
+                        for _ in range(count)]
         try:
             await self._stopping.wait()
             # Let each poller finish the receive in progress and hand back what it got: a task
@@ -157,17 +195,14 @@ class Worker:
             self._executor = None
         self._queues = None
 
-    async def _poll(self, kind: TaskKind) -> None:
+    async def _poll(self, kind: TaskKind, capacity: _Capacity, pace: _Pace | None) -> None:
         assert self._queues is not None
         queues = self._queues
-        limit = (
-            self._options.max_concurrent_decision_tasks
-            if kind is TaskKind.DECISION
-            else self._options.max_concurrent_activity_tasks
-        )
-        capacity = _Capacity(limit)
         while not self._stopping.is_set():
-            free = await capacity.take_up_to(10)  # one SQS receive returns at most 10
+            if pace is not None:
+                await pace.wait()
+            # One SQS receive returns at most 10; a paced poller takes one at a time.
+            free = await capacity.take_up_to(1 if pace is not None else 10)
             try:
                 messages = await self._blocking(
                     queues.receive,
@@ -208,12 +243,13 @@ class Worker:
                 outcome = await process_decision(
                     self._client, self._registry, message.body,
                     converter=self._client.data_converter, receive_count=message.receive_count,
+                    identity=self._identity,
                 )
             else:
                 keeper = asyncio.create_task(self._keep_invisible(message))
                 outcome = await process_activity(
                     self._client, self._registry, message.body,
-                    converter=self._client.data_converter,
+                    converter=self._client.data_converter, identity=self._identity,
                 )
             await self._finish(queues, message, outcome)
         except asyncio.CancelledError:
@@ -269,3 +305,21 @@ class _Capacity:
         if count > 0:
             self._free += count
             self._room.set()
+
+
+class _Pace:
+    """Spaces task starts ``1 / rate`` seconds apart (task_list_activities_per_second)."""
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+        self._clock = clock
+        self._sleep = sleep
+
+    async def wait(self) -> None:
+        now = self._clock() if self._clock else asyncio.get_running_loop().time()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await self._sleep(start - now)

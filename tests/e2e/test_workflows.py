@@ -17,6 +17,7 @@ from cadenza.error import (
     WorkflowExecutionFailedError,
     WorkflowExecutionTerminatedError,
 )
+from cadenza.local import LocalStack
 
 from .workflows import MultipleActivities, reg
 
@@ -174,3 +175,19 @@ async def test_list_open_and_closed(client: Client, task_list: str) -> None:
     assert [(r.workflow_id, r.status) for r in closed] == [(done.workflow_id, "COMPLETED")]
     assert [r.run_id for r in opened] == [running.run_id]
     await client.terminate_workflow(running.workflow_id)
+
+
+async def test_worker_options_identity_and_pollers(local_stack: LocalStack, task_list: str) -> None:
+    # A Cadence-style "host:port" target works as well as a URL.
+    target = local_stack.api_url.removeprefix("http://")
+    async with Client(domain="default", target=target) as client, Worker(
+        client, task_list, reg, identity="worker-7", activity_task_pollers=2,
+        decision_task_pollers=2, max_concurrent_activity_execution_size=1,
+    ):
+        execution = await client.start_workflow("ParallelActivities", "x", task_list=task_list,
+                                                **START)
+        assert await client.get_workflow_result(execution.workflow_id, timeout=WAIT) == [
+            "first", "X"]
+        events = await client.get_workflow_history(execution.workflow_id)
+    started = [e for e in events if e.event_type.endswith("TaskStarted")]
+    assert started and {e.attributes["identity"] for e in started} == {"worker-7"}

@@ -41,30 +41,35 @@ class ServiceBackend:
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
-        started_at: datetime,
+        started_at: datetime, identity: str | None = None,
     ) -> None:
         await asyncio.to_thread(
             self.service.complete_decision_task, task_token,
             decisions=parse_decisions(list(decisions)), history_length=history_length,
-            started_at=started_at, identity=self.identity,
+            started_at=started_at, identity=identity or self.identity,
         )
 
     async def fail_decision_task(
-        self, task_token: str, *, cause: str, details: str | None, started_at: datetime
+        self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
+        identity: str | None = None,
     ) -> bool:
         return await asyncio.to_thread(
             self.service.fail_decision_task, task_token, cause=cause, details=details,
-            started_at=started_at, identity=self.identity,
+            started_at=started_at, identity=identity or self.identity,
         )
 
-    async def complete_activity_task(self, task_token: str, result: str | None) -> None:
+    async def complete_activity_task(
+        self, task_token: str, result: str | None, *, identity: str | None = None
+    ) -> None:
         await asyncio.to_thread(
             self.service.complete_activity_task, task_token, result=result,
-            identity=self.identity,
+            identity=identity or self.identity,
         )
 
-    async def fail_activity_task(self, task_token: str, reason: str, details: str | None) -> None:
+    async def fail_activity_task(
+        self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
+    ) -> None:
         await asyncio.to_thread(
             self.service.fail_activity_task, task_token, reason=reason, details=details,
-            identity=self.identity,
+            identity=identity or self.identity,
         )
