@@ -29,7 +29,7 @@ WORKER_FAILURE = "WORKFLOW_WORKER_UNHANDLED_FAILURE"
 #: Longest backoff between retries of a failing decision task.
 MAX_DECISION_BACKOFF_SECONDS = 60
 #: How often a decision is re-made when new events keep arriving while it is made.
-MAX_REDECIDE = 5
+MAX_REDECIDE = 20
 
 
 class WorkerBackend(Protocol):

@@ -191,3 +191,16 @@ async def test_worker_options_identity_and_pollers(local_stack: LocalStack, task
         events = await client.get_workflow_history(execution.workflow_id)
     started = [e for e in events if e.event_type.endswith("TaskStarted")]
     assert started and {e.attributes["identity"] for e in started} == {"worker-7"}
+
+
+async def test_fan_out_of_parallel_activities(client: Client, task_list: str) -> None:
+    async with Worker(client, task_list, reg):
+        execution = await client.start_workflow("FanOut", 13, task_list=task_list,
+                                                execution_start_to_close_timeout=WAIT)
+        result = await client.get_workflow_result(execution.workflow_id, timeout=WAIT)
+    assert result == sum(value * 2 for value in range(13))
+    events = await client.get_workflow_history(execution.workflow_id)
+    types = [e.event_type for e in events]
+    assert types.count("ActivityTaskCompleted") == 14
+    assert "DecisionTaskFailed" not in types and "DecisionTaskTimedOut" not in types
+    assert [e.event_id for e in events] == list(range(1, len(events) + 1))

@@ -90,3 +90,27 @@ class WaitsForever:
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
+
+
+@reg.activity(name="fan.produce")
+def produce(count: int) -> list[int]:
+    return list(range(count))
+
+
+@reg.activity(name="fan.double")
+def double(value: int) -> int:
+    return value * 2
+
+
+@reg.workflow(name="FanOut")
+class FanOut:
+    @workflow.run
+    async def run(self, count: int) -> int:
+        values = await workflow.execute_activity(
+            "fan.produce", list[int], count, start_to_close_timeout=TIMEOUT
+        )
+        doubled = await asyncio.gather(*[
+            workflow.execute_activity("fan.double", int, value, start_to_close_timeout=TIMEOUT)
+            for value in values
+        ])
+        return sum(doubled)
