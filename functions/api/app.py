@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cadenza.core import SignalWorkflow
 from cadenza.error import BadRequestError, ServiceError
 from cadenza.service import StartWorkflowRequest, parse_decisions, service_from_environment
 from cadenza.service.api import cluster_info, history_page, run_result
@@ -80,6 +81,24 @@ def start_workflow(domain: str) -> Response:
                     {"workflow_id": request.workflow_id, "run_id": run_id})
 
 
+@app.post("/api/v1/domains/<domain>/signal-with-start")
+def signal_with_start_workflow(domain: str) -> Response:
+    body = _body()
+    # Cadence's signal-with-start allows a new run after any closed one unless told otherwise.
+    if body.get("workflow_id_reuse_policy") is None:
+        body["workflow_id_reuse_policy"] = "AllowDuplicate"
+    request = StartWorkflowRequest.from_dict(unquote(domain), body)
+    signal = SignalWorkflow(
+        signal_name=required_string(body, "signal_name"),
+        input=optional_payload(body, "signal_input"),
+        identity=request.identity,
+        request_id=request.request_id,
+    )
+    run_id = service.start_workflow(request, signal=signal)
+    return Response(200, content_types.APPLICATION_JSON,
+                    {"workflow_id": request.workflow_id, "run_id": run_id})
+
+
 @app.get("/api/v1/domains/<domain>/workflows")
 def list_workflows(domain: str) -> dict[str, Any]:
     status = _query("status", "open").lower()
@@ -120,6 +139,19 @@ def get_result(domain: str, workflow_id: str) -> dict[str, Any]:
         unquote(domain), unquote(workflow_id), _query("run_id"),
         wait_seconds=_number("wait_seconds", 0),
     ))
+
+
+@app.post(f"{WORKFLOW}/signal")
+def signal_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
+    body = _body()
+    service.signal_workflow(
+        unquote(domain), unquote(workflow_id), optional_string(body, "run_id"),
+        signal_name=required_string(body, "signal_name"),
+        input=optional_payload(body, "input"),
+        identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
+    )
+    return {}
 
 
 @app.post(f"{WORKFLOW}/terminate")

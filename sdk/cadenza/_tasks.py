@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from ._activity_executor import ActivityTaskInput, execute_activity_task
 from .core import EventType, HistoryEvent, from_millis, to_millis
 from .data_converter import DataConverter
-from .error import CadenzaError, StaleTaskError
+from .error import CadenzaError, ServiceBusyError, StaleTaskError
 from .replay import run_decision_task
+
+T = TypeVar("T")
 
 logger = logging.getLogger("cadenza.worker")
 
@@ -28,6 +31,8 @@ logger = logging.getLogger("cadenza.worker")
 WORKER_FAILURE = "WORKFLOW_WORKER_UNHANDLED_FAILURE"
 #: Longest backoff between retries of a failing decision task.
 MAX_DECISION_BACKOFF_SECONDS = 60
+#: How often a task's answer is sent while the engine reports it is busy.
+ANSWER_ATTEMPTS = 6
 #: How often a decision is re-made when new events keep arriving while it is made.
 MAX_REDECIDE = 20
 
@@ -56,6 +61,19 @@ class WorkerBackend(Protocol):
     async def fail_activity_task(
         self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
     ) -> None: ...
+
+
+async def _answer(call: Callable[[], Awaitable[T]]) -> T:
+    """Send a task's answer, retrying while the engine is busy: the work is done and must not
+    be redone just because the answer could not be recorded at once."""
+    for attempt in range(ANSWER_ATTEMPTS):
+        try:
+            return await call()
+        except ServiceBusyError:
+            if attempt == ANSWER_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(min(0.1 * 2**attempt, 3.0))
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +152,10 @@ async def process_decision(
             details = "".join(traceback.format_exception(error))
             logger.warning("decision task of %s failed: %s", task["workflow_id"], error)
             try:
-                recorded = await backend.fail_decision_task(
-                    token, cause=WORKER_FAILURE, details=details, started_at=started_at,
-                    identity=identity,
-                )
+                recorded = await _answer(partial(
+                    backend.fail_decision_task, token, cause=WORKER_FAILURE, details=details,
+                    started_at=started_at, identity=identity,
+                ))
             except StaleTaskError:
                 return Outcome(True, note="stale decision task dropped")
             if recorded:
@@ -145,13 +163,11 @@ async def process_decision(
             backoff = min(2 ** min(receive_count, 6), MAX_DECISION_BACKOFF_SECONDS)
             return Outcome(False, retry_after=backoff, note="decision task failed again")
         try:
-            await backend.complete_decision_task(
-                token,
-                [d.to_dict() for d in result.decisions],
-                history_length=history[-1].event_id + 1,
-                started_at=started_at,
+            await _answer(partial(
+                backend.complete_decision_task, token, [d.to_dict() for d in result.decisions],
+                history_length=history[-1].event_id + 1, started_at=started_at,
                 identity=identity,
-            )
+            ))
         except StaleTaskError as error:
             if error.details.get("reason") == "history_changed":
                 continue  # new events arrived while deciding: decide again on fresh history
@@ -209,11 +225,14 @@ async def process_activity(
             heartbeat=None,
         )
         if outcome.kind == "completed":
-            await backend.complete_activity_task(token, outcome.result, identity=identity)
+            await _answer(partial(
+                backend.complete_activity_task, token, outcome.result, identity=identity
+            ))
         elif outcome.kind == "failed":
-            await backend.fail_activity_task(
-                token, outcome.reason or "error", outcome.details, identity=identity
-            )
+            await _answer(partial(
+                backend.fail_activity_task, token, outcome.reason or "error", outcome.details,
+                identity=identity,
+            ))
         elif outcome.kind == "cancelled":
             # Recorded as a failure until the engine has activity cancellation.
             await backend.fail_activity_task(

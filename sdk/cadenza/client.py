@@ -183,6 +183,48 @@ class Client:
     # --- workflows ------------------------------------------------------------------------
 
     async def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> WorkflowExecution:
+        answer = await self.transport.call(
+            "POST", f"/api/v1/domains/{path_part(self._domain)}/workflows",
+            json=self._start_body(workflow, args, options),
+        )
+        return WorkflowExecution(workflow_id=answer["workflow_id"], run_id=answer["run_id"])
+
+    async def signal_with_start_workflow(
+        self,
+        workflow: Any,
+        signal_name: str,
+        signal_args: Sequence[Any],
+        *workflow_args: Any,
+        **options: Any,
+    ) -> WorkflowExecution:
+        """Signal the running run of the workflow id, or start one with the signal."""
+        body = self._start_body(workflow, workflow_args, options)
+        body["signal_name"] = signal_name
+        body["signal_input"] = self._converter.to_data(list(signal_args))
+        if options.get("workflow_id_reuse_policy") is None:
+            body["workflow_id_reuse_policy"] = "AllowDuplicate"
+        answer = await self.transport.call(
+            "POST", f"/api/v1/domains/{path_part(self._domain)}/signal-with-start", json=body
+        )
+        return WorkflowExecution(workflow_id=answer["workflow_id"], run_id=answer["run_id"])
+
+    async def signal_workflow(
+        self, workflow_id: str, run_id: str, signal_name: str, *signal_args: Any
+    ) -> None:
+        """Send a signal to a run (the current run when ``run_id`` is empty)."""
+        await self.transport.call(
+            "POST", self._workflow_path(workflow_id, "/signal"),
+            json={
+                "run_id": run_id,
+                "signal_name": signal_name,
+                "input": self._converter.to_data(list(signal_args)),
+                "identity": self._identity,
+                "request_id": str(uuid.uuid4()),
+            },
+        )
+
+    def _start_body(self, workflow: Any, args: Sequence[Any], options: dict[str, Any]) \
+            -> dict[str, Any]:
         unknown = set(options) - _START_OPTIONS
         if unknown:
             raise BadRequestError(
@@ -201,7 +243,7 @@ class Client:
         if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
             raise BadRequestError("delay_start cannot be negative", field="delay_start")
         policy = options.get("workflow_id_reuse_policy")
-        body = {
+        body: dict[str, Any] = {
             "workflow_id": options.get("workflow_id") or str(uuid.uuid4()),
             "workflow_type": workflow_type_name(workflow),
             "task_list": options["task_list"],
@@ -217,10 +259,7 @@ class Client:
             "identity": self._identity,
             "request_id": str(uuid.uuid4()),
         }
-        answer = await self.transport.call(
-            "POST", f"/api/v1/domains/{path_part(self._domain)}/workflows", json=body
-        )
-        return WorkflowExecution(workflow_id=answer["workflow_id"], run_id=answer["run_id"])
+        return body
 
     async def describe_workflow(self, workflow_id: str, run_id: str = "") -> WorkflowExecutionInfo:
         answer = await self.transport.call(

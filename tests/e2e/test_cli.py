@@ -163,6 +163,15 @@ def test_terminate_then_describe_shows_terminated(cli: Cli, worker: str) -> None
     assert json.loads(out)["error"] == "WorkflowExecutionAlreadyCompletedError"
 
 
+def test_signal_reaches_the_workflow(cli: Cli, worker: str) -> None:
+    workflow_id = unique("approval")
+    cli.json("workflow", "start", "Approval", "--task-list", worker, "--execution-timeout", "60",
+             "--workflow-id", workflow_id, "-i", "1")
+    answer = cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", '"cy"')
+    assert answer == {"signaled": workflow_id, "signal_name": "approve"}
+    assert cli.json("workflow", "result", workflow_id) == {"result": "cy"}
+
+
 @pytest.mark.parametrize("action", ["describe", "show", "result", "terminate"])
 def test_unknown_workflow_exits_2(cli: Cli, action: str) -> None:
     workflow_id = unique("missing")

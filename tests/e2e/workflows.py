@@ -114,3 +114,22 @@ class FanOut:
             for value in values
         ])
         return sum(doubled)
+
+
+@reg.workflow()
+class Approval:
+    """Waits for approvals by signal, then echoes who approved through an activity."""
+
+    def __init__(self) -> None:
+        self.approvers: list[str] = []
+
+    @workflow.signal(name="approve")
+    def approve(self, who: str) -> None:
+        self.approvers.append(who)
+
+    @workflow.run
+    async def run(self, needed: int) -> str:
+        await workflow.wait_condition(lambda: len(self.approvers) >= needed)
+        return await echo.with_options(start_to_close_timeout=TIMEOUT).execute(
+            ",".join(self.approvers)
+        )

@@ -12,7 +12,14 @@ import pytest
 
 from cadenza.aws.settings import AwsSettings
 from cadenza.aws.store import decode_stream_image
-from cadenza.core import Decision, DecisionType, EventType, TaskKind, task_from_dict
+from cadenza.core import (
+    Decision,
+    DecisionType,
+    EventType,
+    SignalWorkflow,
+    TaskKind,
+    task_from_dict,
+)
 from cadenza.core.records import StoredBatch
 from cadenza.error import (
     BadRequestError,
@@ -262,3 +269,49 @@ def test_visibility_lists_open_and_closed_runs(
     assert [(r["workflow_id"], r["status"]) for r in closed] == [("b", "TERMINATED")]
     typed, _ = service.list_workflows("default", open_runs=False, workflow_type="Order")
     assert typed == []
+
+
+def test_concurrent_signal_with_start_creates_one_run_and_loses_no_signal(
+    service: WorkflowService,
+) -> None:
+    def signal_with_start(index: int) -> str:
+        return service.start_workflow(
+            start_request("sws", workflow_id_reuse_policy="AllowDuplicate"),
+            signal=SignalWorkflow(signal_name="approve", input=str(index)),
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        run_ids = set(pool.map(signal_with_start, range(4)))
+    assert len(run_ids) == 1
+    _, events, _ = service.get_history("default", "sws")
+    inputs = sorted(e.attributes["input"] for e in events
+                    if e.event_type is EventType.WorkflowExecutionSignaled)
+    assert inputs == ["0", "1", "2", "3"]
+    assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+    assert len(drain(service, TaskKind.DECISION)) == 1  # one decision task for all of them
+
+
+def test_many_activity_results_of_one_run_at_once_are_all_recorded(
+    service: WorkflowService,
+) -> None:
+    service.start_workflow(start_request("busy"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [
+        Decision(DecisionType.ScheduleActivityTask, {
+            "activity_id": str(i), "activity_type": "work", "start_to_close_timeout_seconds": 5})
+        for i in range(12)], history_length=3)
+    activities = drain(service, TaskKind.ACTIVITY)
+    assert len(activities) == 12
+
+    def complete(body: dict[str, Any]) -> None:
+        result = json.dumps(body["task"]["activity_id"])
+        service.complete_activity_task(body["task_token"], result=result)
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(complete, activities))  # raises if any result was lost to a race
+    _, events, _ = service.get_history("default", "busy")
+    completed = [e for e in events if e.event_type is EventType.ActivityTaskCompleted]
+    assert sorted(json.loads(e.attributes["result"]) for e in completed) == sorted(
+        str(i) for i in range(12))
+    assert [e.event_id for e in events] == list(range(1, len(events) + 1))
+    assert [e.event_type for e in events].count(EventType.DecisionTaskScheduled) == 2

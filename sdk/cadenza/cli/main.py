@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("--run-id", "--rid", default="")
     terminate.add_argument("--reason", default="terminated from the command line")
 
+    signal = actions.add_parser("signal", parents=[common], help="send a signal to a run")
+    signal.add_argument("workflow_id")
+    signal.add_argument("--run-id", "--rid", default="")
+    signal.add_argument("--name", "-n", required=True, help="signal name")
+    signal.add_argument("--input", "-i", action="append", default=[],
+                        help="one JSON argument (repeat for several)")
+
     listing = actions.add_parser("list", parents=[common], help="list runs")
     listing.add_argument("--status", choices=["open", "closed"], default=None)
     listing.add_argument("--type", dest="workflow_type", default=None)
@@ -148,6 +155,11 @@ async def _workflow(args: argparse.Namespace) -> int:
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
             _out(args, {"terminated": args.workflow_id},
                  f"terminated {escape(args.workflow_id)}")
+        elif action == "signal":
+            values = [_json_input(text) for text in args.input]
+            await client.signal_workflow(args.workflow_id, args.run_id, args.name, *values)
+            _out(args, {"signaled": args.workflow_id, "signal_name": args.name},
+                 f"signaled {escape(args.workflow_id)} with {escape(args.name)}")
         elif action == "list":
             runs = await client.list_workflows(args.query, status=args.status,
                                                workflow_type=args.workflow_type,

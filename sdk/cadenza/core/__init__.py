@@ -11,6 +11,7 @@ from .commands import (
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
+    SignalWorkflow,
     StartWorkflow,
     TerminateWorkflow,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "PendingDecision",
     "RunState",
     "RunStatus",
+    "SignalWorkflow",
     "StartWorkflow",
     "Task",
     "TaskKind",

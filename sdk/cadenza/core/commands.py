@@ -69,6 +69,14 @@ class FailActivityTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SignalWorkflow:
+    signal_name: str
+    input: str | None = None
+    identity: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TerminateWorkflow:
     reason: str = ""
     details: str | None = None
@@ -81,5 +89,6 @@ Command = (
     | FailDecisionTask
     | CompleteActivityTask
     | FailActivityTask
+    | SignalWorkflow
     | TerminateWorkflow
 )

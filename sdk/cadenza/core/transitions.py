@@ -23,6 +23,7 @@ from .commands import (
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
+    SignalWorkflow,
     StartWorkflow,
     TerminateWorkflow,
 )
@@ -99,8 +100,16 @@ class _Batch:
         return Transition(self.state, tuple(self.events))
 
 
-def start(command: StartWorkflow, *, now: datetime) -> Transition:
-    """Create a run: WorkflowExecutionStarted, then its first decision task."""
+def start(
+    command: StartWorkflow, *, now: datetime, signal: SignalWorkflow | None = None
+) -> Transition:
+    """Create a run: WorkflowExecutionStarted, then its first decision task.
+
+    With ``signal`` (signal-with-start) the signal is recorded between the two, so the first
+    decision already sees it.
+    """
+    if signal is not None:
+        _check_signal(signal)
     _check_id("workflow_id", command.workflow_id)
     _check_id("workflow_type", command.workflow_type)
     _check_id("task_list", command.task_list)
@@ -146,6 +155,8 @@ def start(command: StartWorkflow, *, now: datetime) -> Transition:
         original_execution_run_id=command.run_id,
         first_execution_run_id=command.run_id,
     )
+    if signal is not None:
+        _add_signal(batch, signal)
     batch.schedule_decision()
     return batch.done()
 
@@ -166,6 +177,13 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
         return _fail_decision(state, command, now)
     if isinstance(command, CompleteActivityTask | FailActivityTask):
         return _finish_activity(state, command, now)
+    if isinstance(command, SignalWorkflow):
+        _check_signal(command)
+        batch = _Batch(state, now)
+        _add_signal(batch, command)
+        if batch.state.decision is None:
+            batch.schedule_decision()
+        return batch.done()
     if isinstance(command, TerminateWorkflow):
         _check_reason(command.reason)
         _check_payload("details", command.details)
@@ -465,6 +483,24 @@ def _finish_activity(
     if batch.state.decision is None:
         batch.schedule_decision()
     return batch.done()
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+def _check_signal(signal: SignalWorkflow) -> None:
+    _check_id("signal_name", signal.signal_name)
+    _check_payload("input", signal.input)
+
+
+def _add_signal(batch: _Batch, signal: SignalWorkflow) -> None:
+    batch.add(
+        EventType.WorkflowExecutionSignaled,
+        signal_name=signal.signal_name,
+        input=signal.input,
+        identity=signal.identity,
+        request_id=signal.request_id,
+    )
 
 
 # --- input checks -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from ..core import (
     HistoryEvent,
     RunState,
     RunStatus,
+    SignalWorkflow,
     StartWorkflow,
     Task,
     TaskKind,
@@ -49,8 +51,9 @@ from .tokens import TaskToken, TaskTokens
 
 logger = logging.getLogger("cadenza.service")
 
-#: How often a lost race is retried before the caller is told the run is busy.
-MAX_CONFLICT_RETRIES = 8
+#: How often a lost race is retried before the caller is told the run is busy. Races are
+#: normal when many activities of one run finish together; each retry waits a little longer.
+MAX_CONFLICT_RETRIES = 25
 #: Longest a result or history call waits for the run to close, per request (API Gateway's
 #: integration timeout is 30 s; clients repeat the call).
 MAX_WAIT_SECONDS = 25.0
@@ -97,13 +100,24 @@ class WorkflowService:
 
     # --- starting -------------------------------------------------------------------------
 
-    def start_workflow(self, request: StartWorkflowRequest) -> str:
-        for _ in range(MAX_CONFLICT_RETRIES):
+    def start_workflow(
+        self, request: StartWorkflowRequest, *, signal: SignalWorkflow | None = None
+    ) -> str:
+        """Start a run; with ``signal``, signal-with-start: signal the running run if there is
+        one, else start a new run with the signal recorded before its first decision task."""
+        for attempt in range(MAX_CONFLICT_RETRIES):
             latest = self.store.latest(request.domain, request.workflow_id)
             to_terminate: RunState | None = None
             if latest is not None:
                 previous = latest.state
                 policy = request.workflow_id_reuse_policy
+                if previous.is_open and signal is not None:
+                    try:
+                        self._commit(previous, signal)
+                    except CommitConflictError:
+                        self._back_off(attempt)
+                        continue
+                    return previous.run_id
                 if previous.is_open:
                     if policy is not ReusePolicy.TERMINATE_IF_RUNNING:
                         raise WorkflowExecutionAlreadyStartedError(
@@ -144,6 +158,7 @@ class WorkflowService:
                     retry_policy=request.retry_policy,
                 ),
                 now=now,
+                signal=signal,
             )
             try:
                 if to_terminate is None:
@@ -161,6 +176,7 @@ class WorkflowService:
                         [terminated, transition], committed_at=to_millis(now)
                     )
             except CommitConflictError:
+                self._back_off(attempt)
                 continue
             for batch in batches:
                 self._after(batch)
@@ -254,6 +270,23 @@ class WorkflowService:
         return [asdict(record) for record in records], token
 
     # --- changing a run -------------------------------------------------------------------
+
+    def signal_workflow(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        signal_name: str,
+        input: str | None = None,
+        identity: str = "",
+        request_id: str = "",
+    ) -> None:
+        self._update(
+            domain, workflow_id, run_id,
+            SignalWorkflow(signal_name=signal_name, input=input, identity=identity,
+                           request_id=request_id),
+        )
 
     def terminate_workflow(
         self,
@@ -370,19 +403,27 @@ class WorkflowService:
     def _update(
         self, domain: str, workflow_id: str, run_id: str, command: core.Command
     ) -> StoredBatch | None:
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
             state = self.latest(domain, workflow_id, run_id).state
-            now = self.clock()
-            transition = core.apply(state, command, now=now)
-            if not transition.changed:
-                return None
             try:
-                batch = self.store.append(transition, committed_at=to_millis(now))
+                return self._commit(state, command)
             except CommitConflictError:
-                continue
-            self._after(batch)
-            return batch
+                self._back_off(attempt)
         raise ServiceBusyError("the run is changing too fast; try again")
+
+    def _back_off(self, attempt: int) -> None:
+        """Jittered pause after a lost race, so the writers of one run stop colliding."""
+        self.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+
+    def _commit(self, state: RunState, command: core.Command) -> StoredBatch | None:
+        """Apply ``command`` to ``state`` and commit it; CommitConflictError if the run moved."""
+        now = self.clock()
+        transition = core.apply(state, command, now=now)
+        if not transition.changed:
+            return None
+        batch = self.store.append(transition, committed_at=to_millis(now))
+        self._after(batch)
+        return batch
 
     # --- dispatch and redrive -------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from cadenza.core import (
     FailDecisionTask,
     RunState,
     RunStatus,
+    SignalWorkflow,
     StartWorkflow,
     TerminateWorkflow,
     apply,
@@ -212,3 +213,37 @@ def test_decision_started_time_is_the_workers_clamped_to_now() -> None:
 def test_state_round_trips_through_its_stored_form() -> None:
     state = decide(started(), schedule("0")).state  # type: ignore[attr-defined]
     assert RunState.from_dict(state.to_dict()) == state
+
+
+def test_signal_records_the_event_and_schedules_one_decision_task() -> None:
+    state = decide(started(), schedule("0")).state  # type: ignore[attr-defined]
+    first = apply(state, SignalWorkflow(signal_name="approve", input='"yes"', identity="ops"),
+                  now=T0)
+    assert [e.event_type for e in first.events] == [
+        EventType.WorkflowExecutionSignaled, EventType.DecisionTaskScheduled]
+    assert first.events[0].attributes["signal_name"] == "approve"
+    assert first.events[0].attributes["input"] == '"yes"'
+    second = apply(first.state, SignalWorkflow(signal_name="approve"), now=T0)
+    assert [e.event_type for e in second.events] == [EventType.WorkflowExecutionSignaled]
+    assert second.tasks == ()
+    with pytest.raises(BadRequestError) as caught:
+        apply(second.state, SignalWorkflow(signal_name=""), now=T0)
+    assert caught.value.field == "signal_name"
+
+
+def test_signal_with_start_puts_the_signal_before_the_first_decision_task() -> None:
+    transition = start(StartWorkflow(
+        domain="default", workflow_id="w", run_id="r", workflow_type="T", task_list="tl",
+        input=None, execution_start_to_close_timeout_seconds=30,
+        task_start_to_close_timeout_seconds=10,
+    ), now=T0, signal=SignalWorkflow(signal_name="go", input="1"))
+    assert [e.event_type for e in transition.events] == [
+        EventType.WorkflowExecutionStarted, EventType.WorkflowExecutionSignaled,
+        EventType.DecisionTaskScheduled]
+    assert [t.scheduled_event_id for t in transition.tasks] == [3]
+
+
+def test_closed_runs_refuse_signals() -> None:
+    state = apply(started(), TerminateWorkflow(), now=T0).state
+    with pytest.raises(WorkflowExecutionAlreadyCompletedError):
+        apply(state, SignalWorkflow(signal_name="late"), now=T0)
