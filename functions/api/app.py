@@ -154,6 +154,18 @@ def signal_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
     return {}
 
 
+@app.post(f"{WORKFLOW}/cancel")
+def cancel_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
+    body = _body()
+    service.request_cancel_workflow(
+        unquote(domain), unquote(workflow_id), optional_string(body, "run_id"),
+        cause=optional_string(body, "cause"),
+        identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
+    )
+    return {}
+
+
 @app.post(f"{WORKFLOW}/terminate")
 def terminate_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
     body = _body()

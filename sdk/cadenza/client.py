@@ -331,6 +331,14 @@ class Client:
                 return answer
             run_id = answer["run_id"]
 
+    async def cancel_workflow(self, workflow_id: str, run_id: str = "", cause: str = "") -> None:
+        """Ask a run to cancel; its workflow code decides how (``CancelledError`` by default)."""
+        await self.transport.call(
+            "POST", self._workflow_path(workflow_id, "/cancel"),
+            json={"run_id": run_id, "cause": cause, "identity": self._identity,
+                  "request_id": str(uuid.uuid4())},
+        )
+
     async def terminate_workflow(
         self, workflow_id: str, run_id: str = "", reason: str = "", details: Any = None
     ) -> None:

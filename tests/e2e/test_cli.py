@@ -172,6 +172,16 @@ def test_signal_reaches_the_workflow(cli: Cli, worker: str) -> None:
     assert cli.json("workflow", "result", workflow_id) == {"result": "cy"}
 
 
+def test_cancel_closes_the_run_as_canceled(cli: Cli, worker: str) -> None:
+    workflow_id = unique("cancel")
+    cli.json("workflow", "start", "Cancellable", "--task-list", worker, "--execution-timeout",
+             "60", "--workflow-id", workflow_id, "-i", json.dumps(f"{worker}-idle"))
+    assert cli.json("workflow", "cancel", workflow_id) == {"cancel_requested": workflow_id}
+    code, out, _ = cli.run("workflow", "result", workflow_id, "--json")
+    assert code == 3 and json.loads(out)["error"] == "WorkflowFailure"
+    assert cli.json("workflow", "describe", workflow_id)["status"] == "CANCELED"
+
+
 @pytest.mark.parametrize("action", ["describe", "show", "result", "terminate"])
 def test_unknown_workflow_exits_2(cli: Cli, action: str) -> None:
     workflow_id = unique("missing")

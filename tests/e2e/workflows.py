@@ -133,3 +133,35 @@ class Approval:
         return await echo.with_options(start_to_close_timeout=TIMEOUT).execute(
             ",".join(self.approvers)
         )
+
+
+@reg.activity()
+async def wait_long(seconds: int) -> str:
+    await asyncio.sleep(seconds)
+    return "finished"
+
+
+@reg.workflow()
+class Cancellable:
+    """Waits for an activity on a task list no worker polls, until it is cancelled."""
+
+    @workflow.run
+    async def run(self, activity_task_list: str) -> str:
+        return await wait_long.with_options(
+            start_to_close_timeout=timedelta(minutes=5), task_list=activity_task_list
+        ).execute(300)
+
+
+@reg.workflow()
+class CleansUpOnCancel:
+    """Catches the cancellation, runs a clean-up activity and completes."""
+
+    @workflow.run
+    async def run(self, activity_task_list: str) -> str:
+        try:
+            await wait_long.with_options(
+                start_to_close_timeout=timedelta(minutes=5), task_list=activity_task_list
+            ).execute(300)
+        except asyncio.CancelledError:
+            return await echo.with_options(start_to_close_timeout=TIMEOUT).execute("cleaned up")
+        return "not cancelled"

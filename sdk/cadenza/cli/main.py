@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("--run-id", "--rid", default="")
     terminate.add_argument("--reason", default="terminated from the command line")
 
+    cancel = actions.add_parser("cancel", parents=[common], help="ask a run to cancel")
+    cancel.add_argument("workflow_id")
+    cancel.add_argument("--run-id", "--rid", default="")
+    cancel.add_argument("--cause", default="cancelled from the command line")
+
     signal = actions.add_parser("signal", parents=[common], help="send a signal to a run")
     signal.add_argument("workflow_id")
     signal.add_argument("--run-id", "--rid", default="")
@@ -155,6 +160,10 @@ async def _workflow(args: argparse.Namespace) -> int:
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
             _out(args, {"terminated": args.workflow_id},
                  f"terminated {escape(args.workflow_id)}")
+        elif action == "cancel":
+            await client.cancel_workflow(args.workflow_id, args.run_id, cause=args.cause)
+            _out(args, {"cancel_requested": args.workflow_id},
+                 f"cancellation of {escape(args.workflow_id)} requested")
         elif action == "signal":
             values = [_json_input(text) for text in args.input]
             await client.signal_workflow(args.workflow_id, args.run_id, args.name, *values)

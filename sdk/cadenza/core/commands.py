@@ -77,6 +77,13 @@ class SignalWorkflow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestCancelWorkflow:
+    cause: str = ""
+    identity: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TerminateWorkflow:
     reason: str = ""
     details: str | None = None
@@ -90,5 +97,6 @@ Command = (
     | CompleteActivityTask
     | FailActivityTask
     | SignalWorkflow
+    | RequestCancelWorkflow
     | TerminateWorkflow
 )

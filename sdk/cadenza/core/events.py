@@ -37,6 +37,7 @@ class EventType(StrEnum):
     ActivityTaskTimedOut = "ActivityTaskTimedOut"
     ActivityTaskCancelRequested = "ActivityTaskCancelRequested"
     ActivityTaskCanceled = "ActivityTaskCanceled"
+    RequestCancelActivityTaskFailed = "RequestCancelActivityTaskFailed"
     TimerStarted = "TimerStarted"
     TimerFired = "TimerFired"
     TimerCanceled = "TimerCanceled"

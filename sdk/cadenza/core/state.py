@@ -62,6 +62,7 @@ class RunState:
     decision: PendingDecision | None = None
     activities: tuple[PendingActivity, ...] = ()
     activity_counter: int = 0
+    cancel_requested: bool = False
     memo: Mapping[str, Any] | None = None
     search_attributes: Mapping[str, Any] | None = None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..error import (
     BadRequestError,
+    CancellationAlreadyRequestedError,
     PayloadTooLargeError,
     StaleTaskError,
     WorkflowExecutionAlreadyCompletedError,
@@ -23,6 +24,7 @@ from .commands import (
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
+    RequestCancelWorkflow,
     SignalWorkflow,
     StartWorkflow,
     TerminateWorkflow,
@@ -184,6 +186,23 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
         if batch.state.decision is None:
             batch.schedule_decision()
         return batch.done()
+    if isinstance(command, RequestCancelWorkflow):
+        if state.cancel_requested:
+            raise CancellationAlreadyRequestedError(
+                "cancellation of this run was already requested",
+                workflow_id=state.workflow_id, run_id=state.run_id,
+            )
+        _check_reason(command.cause)
+        batch = _Batch(state.with_changes(cancel_requested=True), now)
+        batch.add(
+            EventType.WorkflowExecutionCancelRequested,
+            cause=command.cause,
+            identity=command.identity,
+            request_id=command.request_id,
+        )
+        if batch.state.decision is None:
+            batch.schedule_decision()
+        return batch.done()
     if isinstance(command, TerminateWorkflow):
         _check_reason(command.reason)
         _check_payload("details", command.details)
@@ -267,10 +286,21 @@ def _complete_decision(
         identity=command.identity,
         binary_checksum=command.binary_checksum,
     )
+    cancelled: list[PendingActivity] = []
     for item in command.decisions:
-        _apply_decision(batch, item, completed_id)
+        cancelled += _apply_decision(batch, item, completed_id)
         if not batch.state.is_open:
             break
+    if batch.state.is_open:
+        # Written after the decisions' own events, so each decision's events stay together.
+        for pending in cancelled:
+            batch.add(
+                EventType.ActivityTaskCanceled,
+                scheduled_event_id=pending.scheduled_event_id,
+                started_event_id=0,
+                activity_id=pending.activity_id,
+                identity=command.identity,
+            )
     return batch.done()
 
 
@@ -312,12 +342,18 @@ def _truncate(details: str | None) -> str | None:
 
 _BAD_CAUSE = {
     DecisionType.ScheduleActivityTask: "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES",
+    DecisionType.RequestCancelActivityTask: "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES",
     DecisionType.CompleteWorkflowExecution: "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES",
     DecisionType.FailWorkflowExecution: "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES",
+    DecisionType.CancelWorkflowExecution: "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES",
 }
 _SUPPORTED = frozenset(_BAD_CAUSE)
 _CLOSING = frozenset(
-    {DecisionType.CompleteWorkflowExecution, DecisionType.FailWorkflowExecution}
+    {
+        DecisionType.CompleteWorkflowExecution,
+        DecisionType.FailWorkflowExecution,
+        DecisionType.CancelWorkflowExecution,
+    }
 )
 
 
@@ -348,6 +384,10 @@ def _validate_decisions(
                 _check_payload("result", item.get("result"))
             elif kind is DecisionType.FailWorkflowExecution:
                 _check_reason(str(item.get("reason") or ""))
+                _check_payload("details", item.get("details"))
+            elif kind is DecisionType.RequestCancelActivityTask:
+                _check_id("activity_id", str(item.get("activity_id") or ""))
+            elif kind is DecisionType.CancelWorkflowExecution:
                 _check_payload("details", item.get("details"))
         except BadRequestError as error:
             return _BAD_CAUSE[kind], f"decision {index} ({kind}): {error.message}"
@@ -392,7 +432,13 @@ def _activity_timeouts(state: RunState, attributes: Mapping[str, Any]) -> dict[s
     }
 
 
-def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> None:
+def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
+    """Apply one decision; returns the activities it cancelled (their Canceled events follow).
+
+    An activity's start is not recorded until its result arrives, so a cancelled activity is
+    treated as not started (Cadence's TRY_CANCEL): it is cancelled at once, and a result that
+    arrives later is stale.
+    """
     state = batch.state
     kind = item.decision_type
     if kind is DecisionType.ScheduleActivityTask:
@@ -434,8 +480,36 @@ def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> None:
             details=item.get("details"),
             decision_task_completed_event_id=completed_id,
         )
+    elif kind is DecisionType.CancelWorkflowExecution:
+        batch.close(
+            RunStatus.CANCELED,
+            EventType.WorkflowExecutionCanceled,
+            details=item.get("details"),
+            decision_task_completed_event_id=completed_id,
+        )
+    elif kind is DecisionType.RequestCancelActivityTask:
+        activity_id = str(item.get("activity_id"))
+        target = next((a for a in batch.state.activities if a.activity_id == activity_id), None)
+        if target is None:
+            batch.add(
+                EventType.RequestCancelActivityTaskFailed,
+                activity_id=activity_id,
+                cause="ACTIVITY_ID_UNKNOWN",
+                decision_task_completed_event_id=completed_id,
+            )
+            return []
+        batch.add(
+            EventType.ActivityTaskCancelRequested,
+            activity_id=activity_id,
+            decision_task_completed_event_id=completed_id,
+        )
+        batch.state = batch.state.with_changes(
+            activities=tuple(a for a in batch.state.activities if a.activity_id != activity_id)
+        )
+        return [target]
     else:  # pragma: no cover - _validate_decisions refuses these first
         raise TypeError(f"unsupported decision {kind}")
+    return []
 
 
 # --- activity tasks ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ..core import (
     FailActivityTask,
     FailDecisionTask,
     HistoryEvent,
+    RequestCancelWorkflow,
     RunState,
     RunStatus,
     SignalWorkflow,
@@ -286,6 +287,21 @@ class WorkflowService:
             domain, workflow_id, run_id,
             SignalWorkflow(signal_name=signal_name, input=input, identity=identity,
                            request_id=request_id),
+        )
+
+    def request_cancel_workflow(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        cause: str = "",
+        identity: str = "",
+        request_id: str = "",
+    ) -> None:
+        self._update(
+            domain, workflow_id, run_id,
+            RequestCancelWorkflow(cause=cause, identity=identity, request_id=request_id),
         )
 
     def terminate_workflow(

@@ -14,6 +14,7 @@ from cadenza.core import (
     EventType,
     FailActivityTask,
     FailDecisionTask,
+    RequestCancelWorkflow,
     RunState,
     RunStatus,
     SignalWorkflow,
@@ -25,6 +26,7 @@ from cadenza.core import (
 from cadenza.core.limits import MAX_PAYLOAD_BYTES
 from cadenza.error import (
     BadRequestError,
+    CancellationAlreadyRequestedError,
     PayloadTooLargeError,
     StaleTaskError,
     WorkflowExecutionAlreadyCompletedError,
@@ -247,3 +249,32 @@ def test_closed_runs_refuse_signals() -> None:
     state = apply(started(), TerminateWorkflow(), now=T0).state
     with pytest.raises(WorkflowExecutionAlreadyCompletedError):
         apply(state, SignalWorkflow(signal_name="late"), now=T0)
+
+
+def test_cancel_request_then_cancelled_workflow_cancels_its_activities() -> None:
+    state = decide(started(), schedule("0"), schedule("1")).state  # type: ignore[attr-defined]
+    requested = apply(state, RequestCancelWorkflow(cause="user", identity="ops"), now=T0)
+    assert [e.event_type for e in requested.events] == [
+        EventType.WorkflowExecutionCancelRequested, EventType.DecisionTaskScheduled]
+    assert requested.state.cancel_requested
+    with pytest.raises(CancellationAlreadyRequestedError):
+        apply(requested.state, RequestCancelWorkflow(), now=T0)
+    # The workflow cancels one activity and goes on; then it gives up and is cancelled.
+    going_on = decide(requested.state,
+                      Decision(DecisionType.RequestCancelActivityTask, {"activity_id": "0"}))
+    events = going_on.events  # type: ignore[attr-defined]
+    assert [e.event_type for e in events][2:] == [
+        EventType.ActivityTaskCancelRequested, EventType.ActivityTaskCanceled]
+    assert events[3].attributes["scheduled_event_id"] == 5
+    after = going_on.state  # type: ignore[attr-defined]
+    assert [a.activity_id for a in after.activities] == ["1"]
+    with pytest.raises(StaleTaskError):  # a late result of the cancelled activity is stale
+        apply(after, CompleteActivityTask(scheduled_event_id=5, attempt=0), now=T0)
+    after = apply(after, CompleteActivityTask(scheduled_event_id=6, attempt=0), now=T0).state
+    cancelled = decide(after, Decision(DecisionType.RequestCancelActivityTask,
+                                       {"activity_id": "1"}),
+                       Decision(DecisionType.CancelWorkflowExecution, {"details": "bye"}))
+    types = [e.event_type for e in cancelled.events]  # type: ignore[attr-defined]
+    assert types[2:] == [EventType.RequestCancelActivityTaskFailed,
+                         EventType.WorkflowExecutionCanceled]  # nothing follows the close
+    assert cancelled.state.status is RunStatus.CANCELED  # type: ignore[attr-defined]
