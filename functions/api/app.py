@@ -154,6 +154,32 @@ def signal_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
     return {}
 
 
+@app.post(f"{WORKFLOW}/query")
+def query_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
+    body = _body()
+    wait = body.get("wait_seconds", 20)
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait < 3600:
+        raise BadRequestError("wait_seconds must be a positive number", field="wait_seconds")
+    result = service.query_workflow(
+        unquote(domain), unquote(workflow_id), optional_string(body, "run_id"),
+        query_type=required_string(body, "query_type"),
+        query_args=optional_payload(body, "query_args"),
+        wait_seconds=float(wait),
+    )
+    return {"result": result}
+
+
+@app.post("/api/v1/tasks/query/answer")
+def answer_query_task() -> dict[str, Any]:
+    body = _body()
+    recorded = service.answer_query_task(
+        required_string(body, "task_token"),
+        answer=optional_payload(body, "answer"),
+        error=optional_string(body, "error") or None,
+    )
+    return {"recorded": recorded}
+
+
 @app.post(f"{WORKFLOW}/cancel")
 def cancel_workflow(domain: str, workflow_id: str) -> dict[str, Any]:
     body = _body()

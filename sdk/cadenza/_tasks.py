@@ -21,7 +21,7 @@ from ._activity_executor import ActivityTaskInput, execute_activity_task
 from .core import EventType, HistoryEvent, from_millis, to_millis
 from .data_converter import DataConverter
 from .error import CadenzaError, ServiceBusyError, StaleTaskError
-from .replay import run_decision_task
+from .replay import run_decision_task, run_query
 
 T = TypeVar("T")
 
@@ -57,6 +57,10 @@ class WorkerBackend(Protocol):
     async def complete_activity_task(
         self, task_token: str, result: str | None, *, identity: str | None = None
     ) -> None: ...
+
+    async def answer_query_task(
+        self, task_token: str, *, answer: str | None, error: str | None
+    ) -> bool: ...
 
     async def fail_activity_task(
         self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
@@ -174,6 +178,45 @@ async def process_decision(
             return Outcome(True, note="stale decision task dropped")
         return DONE
     return Outcome(False, retry_after=1, note="history kept changing; retrying")
+
+
+async def process_query(
+    backend: WorkerBackend,
+    registry: Any,
+    message: dict[str, Any],
+    *,
+    converter: DataConverter,
+) -> Outcome:
+    """Replay the run and send the query's answer (or why it cannot be answered)."""
+    task = message["task"]
+    if to_millis(_now()) > int(task["expires_at"]):
+        return Outcome(True, note="expired query dropped: nobody waits for its answer")
+    try:
+        definition = registry.get_workflow(task["workflow_type"])
+    except KeyError:
+        # Another worker of the task list may know the type: let the query go back to the queue.
+        return Outcome(False, retry_after=1, note="query of a workflow type unknown here")
+    history = await backend.get_workflow_history(task["workflow_id"], task["run_id"])
+    answer: str | None = None
+    error: str | None = None
+    try:
+        answer = await asyncio.to_thread(
+            run_query,
+            definition,
+            history,
+            task["query_type"],
+            task.get("query_args"),
+            registry_lookup_activity=registry.get_activity,
+            converter=converter,
+            domain=task["domain"],
+            workflow_id=task["workflow_id"],
+            run_id=task["run_id"],
+        )
+    except Exception as failure:  # the workflow's refusal is the answer
+        error = f"{type(failure).__name__}: {failure}"
+    await _answer(partial(backend.answer_query_task, message["task_token"], answer=answer,
+                          error=error))
+    return DONE
 
 
 async def process_activity(

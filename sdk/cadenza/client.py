@@ -331,6 +331,39 @@ class Client:
                 return answer
             run_id = answer["run_id"]
 
+    async def query_workflow(
+        self,
+        workflow_id: str,
+        run_id: str,
+        query_type: str,
+        *query_args: Any,
+        result_type: Any = object,
+        timeout: timedelta | float | None = None,
+    ) -> Any:
+        """Ask a worker to replay the run and answer ``query_type``; nothing is committed.
+
+        Raises QueryFailedError when the workflow refuses (unknown query, failing handler) and
+        QueryTimeoutError when no worker answers in time.
+        """
+        limit = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        wait = min(limit, _WAIT_PER_CALL) if limit else _WAIT_PER_CALL
+        answer = await self.transport.call(
+            "POST", self._workflow_path(workflow_id, "/query"),
+            json={"run_id": run_id, "query_type": query_type,
+                  "query_args": self._converter.to_data(list(query_args)),
+                  "wait_seconds": wait},
+            timeout=wait + 15,
+        )
+        return self._converter.from_data(answer.get("result"), [result_type])[0]
+
+    async def answer_query_task(
+        self, task_token: str, *, answer: str | None, error: str | None
+    ) -> bool:
+        reply = await self.transport.call("POST", "/api/v1/tasks/query/answer", json={
+            "task_token": task_token, "answer": answer, "error": error,
+        })
+        return bool(reply.get("recorded"))
+
     async def cancel_workflow(self, workflow_id: str, run_id: str = "", cause: str = "") -> None:
         """Ask a run to cancel; its workflow code decides how (``CancelledError`` by default)."""
         await self.transport.call(

@@ -25,6 +25,7 @@ __all__ = [
     "NonDeterministicError",
     "PayloadTooLargeError",
     "QueryFailedError",
+    "QueryTimeoutError",
     "ServiceBusyError",
     "ServiceError",
     "StaleTaskError",
@@ -132,6 +133,13 @@ class QueryFailedError(ServiceError):
     status = 400
 
 
+class QueryTimeoutError(QueryFailedError):
+    """No worker answered the query in time (is a worker polling the workflow's task list?)."""
+
+    code = "QueryTimeoutError"
+    status = 504
+
+
 class InternalServiceError(ServiceError):
     code = "InternalServiceError"
     status = 500
@@ -152,6 +160,7 @@ _WIRE_ERRORS: dict[str, type[ServiceError]] = {
         LimitExceededError,
         ServiceBusyError,
         QueryFailedError,
+        QueryTimeoutError,
         InternalServiceError,
     )
 }

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ._tasks import WorkerBackend, process_activity, process_decision
+from ._tasks import WorkerBackend, process_activity, process_decision, process_query
 from .aws.tasklists import parse_task_message
 from .data_converter import DataConverter, DefaultDataConverter
 
@@ -74,7 +74,9 @@ def lambda_handler(
             return
         kind = message["task"]["kind"]
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        if kind == "decision":
+        if kind == "query":
+            outcome = asyncio.run(process_query(engine(), registry, message, converter=codec))
+        elif kind == "decision":
             outcome = asyncio.run(process_decision(
                 engine(), registry, message, converter=codec, receive_count=receive_count,
             ))

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from ._tasks import Outcome, process_activity, process_decision
+from ._tasks import Outcome, process_activity, process_decision, process_query
 from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
 from .core import TaskKind
@@ -239,7 +239,12 @@ class Worker:
         queues = self._queues
         keeper = None
         try:
-            if kind is TaskKind.DECISION:
+            if message.body["task"]["kind"] == TaskKind.QUERY:
+                outcome = await process_query(
+                    self._client, self._registry, message.body,
+                    converter=self._client.data_converter,
+                )
+            elif kind is TaskKind.DECISION:
                 outcome = await process_decision(
                     self._client, self._registry, message.body,
                     converter=self._client.data_converter, receive_count=message.receive_count,

@@ -169,6 +169,8 @@ def test_signal_reaches_the_workflow(cli: Cli, worker: str) -> None:
              "--workflow-id", workflow_id, "-i", "1")
     answer = cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", '"cy"')
     assert answer == {"signaled": workflow_id, "signal_name": "approve"}
+    assert cli.json("workflow", "query", workflow_id, "--type", "approvers") == {
+        "result": ["cy"]}
     assert cli.json("workflow", "result", workflow_id) == {"result": "cy"}
 
 

@@ -127,6 +127,10 @@ class Approval:
     def approve(self, who: str) -> None:
         self.approvers.append(who)
 
+    @workflow.query(name="approvers")
+    def current_approvers(self, prefix: str = "") -> list[str]:
+        return [prefix + who for who in self.approvers]
+
     @workflow.run
     async def run(self, needed: int) -> str:
         await workflow.wait_condition(lambda: len(self.approvers) >= needed)

@@ -10,7 +10,8 @@ History table, one item per commit ("history batch"):
 
 Visibility table, one item per run, written from the history stream (eventually consistent, as
 Cadence's visibility is): pk = "<domain>#<workflow id>", sk = run id; GSI ``by_start`` on
-(list_pk = "<domain>#OPEN" | "<domain>#CLOSED", start_time).
+(list_pk = "<domain>#OPEN" | "<domain>#CLOSED", start_time). Query answers live there too,
+under pk = "query#<query id>" (outside the index: they have no list_pk).
 """
 
 from __future__ import annotations
@@ -61,6 +62,20 @@ class VisibilityModel(Model):
     status = UnicodeAttribute()
     history_length = NumberAttribute(null=True)
     by_start = ByStartIndex()
+
+
+class QueryAnswerModel(Model):
+    """An answer to a query (see queries.py), in the visibility table under ``query#<id>``."""
+
+    class Meta:
+        table_name = "cadenza-visibility"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    answer = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()
+
 
 
 def bind(model: type[Model], *, table_name: str, region: str, host: str | None) -> Any:

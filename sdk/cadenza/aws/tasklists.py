@@ -106,7 +106,8 @@ class SqsTaskLists:
         by_queue: dict[str, list[OutgoingMessage]] = defaultdict(list)
         for message in messages:
             task = message.task
-            by_queue[self.queue_url(task.domain, task.task_list, task.kind)].append(message)
+            kind = TaskKind.DECISION if task.kind is TaskKind.QUERY else task.kind
+            by_queue[self.queue_url(task.domain, task.task_list, kind)].append(message)
         for url, queued in by_queue.items():
             for start in range(0, len(queued), 10):
                 chunk = queued[start : start + 10]

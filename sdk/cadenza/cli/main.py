@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("--run-id", "--rid", default="")
     terminate.add_argument("--reason", default="terminated from the command line")
 
+    query = actions.add_parser("query", parents=[common], help="ask a run's workflow code")
+    query.add_argument("workflow_id")
+    query.add_argument("--run-id", "--rid", default="")
+    query.add_argument("--type", "-t", dest="query_type", required=True, help="query name")
+    query.add_argument("--input", "-i", action="append", default=[],
+                       help="one JSON argument (repeat for several)")
+
     cancel = actions.add_parser("cancel", parents=[common], help="ask a run to cancel")
     cancel.add_argument("workflow_id")
     cancel.add_argument("--run-id", "--rid", default="")
@@ -160,6 +167,11 @@ async def _workflow(args: argparse.Namespace) -> int:
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
             _out(args, {"terminated": args.workflow_id},
                  f"terminated {escape(args.workflow_id)}")
+        elif action == "query":
+            values = [_json_input(text) for text in args.input]
+            result = await client.query_workflow(args.workflow_id, args.run_id, args.query_type,
+                                                 *values)
+            _out(args, {"result": result}, f"result: {escape(json.dumps(result))}")
         elif action == "cancel":
             await client.cancel_workflow(args.workflow_id, args.run_id, cause=args.cause)
             _out(args, {"cancel_requested": args.workflow_id},

@@ -23,6 +23,7 @@ from .state import PendingActivity, PendingDecision, RunState, RunStatus
 from .tasks import (
     ActivityTask,
     DecisionTask,
+    QueryTask,
     Task,
     TaskKind,
     task_from_dict,
@@ -48,6 +49,7 @@ __all__ = [
     "HistoryEvent",
     "PendingActivity",
     "PendingDecision",
+    "QueryTask",
     "RequestCancelWorkflow",
     "RunState",
     "RunStatus",

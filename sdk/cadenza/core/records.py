@@ -39,3 +39,11 @@ class VisibilityRecord:
     start_time: int
     close_time: int | None
     history_length: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """What a worker answered to a query: the encoded result, or why it failed."""
+
+    answer: str | None
+    error: str | None

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 class TaskKind(StrEnum):
     DECISION = "decision"
     ACTIVITY = "activity"
+    #: A query rides on the decision queue of the workflow's task list: decision workers answer.
+    QUERY = "query"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,31 @@ class ActivityTask:
         return f"{self.run_id}-a-{self.scheduled_event_id}-{self.attempt}"
 
 
-Task = DecisionTask | ActivityTask
+@dataclass(frozen=True, slots=True)
+class QueryTask:
+    """Replay the run and answer a query; nothing is committed, so nothing is in history."""
+
+    domain: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_list: str
+    query_id: str
+    query_type: str
+    query_args: str | None
+    #: Epoch milliseconds after which nobody waits for the answer: a worker drops the task.
+    expires_at: int
+
+    kind = TaskKind.QUERY
+    scheduled_event_id = 0
+    attempt = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.run_id}-q-{self.query_id}"
+
+
+Task = DecisionTask | ActivityTask | QueryTask
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -78,6 +104,8 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     kind = TaskKind(values.pop("kind"))
     if kind is TaskKind.DECISION:
         return DecisionTask(**values)
+    if kind is TaskKind.QUERY:
+        return QueryTask(**values)
     return ActivityTask(**values)
 
 

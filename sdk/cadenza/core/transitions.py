@@ -115,7 +115,7 @@ def start(
     _check_id("workflow_id", command.workflow_id)
     _check_id("workflow_type", command.workflow_type)
     _check_id("task_list", command.task_list)
-    _check_payload("input", command.input)
+    check_payload("input", command.input)
     if command.execution_start_to_close_timeout_seconds <= 0:
         raise BadRequestError(
             "execution_start_to_close_timeout must be greater than 0",
@@ -205,7 +205,7 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
         return batch.done()
     if isinstance(command, TerminateWorkflow):
         _check_reason(command.reason)
-        _check_payload("details", command.details)
+        check_payload("details", command.details)
         batch = _Batch(state, now)
         batch.close(
             RunStatus.TERMINATED,
@@ -379,16 +379,16 @@ def _validate_decisions(
                     )
                 activity_ids.add(activity_id)
                 _activity_timeouts(state, item.attributes)
-                _check_payload("input", item.get("input"))
+                check_payload("input", item.get("input"))
             elif kind is DecisionType.CompleteWorkflowExecution:
-                _check_payload("result", item.get("result"))
+                check_payload("result", item.get("result"))
             elif kind is DecisionType.FailWorkflowExecution:
                 _check_reason(str(item.get("reason") or ""))
-                _check_payload("details", item.get("details"))
+                check_payload("details", item.get("details"))
             elif kind is DecisionType.RequestCancelActivityTask:
                 _check_id("activity_id", str(item.get("activity_id") or ""))
             elif kind is DecisionType.CancelWorkflowExecution:
-                _check_payload("details", item.get("details"))
+                check_payload("details", item.get("details"))
         except BadRequestError as error:
             return _BAD_CAUSE[kind], f"decision {index} ({kind}): {error.message}"
     return None
@@ -536,7 +536,7 @@ def _finish_activity(
         identity=command.identity,
     )
     if isinstance(command, CompleteActivityTask):
-        _check_payload("result", command.result)
+        check_payload("result", command.result)
         batch.add(
             EventType.ActivityTaskCompleted,
             scheduled_event_id=pending.scheduled_event_id,
@@ -545,7 +545,7 @@ def _finish_activity(
             identity=command.identity,
         )
     else:
-        _check_payload("details", command.details)
+        check_payload("details", command.details)
         batch.add(
             EventType.ActivityTaskFailed,
             scheduled_event_id=pending.scheduled_event_id,
@@ -564,7 +564,7 @@ def _finish_activity(
 
 def _check_signal(signal: SignalWorkflow) -> None:
     _check_id("signal_name", signal.signal_name)
-    _check_payload("input", signal.input)
+    check_payload("input", signal.input)
 
 
 def _add_signal(batch: _Batch, signal: SignalWorkflow) -> None:
@@ -596,7 +596,8 @@ def _check_reason(reason: str) -> None:
         )
 
 
-def _check_payload(name: str, payload: str | None) -> None:
+def check_payload(name: str, payload: str | None) -> None:
+    """PayloadTooLargeError, naming the limit, for a payload over it."""
     size = payload_size(payload)
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(

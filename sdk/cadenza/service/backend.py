@@ -73,3 +73,10 @@ class ServiceBackend:
             self.service.fail_activity_task, task_token, reason=reason, details=details,
             identity=identity or self.identity,
         )
+
+    async def answer_query_task(
+        self, task_token: str, *, answer: str | None, error: str | None
+    ) -> bool:
+        return await asyncio.to_thread(
+            self.service.answer_query_task, task_token, answer=answer, error=error
+        )

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from ..core import (
     FailActivityTask,
     FailDecisionTask,
     HistoryEvent,
+    QueryTask,
     RequestCancelWorkflow,
     RunState,
     RunStatus,
@@ -38,15 +40,18 @@ from ..core import (
 )
 from ..core.ids import next_run_id
 from ..core.records import OutgoingMessage, StoredBatch
+from ..core.transitions import check_payload
 from ..error import (
     BadRequestError,
     CommitConflictError,
     EntityNotExistsError,
+    QueryFailedError,
+    QueryTimeoutError,
     ServiceBusyError,
     StaleTaskError,
     WorkflowExecutionAlreadyStartedError,
 )
-from .ports import HistoryStore, TaskQueues, VisibilityStore
+from .ports import HistoryStore, QueryAnswers, TaskQueues, VisibilityStore
 from .requests import ReusePolicy, StartWorkflowRequest, check_domain
 from .tokens import TaskToken, TaskTokens
 
@@ -85,6 +90,7 @@ class WorkflowService:
         store: HistoryStore,
         queues: TaskQueues,
         visibility: VisibilityStore,
+        answers: QueryAnswers,
         tokens: TaskTokens,
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
@@ -93,6 +99,7 @@ class WorkflowService:
         self.store = store
         self.queues = queues
         self.visibility = visibility
+        self.answers = answers
         self.tokens = tokens
         self.clock = clock
         self.sleep = sleep
@@ -288,6 +295,57 @@ class WorkflowService:
             SignalWorkflow(signal_name=signal_name, input=input, identity=identity,
                            request_id=request_id),
         )
+
+    def query_workflow(
+        self,
+        domain: str,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        query_type: str,
+        query_args: str | None = None,
+        wait_seconds: float = MAX_WAIT_SECONDS,
+    ) -> str | None:
+        """Ask a worker of the workflow's task list to replay the run and answer; nothing is
+        committed. QueryFailedError carries the worker's refusal, QueryTimeoutError the silence.
+        """
+        if not query_type:
+            raise BadRequestError("query_type is required", field="query_type")
+        check_payload("query_args", query_args)
+        state = self.latest(domain, workflow_id, run_id).state
+        wait = min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS)
+        task = QueryTask(
+            domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
+            workflow_type=state.workflow_type, task_list=state.task_list,
+            query_id=uuid.uuid4().hex, query_type=query_type, query_args=query_args,
+            expires_at=to_millis(self.clock()) + int(wait * 1000),
+        )
+        self.dispatch([task])
+        deadline = time.monotonic() + wait
+        delay = 0.05
+        while True:
+            answer = self.answers.get(task.query_id)
+            if answer is not None:
+                if answer.error is not None:
+                    raise QueryFailedError(answer.error, query_type=query_type)
+                return answer.answer
+            if time.monotonic() >= deadline:
+                raise QueryTimeoutError(
+                    f"no worker answered query {query_type!r} of workflow {workflow_id!r} "
+                    f"(task list {state.task_list!r}) in time",
+                    query_type=query_type, task_list=state.task_list,
+                )
+            self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 0.5)
+
+    def answer_query_task(
+        self, task_token: str, *, answer: str | None, error: str | None
+    ) -> bool:
+        """Record a worker's answer; False when another worker answered first."""
+        token = self._token(task_token, TaskKind.QUERY)
+        check_payload("answer", answer)
+        return self.answers.put(token.query_id, answer=answer, error=error,
+                                now=self.clock().timestamp())
 
     def request_cancel_workflow(
         self,

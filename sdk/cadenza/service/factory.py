@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..aws.queries import DynamoQueryAnswers
 from ..aws.settings import AwsSettings
 from ..aws.store import DynamoHistoryStore
 from ..aws.tasklists import SqsTaskLists, sqs_client
@@ -17,6 +18,7 @@ def service_from_settings(settings: AwsSettings) -> WorkflowService:
         store=DynamoHistoryStore(settings),
         queues=SqsTaskLists(client=sqs_client(settings), prefix=settings.queue_prefix),
         visibility=DynamoVisibilityStore(settings),
+        answers=DynamoQueryAnswers(settings),
         tokens=TaskTokens(settings.task_token_secret),
     )
 

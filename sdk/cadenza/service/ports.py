@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from ..core import HistoryEvent, RunState, Transition
-from ..core.records import OutgoingMessage, StoredBatch, VisibilityRecord
+from ..core.records import OutgoingMessage, QueryAnswer, StoredBatch, VisibilityRecord
 
 
 class HistoryStore(Protocol):
@@ -26,6 +26,12 @@ class HistoryStore(Protocol):
 
 class TaskQueues(Protocol):
     def send(self, messages: Sequence[OutgoingMessage]) -> None: ...
+
+
+class QueryAnswers(Protocol):
+    def put(self, query_id: str, *, answer: str | None, error: str | None, now: float) -> bool: ...
+
+    def get(self, query_id: str) -> QueryAnswer | None: ...
 
 
 class VisibilityStore(Protocol):

@@ -12,8 +12,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from typing import Any
 
-from ..core import Task, TaskKind
+from ..core import QueryTask, Task, TaskKind
 from ..error import BadRequestError
 
 
@@ -25,6 +26,7 @@ class TaskToken:
     kind: TaskKind
     scheduled_event_id: int
     attempt: int
+    query_id: str = ""
 
 
 class TaskTokens:
@@ -34,11 +36,11 @@ class TaskTokens:
         self._key = secret.encode()
 
     def issue(self, task: Task) -> str:
-        body = json.dumps(
-            [task.domain, task.workflow_id, task.run_id, str(task.kind),
-             task.scheduled_event_id, task.attempt],
-            separators=(",", ":"),
-        ).encode()
+        fields: list[Any] = [task.domain, task.workflow_id, task.run_id, str(task.kind),
+                             task.scheduled_event_id, task.attempt]
+        if isinstance(task, QueryTask):
+            fields.append(task.query_id)
+        body = json.dumps(fields, separators=(",", ":")).encode()
         signature = hmac.new(self._key, body, hashlib.sha256).digest()[:20]
         return f"{_b64(body)}.{_b64(signature)}"
 
@@ -52,9 +54,9 @@ class TaskTokens:
         expected = hmac.new(self._key, body, hashlib.sha256).digest()[:20]
         if not hmac.compare_digest(signature, expected):
             raise BadRequestError("task_token is not valid for this stack", field="task_token")
-        domain, workflow_id, run_id, kind, scheduled_event_id, attempt = json.loads(body)
+        domain, workflow_id, run_id, kind, scheduled_event_id, attempt, *extra = json.loads(body)
         return TaskToken(domain, workflow_id, run_id, TaskKind(kind), int(scheduled_event_id),
-                         int(attempt))
+                         int(attempt), str(extra[0]) if extra else "")
 
 
 def _b64(data: bytes) -> str:
