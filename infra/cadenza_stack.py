@@ -121,6 +121,17 @@ class CadenzaStack(Stack):
             self, "StreamFailureQueue", retention_period=Duration.days(14)
         )
 
+        # ---------------------------------------------------------------- timers
+        timer_dead_letters = sqs.Queue(
+            self, "TimerDeadLetterQueue", retention_period=Duration.days(14)
+        )
+        timers = sqs.Queue(
+            self, "TimerQueue",
+            visibility_timeout=Duration.seconds(180),
+            retention_period=Duration.days(14),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=10, queue=timer_dead_letters),
+        )
+
         # ---------------------------------------------------------------- functions
         layer = lambda_.LayerVersion(
             self, "CadenzaLayer",
@@ -153,6 +164,7 @@ class CadenzaStack(Stack):
             "CADENZA_VISIBILITY_TABLE": visibility.table_name,
             "CADENZA_QUEUE_PREFIX": self.stack_name,
             "CADENZA_TASK_TOKEN_SECRET": secret.value_as_string,
+            "CADENZA_TIMER_QUEUE_URL": timers.queue_url,
             "POWERTOOLS_SERVICE_NAME": "cadenza-engine",
         }
 
@@ -187,6 +199,8 @@ class CadenzaStack(Stack):
         )
         stream_fn = function("StreamFunction", "stream/app.handler",
                              "Outbox sweeper fed by the history table's stream.")
+        timer_fn = function("TimerFunction", "timer/app.handler",
+                            "Fires durable timers delivered by TimerQueue.")
 
         # ---------------------------------------------------------------- example worker
         # The order example in Lambda mode, fed by the "orders" task list of domain "default":
@@ -222,6 +236,9 @@ class CadenzaStack(Stack):
             bisect_batch_on_error=True,
             on_failure=sources.SqsDlq(stream_failures),
         ))
+        timer_fn.add_event_source(sources.SqsEventSource(
+            timers, batch_size=10, report_batch_item_failures=True,
+        ))
         for queue in (orders_decisions, orders_activities):
             orders_fn.add_event_source(sources.SqsEventSource(
                 queue, batch_size=10, report_batch_item_failures=True,
@@ -239,8 +256,9 @@ class CadenzaStack(Stack):
         for construct, logical_id in (
             (history, "HistoryTable"), (visibility, "VisibilityTable"),
             (stream_failures, "StreamFailureQueue"),
+            (timers, "TimerQueue"), (timer_dead_letters, "TimerDeadLetterQueue"),
             (orders_decisions, "OrdersDecisionQueue"), (orders_activities, "OrdersActivityQueue"),
-            (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"),
+            (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"), (timer_fn, "TimerFunction"),
             (orders_fn, "OrdersWorkerFunction"),
             (http_api, "ServerlessHttpApi"),
         ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -77,4 +78,6 @@ def aws_settings(moto_endpoint: str) -> AwsSettings:
         endpoint_url=moto_endpoint,
     )
     create_tables(settings)
-    return settings
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=settings.region)
+    timer_queue = sqs.create_queue(QueueName=f"{prefix}-timers")["QueueUrl"]
+    return dataclasses.replace(settings, timer_queue_url=timer_queue)

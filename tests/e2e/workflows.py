@@ -169,3 +169,30 @@ class CleansUpOnCancel:
         except asyncio.CancelledError:
             return await echo.with_options(start_to_close_timeout=TIMEOUT).execute("cleaned up")
         return "not cancelled"
+
+
+@reg.workflow()
+class Sleeper:
+    @workflow.run
+    async def run(self, seconds: int) -> float:
+        before = workflow.now()
+        await workflow.sleep(timedelta(seconds=seconds))
+        return (workflow.now() - before).total_seconds()
+
+
+@reg.workflow()
+class ApprovalWithDeadline:
+    """Waits for one approval signal at most ``seconds``; the timer is cancelled if it comes."""
+
+    def __init__(self) -> None:
+        self.approved = False
+
+    @workflow.signal(name="approve")
+    def approve(self) -> None:
+        self.approved = True
+
+    @workflow.run
+    async def run(self, seconds: int) -> str:
+        if await workflow.wait_condition(lambda: self.approved, timeout=timedelta(seconds=seconds)):
+            return "approved"
+        return "expired"

@@ -107,7 +107,10 @@ def test_event_sources(synthesized: dict[str, Any]) -> None:
     assert stream["BisectBatchOnFunctionError"] is True
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
-    assert set(by_function) == {"StreamFunction", "OrdersWorkerFunction"}
+    assert set(by_function) == {"StreamFunction", "TimerFunction", "OrdersWorkerFunction"}
+    timers = by_function["TimerFunction"]
+    assert timers["EventSourceArn"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
+    assert timers["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     orders = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
               for m in mappings
               if m["Properties"]["FunctionName"]["Ref"] == "OrdersWorkerFunction"}

@@ -108,13 +108,15 @@ def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any])
     assert variables["CADENZA_VISIBILITY_TABLE"] == {"Ref": "VisibilityTable"}
     assert variables["CADENZA_QUEUE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}"}
     assert variables["CADENZA_TASK_TOKEN_SECRET"] == {"Ref": "TaskTokenSecret"}
+    assert variables["CADENZA_TIMER_QUEUE_URL"] == {"Ref": "TimerQueue"}
     assert variables["POWERTOOLS_SERVICE_NAME"]
     assert sam["Parameters"]["TaskTokenSecret"]["NoEcho"] is True
 
 
 @pytest.mark.parametrize(
     ("function", "handler"),
-    [("ApiFunction", "api/app.handler"), ("StreamFunction", "stream/app.handler")],
+    [("ApiFunction", "api/app.handler"), ("StreamFunction", "stream/app.handler"),
+     ("TimerFunction", "timer/app.handler")],
 )
 def test_handlers_point_into_functions(sam: dict[str, Any], function: str, handler: str) -> None:
     props = sam["Resources"][function]["Properties"]
@@ -142,6 +144,14 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
     assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
 
+    timers = mappings["TimerFunctionTimers"]
+    assert timers["EventSourceArn"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
+    assert timers["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    timer_queue = resources["TimerQueue"]["Properties"]
+    assert "FifoQueue" not in timer_queue  # per-message delays need a standard queue
+    assert timer_queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["TimerDeadLetterQueue", "Arn"]}
+
     api = resources["ServerlessHttpApi"]
     assert api["Type"] == "AWS::ApiGatewayV2::Api"
     paths = api["Properties"]["Body"]["paths"]
@@ -151,7 +161,7 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
         assert integration["payloadFormatVersion"] == "2.0"
         assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
 
-    for name in ("ApiFunction", "StreamFunction", "OrdersWorkerFunction"):
+    for name in ("ApiFunction", "StreamFunction", "TimerFunction", "OrdersWorkerFunction"):
         function = resources[name]
         assert function["Type"] == "AWS::Lambda::Function"
         assert function["Properties"]["Runtime"] == "python3.12"
@@ -160,7 +170,8 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
 
 def test_functions_may_use_every_queue_of_the_stack(translated: dict[str, Any]) -> None:
     """Task-list queues are created at run time, so access is granted by name prefix."""
-    for name in ("ApiFunctionRole", "StreamFunctionRole", "OrdersWorkerFunctionRole"):
+    for name in ("ApiFunctionRole", "StreamFunctionRole", "TimerFunctionRole",
+                 "OrdersWorkerFunctionRole"):
         policies = json.dumps(translated["Resources"][name]["Properties"]["Policies"])
         assert "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-*" in policies
         assert "HistoryTable" in policies and "VisibilityTable" in policies

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,6 +18,7 @@ from cadenza.core import (
     EventType,
     SignalWorkflow,
     TaskKind,
+    TimerTask,
     task_from_dict,
 )
 from cadenza.core.records import StoredBatch
@@ -315,3 +316,54 @@ def test_many_activity_results_of_one_run_at_once_are_all_recorded(
         str(i) for i in range(12))
     assert [e.event_id for e in events] == list(range(1, len(events) + 1))
     assert [e.event_type for e in events].count(EventType.DecisionTaskScheduled) == 2
+
+
+def timer_messages(service: WorkflowService, aws_settings: AwsSettings,
+                   wait: int = 0) -> list[dict[str, Any]]:
+    sqs = service.queues.client  # type: ignore[attr-defined]
+    answer = sqs.receive_message(QueueUrl=aws_settings.timer_queue_url, MaxNumberOfMessages=10,
+                                 WaitTimeSeconds=wait)
+    messages = answer.get("Messages", [])
+    for message in messages:
+        sqs.delete_message(QueueUrl=aws_settings.timer_queue_url,
+                           ReceiptHandle=message["ReceiptHandle"])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def test_timer_is_a_delayed_message_that_fires_once_and_never_early(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    service.start_workflow(start_request("sleepy"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.StartTimer, {
+        "timer_id": "t", "start_to_fire_timeout_seconds": 2})], history_length=3)
+    assert timer_messages(service, aws_settings) == []  # delayed by SQS
+    (body,) = timer_messages(service, aws_settings, wait=5)
+    due = task_from_dict(body["task"])
+    assert isinstance(due, TimerTask) and due.started_event_id == 5
+    assert service.fire_timer(due) is True
+    assert service.fire_timer(due) is False  # a duplicate (the redrive copy, say) is dropped
+    _, events, _ = service.get_history("default", "sleepy")
+    fired = [e for e in events if e.event_type is EventType.TimerFired]
+    assert len(fired) == 1
+    assert fired[0].timestamp >= events[4].timestamp + timedelta(seconds=2)
+
+
+def test_an_early_timer_message_is_sent_again_with_the_remaining_delay(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    service.start_workflow(start_request("long-sleep"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.StartTimer, {
+        "timer_id": "t", "start_to_fire_timeout_seconds": 3600})], history_length=3)
+    batch = service.store.latest("default", "long-sleep")
+    assert batch is not None
+    (task,) = batch.tasks
+    assert isinstance(task, TimerTask)
+    assert service.fire_timer(task) is False  # an hour early: re-delayed, history untouched
+    _, events, _ = service.get_history("default", "long-sleep")
+    assert events[-1].event_type is EventType.TimerStarted
+    attributes = service.queues.client.get_queue_attributes(  # type: ignore[attr-defined]
+        QueueUrl=aws_settings.timer_queue_url,
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 2

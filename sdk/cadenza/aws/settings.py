@@ -23,6 +23,8 @@ class AwsSettings:
     visibility_table: str
     queue_prefix: str
     task_token_secret: str
+    #: The standard queue durable timers are delayed messages on (template.yaml TimerQueue).
+    timer_queue_url: str = ""
     region: str = "us-east-1"
     endpoint_url: str | None = None
 
@@ -46,6 +48,7 @@ class AwsSettings:
             visibility_table=env["CADENZA_VISIBILITY_TABLE"],
             queue_prefix=env["CADENZA_QUEUE_PREFIX"],
             task_token_secret=env["CADENZA_TASK_TOKEN_SECRET"],
+            timer_queue_url=env.get("CADENZA_TIMER_QUEUE_URL", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )

@@ -11,6 +11,7 @@ from .commands import (
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
+    FireTimer,
     RequestCancelWorkflow,
     SignalWorkflow,
     StartWorkflow,
@@ -19,13 +20,14 @@ from .commands import (
 from .decisions import Decision, DecisionType
 from .events import CLOSE_EVENTS, EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_PAYLOAD_BYTES
-from .state import PendingActivity, PendingDecision, RunState, RunStatus
+from .state import PendingActivity, PendingDecision, PendingTimer, RunState, RunStatus
 from .tasks import (
     ActivityTask,
     DecisionTask,
     QueryTask,
     Task,
     TaskKind,
+    TimerTask,
     task_from_dict,
     task_to_dict,
     tasks_of,
@@ -46,9 +48,11 @@ __all__ = [
     "EventType",
     "FailActivityTask",
     "FailDecisionTask",
+    "FireTimer",
     "HistoryEvent",
     "PendingActivity",
     "PendingDecision",
+    "PendingTimer",
     "QueryTask",
     "RequestCancelWorkflow",
     "RunState",
@@ -58,6 +62,7 @@ __all__ = [
     "Task",
     "TaskKind",
     "TerminateWorkflow",
+    "TimerTask",
     "Transition",
     "apply",
     "from_millis",

@@ -77,6 +77,12 @@ class SignalWorkflow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FireTimer:
+    timer_id: str
+    started_event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RequestCancelWorkflow:
     cause: str = ""
     identity: str = ""
@@ -97,6 +103,7 @@ Command = (
     | CompleteActivityTask
     | FailActivityTask
     | SignalWorkflow
+    | FireTimer
     | RequestCancelWorkflow
     | TerminateWorkflow
 )

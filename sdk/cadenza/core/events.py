@@ -41,6 +41,7 @@ class EventType(StrEnum):
     TimerStarted = "TimerStarted"
     TimerFired = "TimerFired"
     TimerCanceled = "TimerCanceled"
+    CancelTimerFailed = "CancelTimerFailed"
     MarkerRecorded = "MarkerRecorded"
     UpsertWorkflowSearchAttributes = "UpsertWorkflowSearchAttributes"
 

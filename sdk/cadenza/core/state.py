@@ -44,6 +44,13 @@ class PendingActivity:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingTimer:
+    timer_id: str
+    started_event_id: int
+    fire_at: int  # epoch milliseconds
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     domain: str
     workflow_id: str
@@ -61,6 +68,7 @@ class RunState:
     close_attributes: Mapping[str, Any] | None = None
     decision: PendingDecision | None = None
     activities: tuple[PendingActivity, ...] = ()
+    timers: tuple[PendingTimer, ...] = ()
     activity_counter: int = 0
     cancel_requested: bool = False
     memo: Mapping[str, Any] | None = None
@@ -91,7 +99,8 @@ class RunState:
         decision = values.get("decision")
         values["decision"] = PendingDecision(**decision) if decision else None
         values["activities"] = tuple(PendingActivity(**a) for a in values.get("activities") or ())
+        values["timers"] = tuple(PendingTimer(**t) for t in values.get("timers") or ())
         return cls(**values)
 
 
-__all__ = ["PendingActivity", "PendingDecision", "RunState", "RunStatus"]
+__all__ = ["PendingActivity", "PendingDecision", "PendingTimer", "RunState", "RunStatus"]

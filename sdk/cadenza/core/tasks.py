@@ -24,6 +24,8 @@ class TaskKind(StrEnum):
     ACTIVITY = "activity"
     #: A query rides on the decision queue of the workflow's task list: decision workers answer.
     QUERY = "query"
+    #: A durable timer: a delayed message on the stack's timer queue, checked when it fires.
+    TIMER = "timer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,30 @@ class QueryTask:
         return f"{self.run_id}-q-{self.query_id}"
 
 
-Task = DecisionTask | ActivityTask | QueryTask
+@dataclass(frozen=True, slots=True)
+class TimerTask:
+    domain: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    timer_id: str
+    started_event_id: int
+    fire_at: int  # epoch milliseconds
+
+    kind = TaskKind.TIMER
+    task_list = ""
+    attempt = 0
+
+    @property
+    def scheduled_event_id(self) -> int:
+        return self.started_event_id
+
+    @property
+    def key(self) -> str:
+        return f"{self.run_id}-t-{self.started_event_id}"
+
+
+Task = DecisionTask | ActivityTask | QueryTask | TimerTask
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -106,6 +131,8 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
         return DecisionTask(**values)
     if kind is TaskKind.QUERY:
         return QueryTask(**values)
+    if kind is TaskKind.TIMER:
+        return TimerTask(**values)
     return ActivityTask(**values)
 
 
@@ -143,5 +170,16 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                     "schedule_to_start_timeout_seconds"),
                 start_to_close_timeout_seconds=attributes.get("start_to_close_timeout_seconds"),
                 heartbeat_timeout_seconds=attributes.get("heartbeat_timeout_seconds"),
+            ))
+        elif event.event_type is EventType.TimerStarted:
+            tasks.append(TimerTask(
+                domain=state.domain,
+                workflow_id=state.workflow_id,
+                run_id=state.run_id,
+                workflow_type=state.workflow_type,
+                timer_id=str(event.attributes["timer_id"]),
+                started_event_id=event.event_id,
+                fire_at=to_millis(event.timestamp)
+                + 1000 * int(event.attributes["start_to_fire_timeout_seconds"]),
             ))
     return tuple(tasks)

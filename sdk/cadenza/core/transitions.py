@@ -24,6 +24,7 @@ from .commands import (
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
+    FireTimer,
     RequestCancelWorkflow,
     SignalWorkflow,
     StartWorkflow,
@@ -32,7 +33,7 @@ from .commands import (
 from .decisions import Decision, DecisionType
 from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
-from .state import PendingActivity, PendingDecision, RunState, RunStatus
+from .state import PendingActivity, PendingDecision, PendingTimer, RunState, RunStatus
 from .tasks import Task, tasks_of
 
 #: ``StaleTaskError.details["reason"]`` when events arrived after the history a worker replayed:
@@ -96,6 +97,7 @@ class _Batch:
             close_attributes=dict(attributes),
             decision=None,
             activities=(),
+            timers=(),
         )
 
     def done(self) -> Transition:
@@ -186,6 +188,8 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
         if batch.state.decision is None:
             batch.schedule_decision()
         return batch.done()
+    if isinstance(command, FireTimer):
+        return _fire_timer(state, command, now)
     if isinstance(command, RequestCancelWorkflow):
         if state.cancel_requested:
             raise CancellationAlreadyRequestedError(
@@ -346,6 +350,8 @@ _BAD_CAUSE = {
     DecisionType.CompleteWorkflowExecution: "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES",
     DecisionType.FailWorkflowExecution: "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES",
     DecisionType.CancelWorkflowExecution: "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES",
+    DecisionType.StartTimer: "BAD_START_TIMER_ATTRIBUTES",
+    DecisionType.CancelTimer: "BAD_CANCEL_TIMER_ATTRIBUTES",
 }
 _SUPPORTED = frozenset(_BAD_CAUSE)
 _CLOSING = frozenset(
@@ -362,6 +368,7 @@ def _validate_decisions(
 ) -> tuple[str, str] | None:
     """The first invalid decision as (cause, details), or None when all can be applied."""
     activity_ids = {pending.activity_id for pending in state.activities}
+    timer_ids = {timer.timer_id for timer in state.timers}
     for index, item in enumerate(decisions):
         kind = item.decision_type
         if kind not in _SUPPORTED:
@@ -389,6 +396,21 @@ def _validate_decisions(
                 _check_id("activity_id", str(item.get("activity_id") or ""))
             elif kind is DecisionType.CancelWorkflowExecution:
                 check_payload("details", item.get("details"))
+            elif kind is DecisionType.StartTimer:
+                timer_id = str(item.get("timer_id") or "")
+                _check_id("timer_id", timer_id)
+                if timer_id in timer_ids:
+                    raise BadRequestError(
+                        f"timer id {timer_id!r} is already in use", field="timer_id"
+                    )
+                timer_ids.add(timer_id)
+                if _optional_seconds(item.attributes, "start_to_fire_timeout_seconds") is None:
+                    raise BadRequestError(
+                        "start_to_fire_timeout_seconds is required",
+                        field="start_to_fire_timeout_seconds",
+                    )
+            elif kind is DecisionType.CancelTimer:
+                _check_id("timer_id", str(item.get("timer_id") or ""))
         except BadRequestError as error:
             return _BAD_CAUSE[kind], f"decision {index} ({kind}): {error.message}"
     return None
@@ -487,6 +509,38 @@ def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> list[Pe
             details=item.get("details"),
             decision_task_completed_event_id=completed_id,
         )
+    elif kind is DecisionType.StartTimer:
+        seconds = _optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
+        assert seconds is not None
+        timer_id = str(item.get("timer_id"))
+        started_id = batch.add(
+            EventType.TimerStarted,
+            timer_id=timer_id,
+            start_to_fire_timeout_seconds=seconds,
+            decision_task_completed_event_id=completed_id,
+        )
+        timer = PendingTimer(timer_id, started_id, to_millis(batch.now) + 1000 * seconds)
+        batch.state = batch.state.with_changes(timers=(*batch.state.timers, timer))
+    elif kind is DecisionType.CancelTimer:
+        timer_id = str(item.get("timer_id"))
+        found = next((t for t in batch.state.timers if t.timer_id == timer_id), None)
+        if found is None:
+            batch.add(
+                EventType.CancelTimerFailed,
+                timer_id=timer_id,
+                cause="TIMER_ID_UNKNOWN",
+                decision_task_completed_event_id=completed_id,
+            )
+        else:
+            batch.add(
+                EventType.TimerCanceled,
+                timer_id=timer_id,
+                started_event_id=found.started_event_id,
+                decision_task_completed_event_id=completed_id,
+            )
+            batch.state = batch.state.with_changes(
+                timers=tuple(t for t in batch.state.timers if t.timer_id != timer_id)
+            )
     elif kind is DecisionType.RequestCancelActivityTask:
         activity_id = str(item.get("activity_id"))
         target = next((a for a in batch.state.activities if a.activity_id == activity_id), None)
@@ -559,6 +613,39 @@ def _finish_activity(
     return batch.done()
 
 
+# --- timers -----------------------------------------------------------------------------------
+
+#: ``StaleTaskError.details["reason"]`` for a timer message that arrived before its time.
+TIMER_NOT_DUE = "timer_not_due"
+
+
+def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transition:
+    """Fire a timer that is still pending and due; anything else is stale (never early)."""
+    timer = next(
+        (t for t in state.timers
+         if t.timer_id == command.timer_id and t.started_event_id == command.started_event_id),
+        None,
+    )
+    if timer is None:
+        raise StaleTaskError(
+            f"timer {command.timer_id!r} ({command.started_event_id}) is not pending",
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    if to_millis(now) < timer.fire_at:
+        raise StaleTaskError(
+            f"timer {command.timer_id!r} is due at {timer.fire_at}",
+            reason=TIMER_NOT_DUE, fire_at=timer.fire_at,
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    remaining = tuple(t for t in state.timers if t is not timer)
+    batch = _Batch(state.with_changes(timers=remaining), now)
+    batch.add(EventType.TimerFired, timer_id=timer.timer_id,
+              started_event_id=timer.started_event_id)
+    if batch.state.decision is None:
+        batch.schedule_decision()
+    return batch.done()
+
+
 # --- signals ----------------------------------------------------------------------------------
 
 
@@ -608,4 +695,4 @@ def check_payload(name: str, payload: str | None) -> None:
         )
 
 
-__all__ = ["HISTORY_CHANGED", "Transition", "apply", "start"]
+__all__ = ["HISTORY_CHANGED", "TIMER_NOT_DUE", "Transition", "apply", "check_payload", "start"]

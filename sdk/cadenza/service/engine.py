@@ -25,6 +25,7 @@ from ..core import (
     Decision,
     FailActivityTask,
     FailDecisionTask,
+    FireTimer,
     HistoryEvent,
     QueryTask,
     RequestCancelWorkflow,
@@ -35,12 +36,13 @@ from ..core import (
     Task,
     TaskKind,
     TerminateWorkflow,
+    TimerTask,
     task_to_dict,
     to_millis,
 )
 from ..core.ids import next_run_id
 from ..core.records import OutgoingMessage, StoredBatch
-from ..core.transitions import check_payload
+from ..core.transitions import TIMER_NOT_DUE, check_payload
 from ..error import (
     BadRequestError,
     CommitConflictError,
@@ -49,6 +51,7 @@ from ..error import (
     QueryTimeoutError,
     ServiceBusyError,
     StaleTaskError,
+    WorkflowExecutionAlreadyCompletedError,
     WorkflowExecutionAlreadyStartedError,
 )
 from .ports import HistoryStore, QueryAnswers, TaskQueues, VisibilityStore
@@ -346,6 +349,23 @@ class WorkflowService:
         check_payload("answer", answer)
         return self.answers.put(token.query_id, answer=answer, error=error,
                                 now=self.clock().timestamp())
+
+    def fire_timer(self, task: TimerTask) -> bool:
+        """Fire a timer whose message surfaced; True if it fired.
+
+        Early (SQS delays stop at 15 minutes): sent again with the remaining delay. Stale (fired,
+        cancelled, run closed or gone): dropped. Neither touches history.
+        """
+        try:
+            self._update(task.domain, task.workflow_id, task.run_id,
+                         FireTimer(timer_id=task.timer_id, started_event_id=task.started_event_id))
+        except StaleTaskError as error:
+            if error.details.get("reason") == TIMER_NOT_DUE:
+                self.dispatch([task])
+            return False
+        except (EntityNotExistsError, WorkflowExecutionAlreadyCompletedError):
+            return False
+        return True
 
     def request_cancel_workflow(
         self,

@@ -16,7 +16,8 @@ from .tokens import TaskTokens
 def service_from_settings(settings: AwsSettings) -> WorkflowService:
     return WorkflowService(
         store=DynamoHistoryStore(settings),
-        queues=SqsTaskLists(client=sqs_client(settings), prefix=settings.queue_prefix),
+        queues=SqsTaskLists(client=sqs_client(settings), prefix=settings.queue_prefix,
+                            timer_queue_url=settings.timer_queue_url),
         visibility=DynamoVisibilityStore(settings),
         answers=DynamoQueryAnswers(settings),
         tokens=TaskTokens(settings.task_token_secret),

@@ -14,6 +14,7 @@ from cadenza.core import (
     EventType,
     FailActivityTask,
     FailDecisionTask,
+    FireTimer,
     RequestCancelWorkflow,
     RunState,
     RunStatus,
@@ -22,6 +23,7 @@ from cadenza.core import (
     TerminateWorkflow,
     apply,
     start,
+    to_millis,
 )
 from cadenza.core.limits import MAX_PAYLOAD_BYTES
 from cadenza.error import (
@@ -187,7 +189,8 @@ def test_invalid_decision_fails_the_decision_task_once_and_retries() -> None:
 
 
 def test_unsupported_decision_is_reported_not_applied() -> None:
-    failed = decide(started(), Decision(DecisionType.StartTimer, {"timer_id": "t"}))
+    failed = decide(started(), Decision(DecisionType.StartChildWorkflowExecution,
+                                        {"workflow_id": "child"}))
     assert failed.events[1].attributes["cause"] == "UNSUPPORTED_DECISION"  # type: ignore
 
 
@@ -278,3 +281,34 @@ def test_cancel_request_then_cancelled_workflow_cancels_its_activities() -> None
     assert types[2:] == [EventType.RequestCancelActivityTaskFailed,
                          EventType.WorkflowExecutionCanceled]  # nothing follows the close
     assert cancelled.state.status is RunStatus.CANCELED  # type: ignore[attr-defined]
+
+
+def test_timer_fires_once_never_early_and_cancelled_timers_are_stale() -> None:
+    state = started()
+    armed = decide(state, Decision(DecisionType.StartTimer,
+                                   {"timer_id": "t1", "start_to_fire_timeout_seconds": 60}),
+                   Decision(DecisionType.StartTimer,
+                            {"timer_id": "t2", "start_to_fire_timeout_seconds": 5}))
+    events = armed.events  # type: ignore[attr-defined]
+    assert [e.event_type for e in events][2:] == [EventType.TimerStarted] * 2
+    first, _ = armed.tasks  # type: ignore[attr-defined]
+    assert first.kind == "timer" and first.fire_at == to_millis(T0) + 5 + 60_000
+    after = armed.state  # type: ignore[attr-defined]
+    with pytest.raises(StaleTaskError) as early:
+        apply(after, FireTimer(timer_id="t1", started_event_id=5),
+              now=T0 + timedelta(seconds=59))
+    assert early.value.details["reason"] == "timer_not_due"
+    fired = apply(after, FireTimer(timer_id="t1", started_event_id=5),
+                  now=T0 + timedelta(seconds=61))
+    assert [e.event_type for e in fired.events] == [
+        EventType.TimerFired, EventType.DecisionTaskScheduled]
+    with pytest.raises(StaleTaskError):  # a duplicate firing
+        apply(fired.state, FireTimer(timer_id="t1", started_event_id=5),
+              now=T0 + timedelta(seconds=62))
+    cancelled = decide(fired.state, Decision(DecisionType.CancelTimer, {"timer_id": "t2"}),
+                       Decision(DecisionType.CancelTimer, {"timer_id": "t1"}))
+    assert [e.event_type for e in cancelled.events][2:] == [  # type: ignore[attr-defined]
+        EventType.TimerCanceled, EventType.CancelTimerFailed]
+    with pytest.raises(StaleTaskError):  # the cancelled timer's message arrives: no-op
+        apply(cancelled.state, FireTimer(timer_id="t2", started_event_id=6),  # type: ignore
+              now=T0 + timedelta(hours=1))
