@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from cadenza import Client, Worker
+from cadenza.error import WorkflowExecutionTimedOutError
 
 from .workflows import reg
 
@@ -43,3 +46,17 @@ async def test_timer_expires_or_is_cancelled_by_a_signal(client: Client, task_li
         assert await client.get_workflow_result(approved.workflow_id, timeout=WAIT) == "approved"
     types = [e.event_type for e in await client.get_workflow_history(approved.workflow_id)]
     assert "TimerCanceled" in types and "TimerFired" not in types
+
+
+async def test_a_run_times_out_at_its_execution_timeout(client: Client, task_list: str) -> None:
+    async with Worker(client, task_list, reg):
+        execution = await client.start_workflow(
+            "WaitsForever", task_list=task_list,
+            execution_start_to_close_timeout=timedelta(seconds=2))
+        with pytest.raises(WorkflowExecutionTimedOutError):
+            await client.get_workflow_result(execution.workflow_id, timeout=WAIT)
+    events = await client.get_workflow_history(execution.workflow_id)
+    assert events[-1].event_type == "WorkflowExecutionTimedOut"
+    assert events[-1].attributes["timeout_type"] == "START_TO_CLOSE"
+    assert events[-1].timestamp - events[0].timestamp >= timedelta(seconds=2)
+    assert (await client.describe_workflow(execution.workflow_id)).status == "TIMED_OUT"

@@ -50,7 +50,7 @@ def test_latest_batch_is_the_runs_state(aws_settings: AwsSettings) -> None:
     state = start_run(store)
     latest = store.latest("default", "w1")
     assert latest is not None and latest.state == state
-    assert [t.kind for t in latest.tasks] == ["decision"]
+    assert [t.kind for t in latest.tasks] == ["timer", "decision"]  # execution timeout, first task
     assert store.latest("default", "w1", "r1") == latest
     assert store.latest("default", "w1", "other-run") is None
 

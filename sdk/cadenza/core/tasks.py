@@ -94,8 +94,14 @@ class QueryTask:
         return f"{self.run_id}-q-{self.query_id}"
 
 
+#: ``TimerTask.timer_id`` of the timer that closes a run at its execution_start_to_close_timeout.
+WORKFLOW_TIMEOUT_TIMER = "__cadenza_workflow_timeout__"
+
+
 @dataclass(frozen=True, slots=True)
 class TimerTask:
+    """A user timer (TimerStarted) or the run's own execution timeout (WORKFLOW_TIMEOUT_TIMER)."""
+
     domain: str
     workflow_id: str
     run_id: str
@@ -140,7 +146,18 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
     """The tasks a batch of events creates for the run whose state follows them."""
     tasks: list[Task] = []
     for event in events:
-        if event.event_type is EventType.DecisionTaskScheduled:
+        if event.event_type is EventType.WorkflowExecutionStarted:
+            tasks.append(TimerTask(
+                domain=state.domain,
+                workflow_id=state.workflow_id,
+                run_id=state.run_id,
+                workflow_type=state.workflow_type,
+                timer_id=WORKFLOW_TIMEOUT_TIMER,
+                started_event_id=event.event_id,
+                fire_at=to_millis(event.timestamp)
+                + 1000 * int(event.attributes["execution_start_to_close_timeout_seconds"]),
+            ))
+        elif event.event_type is EventType.DecisionTaskScheduled:
             tasks.append(DecisionTask(
                 domain=state.domain,
                 workflow_id=state.workflow_id,

@@ -34,7 +34,7 @@ from .decisions import Decision, DecisionType
 from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
 from .state import PendingActivity, PendingDecision, PendingTimer, RunState, RunStatus
-from .tasks import Task, tasks_of
+from .tasks import WORKFLOW_TIMEOUT_TIMER, Task, tasks_of
 
 #: ``StaleTaskError.details["reason"]`` when events arrived after the history a worker replayed:
 #: the decision is not stale, the worker must reload and decide again.
@@ -621,6 +621,8 @@ TIMER_NOT_DUE = "timer_not_due"
 
 def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transition:
     """Fire a timer that is still pending and due; anything else is stale (never early)."""
+    if command.timer_id == WORKFLOW_TIMEOUT_TIMER:
+        return _time_out_workflow(state, now)
     timer = next(
         (t for t in state.timers
          if t.timer_id == command.timer_id and t.started_event_id == command.started_event_id),
@@ -643,6 +645,20 @@ def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transitio
               started_event_id=timer.started_event_id)
     if batch.state.decision is None:
         batch.schedule_decision()
+    return batch.done()
+
+
+def _time_out_workflow(state: RunState, now: datetime) -> Transition:
+    """Close the run at its execution_start_to_close_timeout (it is open: apply checked)."""
+    due = state.start_time + 1000 * state.execution_start_to_close_timeout_seconds
+    if to_millis(now) < due:
+        raise StaleTaskError(
+            "the workflow execution timeout is not due yet", reason=TIMER_NOT_DUE, fire_at=due,
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    batch = _Batch(state, now)
+    batch.close(RunStatus.TIMED_OUT, EventType.WorkflowExecutionTimedOut,
+                timeout_type="START_TO_CLOSE")
     return batch.done()
 
 

@@ -26,6 +26,7 @@ from cadenza.core import (
     to_millis,
 )
 from cadenza.core.limits import MAX_PAYLOAD_BYTES
+from cadenza.core.tasks import WORKFLOW_TIMEOUT_TIMER
 from cadenza.error import (
     BadRequestError,
     CancellationAlreadyRequestedError,
@@ -73,7 +74,9 @@ def test_start_writes_started_and_first_decision_task() -> None:
     assert transition.state.next_event_id == 3
     assert transition.state.decision is not None
     assert transition.state.decision.scheduled_event_id == 2
-    (task,) = transition.tasks
+    timeout, task = transition.tasks
+    # The run's own execution timeout is armed with its start.
+    assert (timeout.kind, timeout.fire_at) == ("timer", to_millis(T0) + 30_000)
     assert (task.kind, task.scheduled_event_id, task.task_list) == ("decision", 2, "tl")
 
 
@@ -245,7 +248,7 @@ def test_signal_with_start_puts_the_signal_before_the_first_decision_task() -> N
     assert [e.event_type for e in transition.events] == [
         EventType.WorkflowExecutionStarted, EventType.WorkflowExecutionSignaled,
         EventType.DecisionTaskScheduled]
-    assert [t.scheduled_event_id for t in transition.tasks] == [3]
+    assert [t.scheduled_event_id for t in transition.tasks] == [1, 3]  # timeout, decision
 
 
 def test_closed_runs_refuse_signals() -> None:
@@ -312,3 +315,17 @@ def test_timer_fires_once_never_early_and_cancelled_timers_are_stale() -> None:
     with pytest.raises(StaleTaskError):  # the cancelled timer's message arrives: no-op
         apply(cancelled.state, FireTimer(timer_id="t2", started_event_id=6),  # type: ignore
               now=T0 + timedelta(hours=1))
+
+
+def test_the_run_times_out_at_its_execution_timeout_never_before() -> None:
+    state = decide(started(), schedule("0")).state  # type: ignore[attr-defined]
+    timeout = FireTimer(timer_id=WORKFLOW_TIMEOUT_TIMER, started_event_id=1)
+    with pytest.raises(StaleTaskError) as early:
+        apply(state, timeout, now=T0 + timedelta(seconds=59))
+    assert early.value.details["reason"] == "timer_not_due"
+    closed = apply(state, timeout, now=T0 + timedelta(seconds=60))
+    assert [e.event_type for e in closed.events] == [EventType.WorkflowExecutionTimedOut]
+    assert closed.events[0].attributes["timeout_type"] == "START_TO_CLOSE"
+    assert closed.state.status is RunStatus.TIMED_OUT and closed.state.activities == ()
+    with pytest.raises(WorkflowExecutionAlreadyCompletedError):
+        apply(closed.state, timeout, now=T0 + timedelta(seconds=61))
