@@ -36,6 +36,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -132,6 +133,18 @@ class CadenzaStack(Stack):
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=10, queue=timer_dead_letters),
         )
 
+        schedule_group = scheduler.CfnScheduleGroup(
+            self, "TimerScheduleGroup", name=f"{self.stack_name}-timers"
+        )
+        scheduler_role = iam.Role(
+            self, "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            ),
+        )
+        timers.grant_send_messages(scheduler_role)
+
         # ---------------------------------------------------------------- functions
         layer = lambda_.LayerVersion(
             self, "CadenzaLayer",
@@ -165,6 +178,9 @@ class CadenzaStack(Stack):
             "CADENZA_QUEUE_PREFIX": self.stack_name,
             "CADENZA_TASK_TOKEN_SECRET": secret.value_as_string,
             "CADENZA_TIMER_QUEUE_URL": timers.queue_url,
+            "CADENZA_TIMER_QUEUE_ARN": timers.queue_arn,
+            "CADENZA_SCHEDULE_GROUP": schedule_group.ref,
+            "CADENZA_SCHEDULER_ROLE_ARN": scheduler_role.role_arn,
             "POWERTOOLS_SERVICE_NAME": "cadenza-engine",
         }
 
@@ -191,6 +207,13 @@ class CadenzaStack(Stack):
                 actions=["sqs:*"],
                 resources=[f"arn:aws:sqs:{self.region}:{self.account}:{self.stack_name}-*"],
             ))
+            fn.add_to_role_policy(iam.PolicyStatement(
+                sid="LongTimers",
+                actions=["scheduler:CreateSchedule"],
+                resources=[f"arn:aws:scheduler:{self.region}:{self.account}:schedule/"
+                           f"{self.stack_name}-timers/*"],
+            ))
+            scheduler_role.grant_pass_role(fn)
             return fn
 
         api_fn = function(
@@ -252,11 +275,13 @@ class CadenzaStack(Stack):
             http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.ANY],
                                 integration=integration)
 
+        schedule_group.override_logical_id("TimerScheduleGroup")
         # Same logical ids as template.yaml for what holds state or is wired to the engine.
         for construct, logical_id in (
             (history, "HistoryTable"), (visibility, "VisibilityTable"),
             (stream_failures, "StreamFailureQueue"),
             (timers, "TimerQueue"), (timer_dead_letters, "TimerDeadLetterQueue"),
+            (scheduler_role, "SchedulerRole"),
             (orders_decisions, "OrdersDecisionQueue"), (orders_activities, "OrdersActivityQueue"),
             (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"), (timer_fn, "TimerFunction"),
             (orders_fn, "OrdersWorkerFunction"),

@@ -80,4 +80,12 @@ def aws_settings(moto_endpoint: str) -> AwsSettings:
     create_tables(settings)
     sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=settings.region)
     timer_queue = sqs.create_queue(QueueName=f"{prefix}-timers")["QueueUrl"]
-    return dataclasses.replace(settings, timer_queue_url=timer_queue)
+    timer_arn = sqs.get_queue_attributes(QueueUrl=timer_queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    scheduler = boto3.client("scheduler", endpoint_url=moto_endpoint, region_name=settings.region)
+    scheduler.create_schedule_group(Name=f"{prefix}-timers")
+    return dataclasses.replace(
+        settings, timer_queue_url=timer_queue, timer_queue_arn=timer_arn,
+        schedule_group=f"{prefix}-timers",
+        scheduler_role_arn="arn:aws:iam::123456789012:role/scheduler",
+    )

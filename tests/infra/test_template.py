@@ -109,6 +109,12 @@ def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any])
     assert variables["CADENZA_QUEUE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}"}
     assert variables["CADENZA_TASK_TOKEN_SECRET"] == {"Ref": "TaskTokenSecret"}
     assert variables["CADENZA_TIMER_QUEUE_URL"] == {"Ref": "TimerQueue"}
+    assert variables["CADENZA_TIMER_QUEUE_ARN"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
+    assert variables["CADENZA_SCHEDULE_GROUP"] == {"Ref": "TimerScheduleGroup"}
+    assert variables["CADENZA_SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    role = sam["Resources"]["SchedulerRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "scheduler.amazonaws.com"}
     assert variables["POWERTOOLS_SERVICE_NAME"]
     assert sam["Parameters"]["TaskTokenSecret"]["NoEcho"] is True
 

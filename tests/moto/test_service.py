@@ -349,7 +349,7 @@ def test_timer_is_a_delayed_message_that_fires_once_and_never_early(
     assert fired[0].timestamp >= events[4].timestamp + timedelta(seconds=2)
 
 
-def test_an_early_timer_message_is_sent_again_with_the_remaining_delay(
+def test_a_long_timer_is_one_schedule_and_an_early_message_is_sent_again(
     service: WorkflowService, aws_settings: AwsSettings,
 ) -> None:
     service.start_workflow(start_request("long-sleep"))
@@ -362,8 +362,20 @@ def test_an_early_timer_message_is_sent_again_with_the_remaining_delay(
     assert service.fire_timer(task) is False  # an hour early: re-delayed, history untouched
     _, events, _ = service.get_history("default", "long-sleep")
     assert events[-1].event_type is EventType.TimerStarted
+    # An hour-long timer is one Scheduler schedule, due a minute early, that puts the timer's
+    # message on the timer queue; sending the same timer again changes nothing.
+    scheduler = boto3.client("scheduler", endpoint_url=aws_settings.endpoint_url,
+                             region_name=aws_settings.region)
+    (summary,) = scheduler.list_schedules(GroupName=aws_settings.schedule_group)["Schedules"]
+    schedule = scheduler.get_schedule(Name=summary["Name"], GroupName=aws_settings.schedule_group)
+    at = datetime.fromisoformat(schedule["ScheduleExpression"][3:-1]).replace(tzinfo=UTC)
+    due = datetime.fromtimestamp(task.fire_at / 1000, tz=UTC)
+    assert timedelta(seconds=55) <= due - at <= timedelta(seconds=61)
+    assert schedule["Target"]["Arn"] == aws_settings.timer_queue_arn
+    assert json.loads(schedule["Target"]["Input"])["task"]["timer_id"] == "t"
+    assert schedule["ActionAfterCompletion"] == "DELETE"
     attributes = service.queues.client.get_queue_attributes(  # type: ignore[attr-defined]
         QueueUrl=aws_settings.timer_queue_url,
         AttributeNames=["ApproximateNumberOfMessagesDelayed"])
-    # The run's execution timeout, the user timer, and the user timer sent again.
-    assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 3
+    # Only the run's execution timeout (60 s) is a delayed message.
+    assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1

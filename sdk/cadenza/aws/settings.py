@@ -25,6 +25,10 @@ class AwsSettings:
     task_token_secret: str
     #: The standard queue durable timers are delayed messages on (template.yaml TimerQueue).
     timer_queue_url: str = ""
+    #: With these three, timers longer than 15 minutes are one Scheduler schedule each.
+    timer_queue_arn: str = ""
+    schedule_group: str = ""
+    scheduler_role_arn: str = ""
     region: str = "us-east-1"
     endpoint_url: str | None = None
 
@@ -49,6 +53,9 @@ class AwsSettings:
             queue_prefix=env["CADENZA_QUEUE_PREFIX"],
             task_token_secret=env["CADENZA_TASK_TOKEN_SECRET"],
             timer_queue_url=env.get("CADENZA_TIMER_QUEUE_URL", ""),
+            timer_queue_arn=env.get("CADENZA_TIMER_QUEUE_ARN", ""),
+            schedule_group=env.get("CADENZA_SCHEDULE_GROUP", ""),
+            scheduler_role_arn=env.get("CADENZA_SCHEDULER_ROLE_ARN", ""),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         )

@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from botocore.exceptions import ClientError
 from ..core import TaskKind
 from ..core.records import OutgoingMessage
 from .settings import AwsSettings, ConfigurationError
+from .timers import TimerQueue
 
 logger = logging.getLogger("cadenza.tasklists")
 
@@ -70,15 +69,11 @@ def sqs_client(settings: AwsSettings) -> Any:
     )
 
 
-#: SQS's longest message delay; a longer timer is re-sent when it surfaces early.
-MAX_DELAY_SECONDS = 900
-
-
 class SqsTaskLists:
-    def __init__(self, *, client: Any, prefix: str, timer_queue_url: str = "") -> None:
+    def __init__(self, *, client: Any, prefix: str, timers: TimerQueue | None = None) -> None:
         self.client = client
         self.prefix = prefix
-        self.timer_queue_url = timer_queue_url
+        self.timers = timers
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -113,7 +108,9 @@ class SqsTaskLists:
         by_queue: dict[str, list[OutgoingMessage]] = defaultdict(list)
         timers = [m for m in messages if m.task.kind is TaskKind.TIMER]
         if timers:
-            self._send_timers(timers)
+            if self.timers is None:
+                raise ConfigurationError("no timer queue is configured: timers cannot be sent")
+            self.timers.send(timers)
         for message in messages:
             task = message.task
             if task.kind is TaskKind.TIMER:
@@ -138,26 +135,6 @@ class SqsTaskLists:
                 failed = response.get("Failed") or []
                 if failed:
                     raise RuntimeError(f"SQS refused {len(failed)} task(s): {failed[0]}")
-
-    def _send_timers(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Timers go to the standard timer queue, delayed until they are due (at most 15 min)."""
-        if not self.timer_queue_url:
-            raise ConfigurationError("CADENZA_TIMER_QUEUE_URL is not set: timers cannot be sent")
-        now = time.time()
-        for start in range(0, len(messages), 10):
-            chunk = messages[start : start + 10]
-            entries = []
-            for index, message in enumerate(chunk):
-                fire_at = getattr(message.task, "fire_at", 0) / 1000
-                delay = max(0, min(MAX_DELAY_SECONDS, math.ceil(fire_at - now)))
-                entries.append({"Id": str(index), "MessageBody": message.body,
-                                "DelaySeconds": delay})
-            response = self.client.send_message_batch(
-                QueueUrl=self.timer_queue_url, Entries=entries
-            )
-            failed = response.get("Failed") or []
-            if failed:
-                raise RuntimeError(f"SQS refused {len(failed)} timer(s): {failed[0]}")
 
     def receive(
         self,

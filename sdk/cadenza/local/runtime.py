@@ -746,6 +746,54 @@ class _StreamPoller(_Worker):
             )
 
 
+class _OneTimeScheduleFirer(_Worker):
+    """What EventBridge Scheduler does for one-time ``at(...)`` schedules, which moto stores but
+    never runs: when one is due, put its target input on its SQS target, then delete it if its
+    ActionAfterCompletion says so (the engine's long timers are such schedules)."""
+
+    def __init__(self, groups: Iterable[str], *, endpoint: AwsEndpoint,
+                 stop: threading.Event) -> None:
+        super().__init__("schedules:at", stop)
+        self.groups = tuple(groups)
+        self.scheduler = endpoint.new_client("scheduler")
+        self.sqs = endpoint.new_client("sqs")
+
+    def poll_once(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for group in self.groups:
+            pages = self.scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+            for page in pages:
+                for summary in page.get("Schedules", []):
+                    self._fire_if_due(group, summary["Name"], now)
+        self.stop_event.wait(1.0)
+
+    def _fire_if_due(self, group: str, name: str, now: dt.datetime) -> None:
+        schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+        match = _AT.match(schedule.get("ScheduleExpression", ""))
+        if match is None or schedule.get("State") == "DISABLED":
+            return
+        due = dt.datetime.fromisoformat(match.group(1)).replace(tzinfo=dt.UTC)
+        if due > now:
+            return
+        target = schedule["Target"]
+        arn = target["Arn"]
+        if not arn.startswith("arn:aws:sqs:"):
+            log.warning("schedule %s/%s: only SQS targets are emulated locally", group, name)
+            return
+        account, queue = arn.split(":")[4:6]
+        url = self.sqs.get_queue_url(QueueName=queue, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        self.sqs.send_message(QueueUrl=url, MessageBody=target.get("Input") or "{}")
+        if schedule.get("ActionAfterCompletion") == "DELETE":
+            self.scheduler.delete_schedule(Name=name, GroupName=group)
+        else:
+            self.scheduler.update_schedule(
+                Name=name, GroupName=group, ScheduleExpression=schedule["ScheduleExpression"],
+                FlexibleTimeWindow=schedule["FlexibleTimeWindow"], Target=target,
+                State="DISABLED",
+            )
+
+
+_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
 _RATE_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -1099,6 +1147,11 @@ class LocalRuntime:
                     )
             for ignored in function.spec.ignored_events:
                 log.warning("%s: event %s is not emulated locally", logical_id, ignored)
+        if self.description.schedule_groups:
+            self._workers.append(_OneTimeScheduleFirer(
+                (group.name for group in self.description.schedule_groups),
+                endpoint=self.emulator, stop=self._stop,
+            ))
         for worker in self._workers:
             worker.start()
 
