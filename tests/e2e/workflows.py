@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from cadenza import Registry, workflow
+from cadenza import Registry, activity, workflow
 from cadenza.error import ActivityFailure
 
 reg = Registry()
@@ -196,3 +196,24 @@ class ApprovalWithDeadline:
         if await workflow.wait_condition(lambda: self.approved, timeout=timedelta(seconds=seconds)):
             return "approved"
         return "expired"
+
+
+#: Task tokens of activities completed later, outside their worker (tests read them).
+PARKED_TOKENS: list[str] = []
+
+
+@reg.activity()
+async def park(order: str) -> str:
+    PARKED_TOKENS.append(activity.info().task_token)
+    activity.complete_async()
+    return "ignored"  # the result comes later, through the client
+
+
+@reg.workflow()
+class WaitsForHuman:
+    @workflow.run
+    async def run(self, order: str) -> str:
+        try:
+            return await park.with_options(start_to_close_timeout=TIMEOUT).execute(order)
+        except ActivityFailure as failure:
+            return f"rejected: {failure.reason}"
