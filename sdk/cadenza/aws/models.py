@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -76,6 +77,24 @@ class QueryAnswerModel(Model):
     error = UnicodeAttribute(null=True)
     expires_at = NumberAttribute()
 
+
+
+def is_condition_failure(error: Exception) -> bool:
+    """A conditional write (or a transaction with one) that lost to an existing item."""
+    code = getattr(error, "cause_response_code", None)
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+def create(item: HistoryBatchModel | VisibilityModel | QueryAnswerModel) -> bool:
+    """Write ``item`` only if its key is new: the one conditional write every commit, visibility
+    record and query answer is; False when an item with that key exists."""
+    try:
+        item.save(condition=type(item).pk.does_not_exist())
+    except PutError as error:
+        if is_condition_failure(error):
+            return False
+        raise
+    return True
 
 
 def bind(model: type[Model], *, table_name: str, region: str, host: str | None) -> Any:

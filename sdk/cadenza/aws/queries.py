@@ -7,10 +7,8 @@ under its own key, written once (the first answer wins) and expiring after a day
 
 from __future__ import annotations
 
-from pynamodb.exceptions import PutError
-
 from ..core.records import QueryAnswer
-from .models import QueryAnswerModel, bind
+from .models import QueryAnswerModel, bind, create
 from .settings import AwsSettings
 
 #: How long an unread answer is kept (DynamoDB TTL, attribute ``expires_at``).
@@ -28,15 +26,8 @@ class DynamoQueryAnswers:
 
     def put(self, query_id: str, *, answer: str | None, error: str | None, now: float) -> bool:
         """Record the answer; False when another worker answered first."""
-        item = self.model(pk=f"query#{query_id}", sk="answer", answer=answer, error=error,
-                          expires_at=int(now) + ANSWER_TTL_SECONDS)
-        try:
-            item.save(condition=self.model.pk.does_not_exist())
-        except PutError as failure:
-            if getattr(failure, "cause_response_code", None) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return create(self.model(pk=f"query#{query_id}", sk="answer", answer=answer,
+                                 error=error, expires_at=int(now) + ANSWER_TTL_SECONDS))
 
     def get(self, query_id: str) -> QueryAnswer | None:
         try:

@@ -13,13 +13,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import PutError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from ..core import HistoryEvent, RunState, Transition, tasks_of
 from ..core.records import StoredBatch
 from ..error import BadRequestError, CommitConflictError, PayloadTooLargeError
-from .models import HistoryBatchModel, bind
+from .models import HistoryBatchModel, bind, create, is_condition_failure
 from .settings import AwsSettings
 
 #: DynamoDB's item limit is 400 KB; keep room for keys and attribute names.
@@ -106,11 +106,6 @@ def decode_stream_image(image: Mapping[str, Mapping[str, Any]]) -> StoredBatch:
     return decode_batch(plain)
 
 
-def _is_condition_failure(error: Exception) -> bool:
-    code = getattr(error, "cause_response_code", None)
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
-
-
 class DynamoHistoryStore:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
@@ -183,13 +178,8 @@ class DynamoHistoryStore:
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
         """Commit one transition; CommitConflictError when its first event id is taken."""
         attributes = encode_batch(transition, committed_at)
-        item = self.model(**attributes)
-        try:
-            item.save(condition=self.model.pk.does_not_exist())
-        except PutError as error:
-            if _is_condition_failure(error):
-                raise CommitConflictError("the run changed since it was read") from error
-            raise
+        if not create(self.model(**attributes)):
+            raise CommitConflictError("the run changed since it was read")
         return decode_batch(attributes)
 
     def append_together(
@@ -205,7 +195,7 @@ class DynamoHistoryStore:
                         self.model(**attributes), condition=self.model.pk.does_not_exist()
                     )
         except TransactWriteError as error:
-            if _is_condition_failure(error):
+            if is_condition_failure(error):
                 raise CommitConflictError("a run changed since it was read") from error
             raise
         return [decode_batch(a) for a in encoded]

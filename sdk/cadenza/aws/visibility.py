@@ -11,12 +11,10 @@ import base64
 import json
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from ..core import RunState
 from ..core.records import VisibilityRecord
 from ..error import BadRequestError
-from .models import VisibilityModel, bind
+from .models import VisibilityModel, bind, create
 from .settings import AwsSettings
 from .store import run_key
 
@@ -46,11 +44,7 @@ class DynamoVisibilityStore:
             history_length=state.next_event_id - 1,
         )
         if state.is_open:
-            try:
-                item.save(condition=self.model.pk.does_not_exist())
-            except PutError as error:
-                if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
-                    raise
+            create(item)  # never over a closed record: stream records may come in any order
         else:
             item.save()
 
