@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from ._activity_executor import ActivityTaskInput, execute_activity_task
-from .core import EventType, HistoryEvent, from_millis, to_millis
+from .core import CLOSE_EVENTS, HISTORY_CHANGED, EventType, HistoryEvent, from_millis, to_millis
 from .data_converter import DataConverter
 from .error import CadenzaError, ServiceBusyError, StaleTaskError
 from .replay import run_decision_task, run_query
@@ -108,8 +108,6 @@ def _pending_decision(history: Sequence[HistoryEvent], scheduled_event_id: int) 
 
 
 def _closed(history: Sequence[HistoryEvent]) -> bool:
-    from .core import CLOSE_EVENTS
-
     return bool(history) and history[-1].event_type in CLOSE_EVENTS
 
 
@@ -173,7 +171,7 @@ async def process_decision(
                 identity=identity,
             ))
         except StaleTaskError as error:
-            if error.details.get("reason") == "history_changed":
+            if error.details.get("reason") == HISTORY_CHANGED:
                 continue  # new events arrived while deciding: decide again on fresh history
             return Outcome(True, note="stale decision task dropped")
         return DONE

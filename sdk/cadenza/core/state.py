@@ -69,7 +69,6 @@ class RunState:
     decision: PendingDecision | None = None
     activities: tuple[PendingActivity, ...] = ()
     timers: tuple[PendingTimer, ...] = ()
-    activity_counter: int = 0
     cancel_requested: bool = False
     memo: Mapping[str, Any] | None = None
     search_attributes: Mapping[str, Any] | None = None

@@ -11,6 +11,7 @@ and the runtime's pollers and the handlers talk to that endpoint.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -146,7 +147,8 @@ class LocalStack:
         emulator.start()
         self._emulator = emulator
         try:
-            planned = describe_stack(
+            describe = functools.partial(
+                describe_stack,
                 template,
                 stack_name=self.stack_name,
                 region=self.region,
@@ -155,17 +157,9 @@ class LocalStack:
                 code_base=self.repo_root,
                 endpoint_url=emulator.endpoint_url,
             )
-            created = emulator.create_resources(planned)
-            description = describe_stack(
-                template,
-                stack_name=self.stack_name,
-                region=self.region,
-                account_id=emulator.account_id,
-                parameters=parameters,
-                code_base=self.repo_root,
-                endpoint_url=emulator.endpoint_url,
-                attributes=created,
-            )
+            # Once to know what to create, once more with the attributes creation gave out.
+            created = emulator.create_resources(describe())
+            description = describe(attributes=created)
             description = _with_template_path(description, self.template_path)
             self._description = description
             runtime = LocalRuntime(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .engine import RunResult, WorkflowService, describe, task_is_pending
+from .engine import RunResult, WorkflowService, describe
 from .factory import service_from_environment, service_from_settings
 from .requests import ReusePolicy, StartWorkflowRequest, parse_decisions
 from .tokens import TaskToken, TaskTokens
@@ -18,5 +18,4 @@ __all__ = [
     "parse_decisions",
     "service_from_environment",
     "service_from_settings",
-    "task_is_pending",
 ]

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import core
 from ..core import (
@@ -57,6 +57,8 @@ from ..error import (
 from .ports import HistoryStore, QueryAnswers, TaskQueues, VisibilityStore
 from .requests import ReusePolicy, StartWorkflowRequest, check_domain
 from .tokens import TaskToken, TaskTokens
+
+T = TypeVar("T")
 
 logger = logging.getLogger("cadenza.service")
 
@@ -249,13 +251,35 @@ class WorkflowService:
         return RunResult(state.run_id, state.status, dict(state.close_attributes or {}))
 
     def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
-        deadline = time.monotonic() + min(wait_seconds, MAX_WAIT_SECONDS)
-        delay = 0.1
-        while state.is_open and time.monotonic() < deadline:
+        closed = self._poll(
+            lambda: self.latest(state.domain, state.workflow_id, state.run_id).state,
+            lambda latest: not latest.is_open,
+            seconds=wait_seconds, first_delay=0.1, most_delay=1.0,
+        )
+        return closed if closed is not None else state
+
+    def _poll(
+        self,
+        read: Callable[[], T],
+        ready: Callable[[T], bool],
+        *,
+        seconds: float,
+        first_delay: float,
+        most_delay: float,
+    ) -> T | None:
+        """Read until ``ready`` or ``seconds`` (at most MAX_WAIT_SECONDS) pass, backing off:
+        the long polls of result, history and query calls. The last read, or None if none was
+        ready."""
+        deadline = time.monotonic() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
+        delay = first_delay
+        while True:
+            value = read()
+            if ready(value):
+                return value
+            if time.monotonic() >= deadline:
+                return None
             self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 1.0)
-            state = self.latest(state.domain, state.workflow_id, state.run_id).state
-        return state
+            delay = min(delay * 1.5, most_delay)
 
     def list_workflows(
         self,
@@ -324,22 +348,19 @@ class WorkflowService:
             expires_at=to_millis(self.clock()) + int(wait * 1000),
         )
         self.dispatch([task])
-        deadline = time.monotonic() + wait
-        delay = 0.05
-        while True:
-            answer = self.answers.get(task.query_id)
-            if answer is not None:
-                if answer.error is not None:
-                    raise QueryFailedError(answer.error, query_type=query_type)
-                return answer.answer
-            if time.monotonic() >= deadline:
-                raise QueryTimeoutError(
-                    f"no worker answered query {query_type!r} of workflow {workflow_id!r} "
-                    f"(task list {state.task_list!r}) in time",
-                    query_type=query_type, task_list=state.task_list,
-                )
-            self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 1.5, 0.5)
+        answer = self._poll(
+            lambda: self.answers.get(task.query_id), lambda found: found is not None,
+            seconds=wait, first_delay=0.05, most_delay=0.5,
+        )
+        if answer is None:
+            raise QueryTimeoutError(
+                f"no worker answered query {query_type!r} of workflow {workflow_id!r} "
+                f"(task list {state.task_list!r}) in time",
+                query_type=query_type, task_list=state.task_list,
+            )
+        if answer.error is not None:
+            raise QueryFailedError(answer.error, query_type=query_type)
+        return answer.answer
 
     def answer_query_task(
         self, task_token: str, *, answer: str | None, error: str | None
@@ -474,18 +495,6 @@ class WorkflowService:
             ),
         )
 
-    def check_task(self, task_token: str) -> RunState:
-        """The run's state if the task is still pending; StaleTaskError otherwise.
-
-        Workers call this (or compare against the history they load) before doing work for a
-        task that a duplicate delivery may already have completed.
-        """
-        token = self.tokens.read(task_token)
-        state = self.latest(token.domain, token.workflow_id, token.run_id).state
-        if not task_is_pending(state, token):
-            raise StaleTaskError("the task is no longer pending")
-        return state
-
     def _token(self, task_token: str, kind: TaskKind) -> TaskToken:
         if not task_token:
             raise BadRequestError("task_token is required", field="task_token")
@@ -554,20 +563,6 @@ class WorkflowService:
         )
         if starts or not state.is_open:
             self.visibility.record(state)
-
-
-def task_is_pending(state: RunState, token: TaskToken) -> bool:
-    if not state.is_open:
-        return False
-    if token.kind is TaskKind.DECISION:
-        decision = state.decision
-        return (
-            decision is not None
-            and decision.scheduled_event_id == token.scheduled_event_id
-            and decision.attempt == token.attempt
-        )
-    activity = state.activity(token.scheduled_event_id)
-    return activity is not None and activity.attempt == token.attempt
 
 
 def describe(state: RunState) -> dict[str, Any]:
