@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -12,6 +12,22 @@ from .error import InternalServiceError, ServiceBusyError, error_from_wire
 
 def path_part(value: str) -> str:
     return quote(value, safe="")
+
+
+class Transport(Protocol):
+    """How a client reaches the API's routes: over HTTP, or in-process (cadenza.testing)."""
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
 
 
 class ApiTransport:

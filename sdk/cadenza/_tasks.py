@@ -17,11 +17,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from ._activity_executor import ActivityTaskInput, execute_activity_task
-from .core import CLOSE_EVENTS, HISTORY_CHANGED, EventType, HistoryEvent, from_millis, to_millis
+from ._activity_executor import ActivityTaskInput, execute_activity_task, run_local_activity
+from .core import CLOSE_EVENTS, Decision, EventType, HistoryEvent, from_millis, to_millis
+from .core.records import ActivityStart, TaskMessage
+from .core.tasks import ActivityTask, DecisionTask, QueryTask
 from .data_converter import DataConverter
-from .error import CadenzaError, ServiceBusyError, StaleTaskError
-from .replay import run_decision_task, run_query
+from .error import CadenzaError, HistoryChangedError, ServiceBusyError, StaleTaskError
+from .replay import LocalActivityRequest, run_decision_task, run_query
 
 T = TypeVar("T")
 
@@ -45,7 +47,7 @@ class WorkerBackend(Protocol):
     ) -> list[HistoryEvent]: ...
 
     async def complete_decision_task(
-        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
         started_at: datetime, identity: str | None = None,
     ) -> None: ...
 
@@ -64,6 +66,18 @@ class WorkerBackend(Protocol):
 
     async def fail_activity_task(
         self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
+    ) -> None: ...
+
+    async def start_activity_task(
+        self, task_token: str, *, identity: str | None = None
+    ) -> ActivityStart: ...
+
+    async def record_activity_heartbeat_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
+    ) -> bool: ...
+
+    async def cancel_activity_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
     ) -> None: ...
 
 
@@ -114,45 +128,61 @@ def _closed(history: Sequence[HistoryEvent]) -> bool:
 async def process_decision(
     backend: WorkerBackend,
     registry: Any,
-    message: dict[str, Any],
+    message: TaskMessage,
     *,
     converter: DataConverter,
     receive_count: int = 1,
     identity: str | None = None,
+    local_activity_sleep: Callable[[float], None] | None = None,
+    offload: bool = True,
 ) -> Outcome:
-    task = message["task"]
-    token = message["task_token"]
+    """Replay the run and complete (or fail) its decision task.
+
+    ``offload`` runs the replay in a thread (local activities run inside it and may take a
+    while); the in-memory test environment replays inline. ``local_activity_sleep`` is how a
+    local activity waits between its retries (virtual time in the test environment).
+    """
+    task = message.task
+    assert isinstance(task, DecisionTask)
+    token = message.task_token
+
+    def run_local(request: LocalActivityRequest) -> Any:
+        if local_activity_sleep is None:
+            return run_local_activity(request, converter=converter)
+        return run_local_activity(request, converter=converter, sleep=local_activity_sleep)
+
     for _ in range(MAX_REDECIDE):
-        history = await backend.get_workflow_history(task["workflow_id"], task["run_id"])
-        if _closed(history) or not _pending_decision(history, task["scheduled_event_id"]):
+        history = await backend.get_workflow_history(task.workflow_id, task.run_id)
+        if _closed(history) or not _pending_decision(history, task.scheduled_event_id):
             return Outcome(True, note="stale decision task dropped")
         started_at = _now()
         try:
-            definition = registry.get_workflow(task["workflow_type"])
+            definition = registry.get_workflow(task.workflow_type)
         except KeyError:
             definition = None
         try:
             if definition is None:
                 known = ", ".join(sorted(registry.workflows)) or "none"
                 raise LookupError(
-                    f"workflow type {task['workflow_type']!r} is not registered on this worker "
+                    f"workflow type {task.workflow_type!r} is not registered on this worker "
                     f"(registered: {known})"
                 )
-            # In a thread: local activities run inside the replay and may take a while.
-            result = await asyncio.to_thread(
+            replay = partial(
                 run_decision_task,
                 definition,
                 history,
                 started_at=started_at,
                 registry_lookup_activity=registry.get_activity,
                 converter=converter,
-                domain=task["domain"],
-                workflow_id=task["workflow_id"],
-                run_id=task["run_id"],
+                domain=task.domain,
+                workflow_id=task.workflow_id,
+                run_id=task.run_id,
+                local_activity_runner=run_local,
             )
+            result = await asyncio.to_thread(replay) if offload else replay()
         except Exception as error:  # the workflow code or its history: fail the decision task
             details = "".join(traceback.format_exception(error))
-            logger.warning("decision task of %s failed: %s", task["workflow_id"], error)
+            logger.warning("decision task of %s failed: %s", task.workflow_id, error)
             try:
                 recorded = await _answer(partial(
                     backend.fail_decision_task, token, cause=WORKER_FAILURE, details=details,
@@ -166,13 +196,13 @@ async def process_decision(
             return Outcome(False, retry_after=backoff, note="decision task failed again")
         try:
             await _answer(partial(
-                backend.complete_decision_task, token, [d.to_dict() for d in result.decisions],
+                backend.complete_decision_task, token, result.decisions,
                 history_length=history[-1].event_id + 1, started_at=started_at,
                 identity=identity,
             ))
-        except StaleTaskError as error:
-            if error.details.get("reason") == HISTORY_CHANGED:
-                continue  # new events arrived while deciding: decide again on fresh history
+        except HistoryChangedError:
+            continue  # new events arrived while deciding: decide again on fresh history
+        except StaleTaskError:
             return Outcome(True, note="stale decision task dropped")
         return DONE
     return Outcome(False, retry_after=1, note="history kept changing; retrying")
@@ -181,20 +211,21 @@ async def process_decision(
 async def process_query(
     backend: WorkerBackend,
     registry: Any,
-    message: dict[str, Any],
+    message: TaskMessage,
     *,
     converter: DataConverter,
 ) -> Outcome:
     """Replay the run and send the query's answer (or why it cannot be answered)."""
-    task = message["task"]
-    if to_millis(_now()) > int(task["expires_at"]):
+    task = message.task
+    assert isinstance(task, QueryTask)
+    if to_millis(_now()) > task.expires_at:
         return Outcome(True, note="expired query dropped: nobody waits for its answer")
     try:
-        definition = registry.get_workflow(task["workflow_type"])
+        definition = registry.get_workflow(task.workflow_type)
     except KeyError:
         # Another worker of the task list may know the type: let the query go back to the queue.
         return Outcome(False, retry_after=1, note="query of a workflow type unknown here")
-    history = await backend.get_workflow_history(task["workflow_id"], task["run_id"])
+    history = await backend.get_workflow_history(task.workflow_id, task.run_id)
     answer: str | None = None
     error: str | None = None
     try:
@@ -202,17 +233,17 @@ async def process_query(
             run_query,
             definition,
             history,
-            task["query_type"],
-            task.get("query_args"),
+            task.query_type,
+            task.query_args,
             registry_lookup_activity=registry.get_activity,
             converter=converter,
-            domain=task["domain"],
-            workflow_id=task["workflow_id"],
-            run_id=task["run_id"],
+            domain=task.domain,
+            workflow_id=task.workflow_id,
+            run_id=task.run_id,
         )
     except Exception as failure:  # the workflow's refusal is the answer
         error = f"{type(failure).__name__}: {failure}"
-    await _answer(partial(backend.answer_query_task, message["task_token"], answer=answer,
+    await _answer(partial(backend.answer_query_task, message.task_token, answer=answer,
                           error=error))
     return DONE
 
@@ -220,50 +251,60 @@ async def process_query(
 async def process_activity(
     backend: WorkerBackend,
     registry: Any,
-    message: dict[str, Any],
+    message: TaskMessage,
     *,
     converter: DataConverter,
     identity: str | None = None,
+    heartbeat_throttle: timedelta | None = None,
 ) -> Outcome:
-    task = message["task"]
-    token = message["task_token"]
+    """Take the attempt (a copy of one already running is dropped), run it with heartbeats
+    that carry progress and cancellation, and report how it ended."""
+    task = message.task
+    assert isinstance(task, ActivityTask)
+    token = message.task_token
     try:
-        definition = registry.get_activity(task["activity_type"])
+        definition = registry.get_activity(task.activity_type)
     except KeyError:
         definition = None
     try:
+        start = await _answer(partial(backend.start_activity_task, token, identity=identity))
         if definition is None:
             known = ", ".join(sorted(registry.activities)) or "none"
-            await backend.fail_activity_task(
-                token,
-                "ActivityNotRegisteredError",
-                f"activity type {task['activity_type']!r} is not registered on this worker "
+            await _answer(partial(
+                backend.fail_activity_task, token, "ActivityNotRegisteredError",
+                f"activity type {task.activity_type!r} is not registered on this worker "
                 f"(registered: {known})",
                 identity=identity,
-            )
+            ))
             return DONE
+
+        async def heartbeat(details: str | None) -> bool:
+            return await backend.record_activity_heartbeat_task(token, details, identity=identity)
+
         outcome = await execute_activity_task(
             definition,
             ActivityTaskInput(
                 task_token=token,
-                activity_id=task["activity_id"],
-                activity_type=task["activity_type"],
-                input=task.get("input"),
-                workflow_id=task["workflow_id"],
-                run_id=task["run_id"],
-                workflow_type=task["workflow_type"],
-                domain=task["domain"],
-                task_list=task["task_list"],
-                attempt=task["attempt"],
-                scheduled_timestamp=from_millis(task["scheduled_time"]),
-                started_timestamp=_now(),
-                schedule_to_close_timeout=_delta(task.get("schedule_to_close_timeout_seconds")),
-                start_to_close_timeout=_delta(task.get("start_to_close_timeout_seconds")),
-                heartbeat_timeout=_delta(task.get("heartbeat_timeout_seconds")),
-                heartbeat_details=None,
+                activity_id=task.activity_id,
+                activity_type=task.activity_type,
+                input=task.input,
+                workflow_id=task.workflow_id,
+                run_id=task.run_id,
+                workflow_type=task.workflow_type,
+                domain=task.domain,
+                task_list=task.task_list,
+                attempt=start.attempt,
+                scheduled_timestamp=from_millis(task.scheduled_time),
+                started_timestamp=from_millis(start.started_time),
+                schedule_to_close_timeout=_delta(task.schedule_to_close_timeout_seconds),
+                schedule_to_start_timeout=_delta(task.schedule_to_start_timeout_seconds),
+                start_to_close_timeout=_delta(task.start_to_close_timeout_seconds),
+                heartbeat_timeout=_delta(task.heartbeat_timeout_seconds),
+                heartbeat_details=start.heartbeat_details,
             ),
             converter=converter,
-            heartbeat=None,
+            heartbeat=heartbeat,
+            heartbeat_throttle=heartbeat_throttle,
         )
         if outcome.kind == "completed":
             await _answer(partial(
@@ -275,17 +316,15 @@ async def process_activity(
                 identity=identity,
             ))
         elif outcome.kind == "cancelled":
-            # Recorded as a failure until the engine has activity cancellation.
-            await backend.fail_activity_task(
-                token, "ActivityCancelledError", outcome.details or "activity cancelled",
-                identity=identity,
-            )
+            await _answer(partial(
+                backend.cancel_activity_task, token, outcome.details, identity=identity
+            ))
         # "async": the activity is completed later through the client with its task token.
-    except StaleTaskError:
-        return Outcome(True, note="stale activity task dropped")
+    except StaleTaskError as error:
+        return Outcome(True, note=f"stale activity task dropped: {error}")
     except CadenzaError as error:
         if getattr(error, "status", 500) < 500:
-            logger.warning("activity %s answer refused: %s", task["activity_id"], error)
+            logger.warning("activity %s answer refused: %s", task.activity_id, error)
             return Outcome(True, note=str(error))
         raise
     return DONE

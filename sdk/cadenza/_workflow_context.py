@@ -57,9 +57,12 @@ DEFAULT_VERSION = -1
 class ActivityOptions(TypedDict, total=False):
     """Options of one activity invocation (all but ``retry_policy`` are ``timedelta``).
 
-    At least one of ``schedule_to_close_timeout`` and ``start_to_close_timeout`` is required.
+    At least one of ``schedule_to_close_timeout`` and ``start_to_close_timeout`` is required
+    (with only the latter, the attempt may wait for a worker as long as the run lives).
     An empty ``task_list`` means the workflow's own task list. ``activity_id`` overrides the
     default id (``"0"``, ``"1"``, ... in scheduling order) and must be unique in the run.
+    ``wait_for_cancellation=True`` makes a cancelled activity's caller wait until the activity
+    acknowledges the cancellation (or finishes anyway) instead of returning at once.
     """
 
     task_list: str
@@ -69,6 +72,7 @@ class ActivityOptions(TypedDict, total=False):
     heartbeat_timeout: timedelta
     retry_policy: RetryPolicy | Mapping[str, Any]
     activity_id: str
+    wait_for_cancellation: bool
 
 
 class LocalActivityOptions(TypedDict, total=False):
@@ -364,15 +368,17 @@ async def sleep(duration: timedelta | float) -> None:
 
 async def wait_condition(
     predicate: Callable[[], bool], timeout: timedelta | float | None = None
-) -> bool:
-    """Wait until ``predicate()`` is true; ``False`` if ``timeout`` (a durable timer) ran out.
+) -> None:
+    """Wait until ``predicate()`` is true; ``TimeoutError`` if ``timeout`` (a durable timer)
+    passes first, as Temporal's does. The timer is cancelled when the predicate wins.
 
     The predicate is re-evaluated whenever the workflow's state may have changed (an activity
     result, a timer, a signal), so it must only read workflow state.
     """
     if timeout is not None and not isinstance(timeout, timedelta):
         timeout = timedelta(seconds=timeout)
-    return await WorkflowContext.current().wait_condition(predicate, timeout)
+    if not await WorkflowContext.current().wait_condition(predicate, timeout):
+        raise TimeoutError(f"wait_condition timed out after {timeout}")
 
 
 def side_effect(fn: Callable[[], ResultType], result_type: Any = None) -> ResultType:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ._http import ApiTransport, path_part
-from .core import HistoryEvent, from_millis
+from ._http import ApiTransport, Transport, path_part
+from .core import Decision, HistoryEvent, from_millis
+from .core.records import ActivityStart
 from .core.retry import RetryPolicy
 from .data_converter import DataConverter, DefaultDataConverter
 from .error import (
@@ -122,13 +123,15 @@ class Client:
         *,
         data_converter: DataConverter | None = None,
         identity: str | None = None,
+        transport: Transport | None = None,
         **_ignored: Any,
     ) -> None:
         self._domain = domain
         self._target = target
         self._converter: DataConverter = data_converter or DefaultDataConverter()
         self._identity = identity or f"{os.getpid()}@{socket.gethostname()}"
-        self._transport: ApiTransport | None = None
+        #: HTTP by default; cadenza.testing hands in one that calls the routes in-process.
+        self._transport: Transport | None = transport
         self._cluster: dict[str, Any] | None = None
 
     @property
@@ -148,7 +151,7 @@ class Client:
         return self._converter
 
     @property
-    def transport(self) -> ApiTransport:
+    def transport(self) -> Transport:
         # Created lazily so a client can be built outside a running event loop.
         if self._transport is None:
             self._transport = ApiTransport(self._target)
@@ -429,6 +432,13 @@ class Client:
             _token_text(task_token), self._converter.to_data([result])
         )
 
+    async def record_activity_heartbeat(self, task_token: str | bytes, *details: Any) -> bool:
+        """Heartbeat an activity by its task token (one completed asynchronously, say), from
+        any process. True when it should stop: cancellation was requested, its run closed, or
+        the attempt the token names is no longer current."""
+        payload = self._converter.to_data(list(details)) if details else None
+        return await self.record_activity_heartbeat_task(_token_text(task_token), payload)
+
     async def fail_activity(self, task_token: str | bytes, error: BaseException | str) -> None:
         reason = error if isinstance(error, str) else type(error).__name__
         details = None if isinstance(error, str) else str(error)
@@ -437,11 +447,11 @@ class Client:
     # --- task completion (used by workers) ------------------------------------------------
 
     async def complete_decision_task(
-        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
         started_at: datetime, identity: str | None = None,
     ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/decision/complete", json={
-            "task_token": task_token, "decisions": list(decisions),
+            "task_token": task_token, "decisions": [d.to_dict() for d in decisions],
             "history_length": history_length, "started_at": started_at.isoformat(),
             "identity": identity or self._identity,
         })
@@ -469,6 +479,31 @@ class Client:
         await self.transport.call("POST", "/api/v1/tasks/activity/fail", json={
             "task_token": task_token, "reason": reason, "details": details,
             "identity": identity or self._identity,
+        })
+
+    async def start_activity_task(
+        self, task_token: str, *, identity: str | None = None
+    ) -> ActivityStart:
+        answer = await self.transport.call("POST", "/api/v1/tasks/activity/start", json={
+            "task_token": task_token, "identity": identity or self._identity,
+        })
+        return ActivityStart(attempt=int(answer["attempt"]),
+                             heartbeat_details=answer.get("heartbeat_details"),
+                             started_time=int(answer["started_time"]))
+
+    async def record_activity_heartbeat_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
+    ) -> bool:
+        answer = await self.transport.call("POST", "/api/v1/tasks/activity/heartbeat", json={
+            "task_token": task_token, "details": details, "identity": identity or self._identity,
+        })
+        return bool(answer.get("cancel_requested"))
+
+    async def cancel_activity_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
+    ) -> None:
+        await self.transport.call("POST", "/api/v1/tasks/activity/cancel", json={
+            "task_token": task_token, "details": details, "identity": identity or self._identity,
         })
 
 

@@ -13,6 +13,7 @@ from typing import Any
 __all__ = [
     "ActivityCancelledError",
     "ActivityFailure",
+    "ActivityTaskAlreadyStartedError",
     "BadRequestError",
     "CadenzaError",
     "CancellationAlreadyRequestedError",
@@ -20,6 +21,7 @@ __all__ = [
     "ContinueAsNewError",
     "DomainNotActiveError",
     "EntityNotExistsError",
+    "HistoryChangedError",
     "InternalServiceError",
     "LimitExceededError",
     "NonDeterministicError",
@@ -29,6 +31,7 @@ __all__ = [
     "ServiceBusyError",
     "ServiceError",
     "StaleTaskError",
+    "TimerNotDueError",
     "WorkflowExecutionAlreadyCompletedError",
     "WorkflowExecutionAlreadyStartedError",
     "WorkflowExecutionCanceledError",
@@ -113,6 +116,29 @@ class StaleTaskError(ServiceError):
     status = 409
 
 
+class HistoryChangedError(StaleTaskError):
+    """Events arrived after the history a decision was made on: not stale, decide again."""
+
+    code = "HistoryChangedError"
+
+
+class TimerNotDueError(StaleTaskError):
+    """A timer surfaced before its time (SQS delays stop at 15 minutes); ``fire_at`` says when
+    it is due, in epoch milliseconds."""
+
+    code = "TimerNotDueError"
+
+    def __init__(self, message: str, *, fire_at: int, **details: Any) -> None:
+        super().__init__(message, fire_at=fire_at, **details)
+        self.fire_at = fire_at
+
+
+class ActivityTaskAlreadyStartedError(StaleTaskError):
+    """Another copy of this activity attempt is already running: the copy is dropped."""
+
+    code = "ActivityTaskAlreadyStartedError"
+
+
 class DomainNotActiveError(ServiceError):
     code = "DomainNotActiveError"
     status = 400
@@ -156,6 +182,9 @@ _WIRE_ERRORS: dict[str, type[ServiceError]] = {
         WorkflowExecutionAlreadyCompletedError,
         CancellationAlreadyRequestedError,
         StaleTaskError,
+        HistoryChangedError,
+        TimerNotDueError,
+        ActivityTaskAlreadyStartedError,
         DomainNotActiveError,
         LimitExceededError,
         ServiceBusyError,

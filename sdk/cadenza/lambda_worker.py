@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, proce
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ._tasks import WorkerBackend, process_activity, process_decision, process_query
-from .aws.tasklists import parse_task_message
+from .core import DecisionTask, QueryTask
+from .core.records import TaskMessage
 from .data_converter import DataConverter, DefaultDataConverter
 
 __all__ = ["TaskRetryLaterError", "lambda_handler"]
@@ -65,18 +66,18 @@ def lambda_handler(
         return state["sqs"]
 
     def record_handler(record: SQSRecord) -> None:
-        message = parse_task_message(record.body)
+        message = TaskMessage.parse(record.body)
         if message is None:
             # No retry can make it a task: redelivering it would only cost invocations until
             # the message expires. Logged with its id, then dropped (reported as processed).
             logger.error("dropping SQS message %s: not a Cadenza task (%.200r)",
                          record.message_id, record.body)
             return
-        kind = message["task"]["kind"]
+        task = message.task
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        if kind == "query":
+        if isinstance(task, QueryTask):
             outcome = asyncio.run(process_query(engine(), registry, message, converter=codec))
-        elif kind == "decision":
+        elif isinstance(task, DecisionTask):
             outcome = asyncio.run(process_decision(
                 engine(), registry, message, converter=codec, receive_count=receive_count,
             ))

@@ -22,11 +22,14 @@ from botocore.config import Config
 from ._tasks import Outcome, process_activity, process_decision, process_query
 from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
-from .core import TaskKind
+from .core import DecisionTask, QueryTask, TaskKind
 
 __all__ = ["Worker", "WorkerOptions"]
 
 logger = logging.getLogger("cadenza.worker")
+
+#: Cadence's default decision task timeout (task_start_to_close_timeout).
+DEFAULT_DECISION_TASK_TIMEOUT = 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,6 +206,11 @@ class Worker:
                 await pace.wait()
             # One SQS receive returns at most 10; a paced poller takes one at a time.
             free = await capacity.take_up_to(1 if pace is not None else 10)
+            # A decision task is held for its task timeout only, so the task of a worker that
+            # died or hangs goes to another worker once that passes; an activity's message is
+            # kept invisible while it runs (its own timeouts are the engine's).
+            visibility = (DEFAULT_DECISION_TASK_TIMEOUT if kind is TaskKind.DECISION
+                          else self._options.visibility_timeout_seconds)
             try:
                 messages = await self._blocking(
                     queues.receive,
@@ -211,7 +219,7 @@ class Worker:
                     kind,
                     max_messages=free,
                     wait_seconds=self._poll_wait,
-                    visibility_timeout=self._options.visibility_timeout_seconds,
+                    visibility_timeout=visibility,
                 )
             except asyncio.CancelledError:
                 raise
@@ -238,22 +246,26 @@ class Worker:
         assert self._queues is not None
         queues = self._queues
         keeper = None
+        task = message.message.task
         try:
-            if message.body["task"]["kind"] == TaskKind.QUERY:
+            if isinstance(task, QueryTask):
                 outcome = await process_query(
-                    self._client, self._registry, message.body,
+                    self._client, self._registry, message.message,
                     converter=self._client.data_converter,
                 )
-            elif kind is TaskKind.DECISION:
+            elif isinstance(task, DecisionTask):
+                if task.start_to_close_timeout_seconds != DEFAULT_DECISION_TASK_TIMEOUT:
+                    await self._blocking(queues.retry_later, message,
+                                         task.start_to_close_timeout_seconds)
                 outcome = await process_decision(
-                    self._client, self._registry, message.body,
+                    self._client, self._registry, message.message,
                     converter=self._client.data_converter, receive_count=message.receive_count,
                     identity=self._identity,
                 )
             else:
                 keeper = asyncio.create_task(self._keep_invisible(message))
                 outcome = await process_activity(
-                    self._client, self._registry, message.body,
+                    self._client, self._registry, message.message,
                     converter=self._client.data_converter, identity=self._identity,
                 )
             await self._finish(queues, message, outcome)

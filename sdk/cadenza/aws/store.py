@@ -16,7 +16,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from ..core import HistoryEvent, RunState, Transition, tasks_of
+from ..core import HistoryEvent, RunState, Transition, task_from_dict, task_to_dict, tasks_of
 from ..core.records import StoredBatch
 from ..error import BadRequestError, CommitConflictError, PayloadTooLargeError
 from .models import HistoryBatchModel, bind, create, is_condition_failure
@@ -33,27 +33,26 @@ def run_key(domain: str, workflow_id: str) -> str:
     return f"{domain}#{workflow_id}"
 
 
-def batch_key(run_id: str, first_event_id: int) -> str:
-    return f"{run_id}#{first_event_id:010d}"
+def batch_key(run_id: str, version: int) -> str:
+    """A commit's sort key: its run, then its version (every commit of a run adds one)."""
+    return f"{run_id}#{version:010d}"
 
 
 def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
     """The attributes of the item a transition is stored as (also what the stream carries)."""
     state = transition.state
-    first = transition.events[0].event_id
-    body = zlib.compress(
-        json.dumps(
-            {"events": [e.to_dict() for e in transition.events], "state": state.to_dict()},
-            separators=(",", ":"),
-        ).encode(),
-        6,
-    )
+    events = transition.events
+    first = events[0].event_id if events else state.next_event_id
+    document: dict[str, Any] = {"events": [e.to_dict() for e in events], "state": state.to_dict()}
+    if transition.outbox:
+        document["outbox"] = [task_to_dict(task) for task in transition.outbox]
+    body = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 6)
     attributes: dict[str, Any] = {
         "pk": run_key(state.domain, state.workflow_id),
-        "sk": batch_key(state.run_id, first),
+        "sk": batch_key(state.run_id, state.version),
         "run_id": state.run_id,
         "first_event_id": first,
-        "last_event_id": transition.events[-1].event_id,
+        "last_event_id": events[-1].event_id if events else first - 1,
         "committed_at": committed_at,
         "body": body,
     }
@@ -78,11 +77,12 @@ def decode_batch(attributes: Mapping[str, Any]) -> StoredBatch:
     body = _body(attributes["body"])
     events = tuple(HistoryEvent.from_dict(e) for e in body["events"])
     state = RunState.from_dict(body["state"])
+    outbox = tuple(task_from_dict(t) for t in body.get("outbox") or ())
     return StoredBatch(
         run_id=str(attributes["run_id"]),
         events=events,
         state=state,
-        tasks=tasks_of(state, events),
+        tasks=(*tasks_of(state, events), *outbox),
         committed_at=int(attributes["committed_at"]),
     )
 
@@ -163,6 +163,17 @@ class DynamoHistoryStore:
             {"pk": {"S": run_key(domain, workflow_id)}, "sk": {"S": last_sk}}
         )
 
+    def read_batch(
+        self, domain: str, workflow_id: str, run_id: str, version: int
+    ) -> StoredBatch | None:
+        """One commit by its version (a retry reads the commit that scheduled its activity)."""
+        try:
+            item = self.model.get(run_key(domain, workflow_id), batch_key(run_id, version),
+                                  consistent_read=True)
+        except self.model.DoesNotExist:
+            return None
+        return decode_batch(self._plain(item))
+
     def all_events(self, domain: str, workflow_id: str, run_id: str) -> Iterator[HistoryEvent]:
         token: str | None = None
         while True:
@@ -178,9 +189,18 @@ class DynamoHistoryStore:
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
         """Commit one transition; CommitConflictError when its first event id is taken."""
         attributes = encode_batch(transition, committed_at)
-        if not create(self.model(**attributes)):
+        if not create(self.model(**attributes)) and not self._is_own(attributes):
             raise CommitConflictError("the run changed since it was read")
         return decode_batch(attributes)
+
+    def _is_own(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether the item in the way is this very commit: botocore retried a PutItem whose
+        answer was lost, and the retry met the item the first try wrote. Success, not a race."""
+        try:
+            item = self.model.get(attributes["pk"], attributes["sk"], consistent_read=True)
+        except self.model.DoesNotExist:
+            return False
+        return bytes(item.body) == attributes["body"]
 
     def append_together(
         self, transitions: Sequence[Transition], *, committed_at: int

@@ -10,7 +10,6 @@ flight must never hold back the next one.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -24,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..core import TaskKind
-from ..core.records import OutgoingMessage
+from ..core.records import OutgoingMessage, TaskMessage
 from .settings import AwsSettings, ConfigurationError
 from .timers import TimerQueue
 
@@ -56,7 +55,7 @@ class ReceivedMessage:
     queue_url: str
     receipt_handle: str
     message_id: str
-    body: dict[str, Any]
+    message: TaskMessage
     receive_count: int
 
 
@@ -158,8 +157,8 @@ class SqsTaskLists:
         response = self.client.receive_message(**request)
         received = []
         for m in response.get("Messages", []):
-            body = parse_task_message(m["Body"])
-            if body is None:
+            message = TaskMessage.parse(m["Body"])
+            if message is None:
                 # No retry can make it a task; left in place it would come back forever.
                 logger.error("dropping message %s of %s: not a Cadenza task", m["MessageId"], url)
                 self.client.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
@@ -168,7 +167,7 @@ class SqsTaskLists:
                 queue_url=url,
                 receipt_handle=m["ReceiptHandle"],
                 message_id=m["MessageId"],
-                body=body,
+                message=message,
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
             ))
         return received
@@ -183,17 +182,3 @@ class SqsTaskLists:
             ReceiptHandle=message.receipt_handle,
             VisibilityTimeout=max(0, min(delay_seconds, 43_200)),
         )
-
-
-def parse_task_message(body: str) -> dict[str, Any] | None:
-    """The task message a record carries; None for a body that is not one."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(message, dict) or not isinstance(message.get("task_token"), str):
-        return None
-    task = message.get("task")
-    if not isinstance(task, dict) or task.get("kind") not in set(TaskKind):
-        return None
-    return message

@@ -6,14 +6,17 @@ Nothing here performs I/O, reads a clock or draws random numbers; callers pass `
 from __future__ import annotations
 
 from .commands import (
+    CancelActivityTask,
     Command,
     CompleteActivityTask,
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
     FireTimer,
+    RecordActivityHeartbeat,
     RequestCancelWorkflow,
     SignalWorkflow,
+    StartActivityTask,
     StartWorkflow,
     TerminateWorkflow,
 )
@@ -27,18 +30,20 @@ from .tasks import (
     QueryTask,
     Task,
     TaskKind,
+    TimerKind,
     TimerTask,
+    activity_task,
     task_from_dict,
     task_to_dict,
     tasks_of,
 )
-from .transitions import HISTORY_CHANGED, Transition, apply, start
+from .transitions import Transition, apply, due_retry, start
 
 __all__ = [
     "CLOSE_EVENTS",
-    "HISTORY_CHANGED",
     "MAX_PAYLOAD_BYTES",
     "ActivityTask",
+    "CancelActivityTask",
     "Command",
     "CompleteActivityTask",
     "CompleteDecisionTask",
@@ -54,17 +59,22 @@ __all__ = [
     "PendingDecision",
     "PendingTimer",
     "QueryTask",
+    "RecordActivityHeartbeat",
     "RequestCancelWorkflow",
     "RunState",
     "RunStatus",
     "SignalWorkflow",
+    "StartActivityTask",
     "StartWorkflow",
     "Task",
     "TaskKind",
     "TerminateWorkflow",
+    "TimerKind",
     "TimerTask",
     "Transition",
+    "activity_task",
     "apply",
+    "due_retry",
     "from_millis",
     "start",
     "task_from_dict",

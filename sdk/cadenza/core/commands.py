@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .decisions import Decision
+from .tasks import TimerKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +70,38 @@ class FailActivityTask:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartActivityTask:
+    """A worker took an activity attempt (Cadence's RecordActivityTaskStarted).
+
+    Recorded in the run's state, not in history: it arms the attempt's start-to-close and
+    heartbeat timeouts and makes a redelivered copy of the same attempt stale, so one attempt
+    never runs twice at once.
+    """
+
+    scheduled_event_id: int
+    attempt: int
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordActivityHeartbeat:
+    scheduled_event_id: int
+    attempt: int
+    details: str | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelActivityTask:
+    """The activity acknowledged a cancellation (Cadence's RespondActivityTaskCanceled)."""
+
+    scheduled_event_id: int
+    attempt: int
+    details: str | None = None
+    identity: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignalWorkflow:
     signal_name: str
     input: str | None = None
@@ -80,6 +113,9 @@ class SignalWorkflow:
 class FireTimer:
     timer_id: str
     started_event_id: int
+    timer_kind: TimerKind = TimerKind.USER
+    attempt: int = 0
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +138,9 @@ Command = (
     | FailDecisionTask
     | CompleteActivityTask
     | FailActivityTask
+    | StartActivityTask
+    | RecordActivityHeartbeat
+    | CancelActivityTask
     | SignalWorkflow
     | FireTimer
     | RequestCancelWorkflow

@@ -4,11 +4,13 @@ sent to a task list, what a listing returns. Plain data, so neither side imports
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from .events import HistoryEvent
 from .state import RunState
-from .tasks import Task
+from .tasks import Task, TaskKind, task_from_dict, task_to_dict
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +49,46 @@ class QueryAnswer:
 
     answer: str | None
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMessage:
+    """A task as it travels on a queue: the task and the token its answers must carry.
+
+    Parsed once where a message enters (an SQS receive, a Lambda record); everything after
+    works on the typed task.
+    """
+
+    task: Task
+    task_token: str
+
+    def encode(self) -> str:
+        return json.dumps({"task": task_to_dict(self.task), "task_token": self.task_token},
+                          separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: str) -> TaskMessage | None:
+        """The message a body carries; None for a body that is not a Cadenza task."""
+        try:
+            data: Any = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("task_token"), str):
+            return None
+        task = data.get("task")
+        if not isinstance(task, dict) or task.get("kind") not in set(TaskKind):
+            return None
+        try:
+            return cls(task_from_dict(task), data["task_token"])
+        except (TypeError, ValueError, KeyError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityStart:
+    """What a worker learns when the engine records that it took an activity attempt."""
+
+    attempt: int
+    #: Details of the last heartbeat of a previous attempt: where a retry resumes.
+    heartbeat_details: str | None
+    started_time: int  # epoch milliseconds

@@ -32,6 +32,12 @@ class PendingDecision:
 
 @dataclass(frozen=True, slots=True)
 class PendingActivity:
+    """An activity scheduled and not yet closed, with what its timeouts and retries need.
+
+    Retries write no history: the current attempt, when it started, its last heartbeat and
+    the last failure live here until the activity closes. Times are epoch milliseconds.
+    """
+
     scheduled_event_id: int
     activity_id: str
     activity_type: str
@@ -41,6 +47,28 @@ class PendingActivity:
     schedule_to_start_timeout_seconds: int | None = None
     start_to_close_timeout_seconds: int | None = None
     heartbeat_timeout_seconds: int | None = None
+    #: When ActivityTaskScheduled was written: schedule-to-close and expiration count from it.
+    scheduled_time: int = 0
+    #: When the current attempt became available to workers (the schedule, or its retry time).
+    attempt_scheduled_time: int = 0
+    #: Version of the commit that wrote ActivityTaskScheduled (a retry re-reads its input).
+    scheduled_version: int = 0
+    retry_policy: Mapping[str, Any] | None = None
+    wait_for_cancellation: bool = False
+    started_time: int | None = None
+    started_identity: str = ""
+    last_heartbeat_time: int | None = None
+    #: Details of the last heartbeat, of this attempt or a previous one (the next resumes).
+    heartbeat_details: str | None = None
+    last_failure_reason: str | None = None
+    last_failure_details: str | None = None
+    cancel_requested: bool = False
+    #: Which deadline-timer chain is current: older chains are dropped when they surface.
+    timer_seq: int = 0
+
+    @property
+    def started(self) -> bool:
+        return self.started_time is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +89,9 @@ class RunState:
     task_start_to_close_timeout_seconds: int
     start_time: int  # epoch milliseconds of WorkflowExecutionStarted
     next_event_id: int
+    #: Commits so far: every commit (with events or only a state change) adds one, and the
+    #: store refuses a second commit of the same version (the optimistic concurrency check).
+    version: int = 0
     status: RunStatus = RunStatus.OPEN
     close_time: int | None = None
     close_event_id: int | None = None

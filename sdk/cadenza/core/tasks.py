@@ -9,7 +9,7 @@ same for every copy of one task, which is how queues drop the duplicates a redri
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class DecisionTask:
     task_list: str
     scheduled_event_id: int
     attempt: int
+    #: The decision task timeout: a worker holds the message at most this long, so a dead or
+    #: hung worker's task goes to another worker when it passes.
+    start_to_close_timeout_seconds: int = 10
 
     kind = TaskKind.DECISION
 
@@ -94,13 +97,37 @@ class QueryTask:
         return f"{self.run_id}-q-{self.query_id}"
 
 
-#: ``TimerTask.timer_id`` of the timer that closes a run at its execution_start_to_close_timeout.
-WORKFLOW_TIMEOUT_TIMER = "__cadenza_workflow_timeout__"
+class TimerKind(StrEnum):
+    """What a durable timer is for; routes a fired timer to its rule in the core."""
+
+    #: A workflow's own timer (StartTimer -> TimerStarted).
+    USER = "user"
+    #: The run's execution_start_to_close_timeout.
+    WORKFLOW_TIMEOUT = "workflow_timeout"
+    #: The earliest of an activity attempt's timeouts (schedule-to-start, start-to-close,
+    #: heartbeat, schedule-to-close); re-armed while the attempt is healthy.
+    ACTIVITY_TIMEOUT = "activity_timeout"
+    #: The end of a retry backoff: the next attempt goes to its task list.
+    ACTIVITY_RETRY = "activity_retry"
+
+
+_TIMER_CODES = {
+    TimerKind.USER: "u",
+    TimerKind.WORKFLOW_TIMEOUT: "w",
+    TimerKind.ACTIVITY_TIMEOUT: "a",
+    TimerKind.ACTIVITY_RETRY: "r",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class TimerTask:
-    """A user timer (TimerStarted) or the run's own execution timeout (WORKFLOW_TIMEOUT_TIMER)."""
+    """A durable timer, checked against the run's state when it fires (never early).
+
+    ``started_event_id`` is the TimerStarted event of a user timer, the
+    WorkflowExecutionStarted event of the execution timeout, and the ActivityTaskScheduled
+    event of an activity's timers; ``attempt`` and ``seq`` say which activity attempt and
+    which deadline chain an activity timer belongs to.
+    """
 
     domain: str
     workflow_id: str
@@ -109,10 +136,12 @@ class TimerTask:
     timer_id: str
     started_event_id: int
     fire_at: int  # epoch milliseconds
+    timer_kind: TimerKind = TimerKind.USER
+    attempt: int = 0
+    seq: int = 0
 
     kind = TaskKind.TIMER
     task_list = ""
-    attempt = 0
 
     @property
     def scheduled_event_id(self) -> int:
@@ -120,14 +149,25 @@ class TimerTask:
 
     @property
     def key(self) -> str:
-        return f"{self.run_id}-t-{self.started_event_id}"
+        code = _TIMER_CODES[self.timer_kind]
+        if self.timer_kind is TimerKind.USER or self.timer_kind is TimerKind.WORKFLOW_TIMEOUT:
+            return f"{self.run_id}-t{code}-{self.started_event_id}"
+        return (f"{self.run_id}-t{code}-{self.started_event_id}.{self.attempt}.{self.seq}."
+                f"{self.fire_at}")
+
+    def refire_at(self, fire_at: int) -> TimerTask:
+        """The same timer, due later (it surfaced early, or its deadline moved)."""
+        return replace(self, fire_at=fire_at)
 
 
 Task = DecisionTask | ActivityTask | QueryTask | TimerTask
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
-    return {"kind": str(task.kind), **asdict(task)}
+    data = {"kind": str(task.kind), **asdict(task)}
+    if isinstance(task, TimerTask):
+        data["timer_kind"] = str(task.timer_kind)
+    return data
 
 
 def task_from_dict(data: Mapping[str, Any]) -> Task:
@@ -138,6 +178,7 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     if kind is TaskKind.QUERY:
         return QueryTask(**values)
     if kind is TaskKind.TIMER:
+        values["timer_kind"] = TimerKind(values.get("timer_kind") or TimerKind.USER)
         return TimerTask(**values)
     return ActivityTask(**values)
 
@@ -152,8 +193,9 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                 workflow_id=state.workflow_id,
                 run_id=state.run_id,
                 workflow_type=state.workflow_type,
-                timer_id=WORKFLOW_TIMEOUT_TIMER,
+                timer_id="",
                 started_event_id=event.event_id,
+                timer_kind=TimerKind.WORKFLOW_TIMEOUT,
                 fire_at=to_millis(event.timestamp)
                 + 1000 * int(event.attributes["execution_start_to_close_timeout_seconds"]),
             ))
@@ -166,28 +208,12 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                 task_list=str(event.attributes["task_list"]),
                 scheduled_event_id=event.event_id,
                 attempt=int(event.attributes.get("attempt") or 0),
+                start_to_close_timeout_seconds=int(
+                    event.attributes.get("start_to_close_timeout_seconds") or 10),
             ))
         elif event.event_type is EventType.ActivityTaskScheduled:
-            attributes = event.attributes
-            tasks.append(ActivityTask(
-                domain=state.domain,
-                workflow_id=state.workflow_id,
-                run_id=state.run_id,
-                workflow_type=state.workflow_type,
-                task_list=str(attributes["task_list"]),
-                scheduled_event_id=event.event_id,
-                attempt=0,
-                activity_id=str(attributes["activity_id"]),
-                activity_type=str(attributes["activity_type"]),
-                input=attributes.get("input"),
-                scheduled_time=to_millis(event.timestamp),
-                schedule_to_close_timeout_seconds=attributes.get(
-                    "schedule_to_close_timeout_seconds"),
-                schedule_to_start_timeout_seconds=attributes.get(
-                    "schedule_to_start_timeout_seconds"),
-                start_to_close_timeout_seconds=attributes.get("start_to_close_timeout_seconds"),
-                heartbeat_timeout_seconds=attributes.get("heartbeat_timeout_seconds"),
-            ))
+            tasks.append(activity_task(state, event, attempt=0,
+                                       scheduled_time=to_millis(event.timestamp)))
         elif event.event_type is EventType.TimerStarted:
             tasks.append(TimerTask(
                 domain=state.domain,
@@ -200,3 +226,27 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                 + 1000 * int(event.attributes["start_to_fire_timeout_seconds"]),
             ))
     return tuple(tasks)
+
+
+def activity_task(
+    state: RunState, scheduled: HistoryEvent, *, attempt: int, scheduled_time: int
+) -> ActivityTask:
+    """The task of one attempt of the activity its ActivityTaskScheduled event describes."""
+    attributes = scheduled.attributes
+    return ActivityTask(
+        domain=state.domain,
+        workflow_id=state.workflow_id,
+        run_id=state.run_id,
+        workflow_type=state.workflow_type,
+        task_list=str(attributes["task_list"]),
+        scheduled_event_id=scheduled.event_id,
+        attempt=attempt,
+        activity_id=str(attributes["activity_id"]),
+        activity_type=str(attributes["activity_type"]),
+        input=attributes.get("input"),
+        scheduled_time=scheduled_time,
+        schedule_to_close_timeout_seconds=attributes.get("schedule_to_close_timeout_seconds"),
+        schedule_to_start_timeout_seconds=attributes.get("schedule_to_start_timeout_seconds"),
+        start_to_close_timeout_seconds=attributes.get("start_to_close_timeout_seconds"),
+        heartbeat_timeout_seconds=attributes.get("heartbeat_timeout_seconds"),
+    )

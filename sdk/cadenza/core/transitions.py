@@ -6,27 +6,34 @@ tested without AWS, and adapters only persist and deliver what this module decid
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ..error import (
+    ActivityTaskAlreadyStartedError,
     BadRequestError,
     CancellationAlreadyRequestedError,
+    HistoryChangedError,
     PayloadTooLargeError,
     StaleTaskError,
+    TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
 )
+from . import activities
 from .commands import (
+    CancelActivityTask,
     Command,
     CompleteActivityTask,
     CompleteDecisionTask,
     FailActivityTask,
     FailDecisionTask,
     FireTimer,
+    RecordActivityHeartbeat,
     RequestCancelWorkflow,
     SignalWorkflow,
+    StartActivityTask,
     StartWorkflow,
     TerminateWorkflow,
 )
@@ -34,25 +41,31 @@ from .decisions import Decision, DecisionType
 from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
 from .state import PendingActivity, PendingDecision, PendingTimer, RunState, RunStatus
-from .tasks import WORKFLOW_TIMEOUT_TIMER, Task, tasks_of
-
-#: ``StaleTaskError.details["reason"]`` when events arrived after the history a worker replayed:
-#: the decision is not stale, the worker must reload and decide again.
-HISTORY_CHANGED = "history_changed"
+from .tasks import Task, TimerKind, TimerTask, tasks_of
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
+    """What one commit stores: the state after it, its events, and the tasks it sends.
+
+    ``outbox`` holds the tasks that no event implies (an activity's timeout timers, a retry's
+    backoff timer); they are stored with the commit, so they survive a crash like the rest.
+    A commit may change only the state (an activity started, a heartbeat, a retry), with
+    ``events`` empty and ``commit`` true.
+    """
+
     state: RunState
     events: tuple[HistoryEvent, ...] = ()
+    outbox: tuple[Task, ...] = ()
+    commit: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.events)
+        return self.commit or bool(self.events)
 
     @property
     def tasks(self) -> tuple[Task, ...]:
-        return tasks_of(self.state, self.events)
+        return (*tasks_of(self.state, self.events), *self.outbox)
 
 
 class _Batch:
@@ -60,9 +73,17 @@ class _Batch:
 
     def __init__(self, state: RunState, now: datetime) -> None:
         self.state = state
+        #: The version this commit will have; a commit at a taken version is a conflict.
+        self.version = state.version + 1
         # Stored times have millisecond precision; events carry exactly what is stored.
         self.now = from_millis(to_millis(now))
         self.events: list[HistoryEvent] = []
+        self.outbox: list[Task] = []
+        self.touched = False
+
+    @property
+    def now_ms(self) -> int:
+        return to_millis(self.now)
 
     def add(self, event_type: EventType, *, at: datetime | None = None, **attributes: Any) -> int:
         """Append an event; ``at`` overrides the commit time (the worker's start of a task)."""
@@ -100,8 +121,33 @@ class _Batch:
             timers=(),
         )
 
+    def timer(self, kind: TimerKind, event_id: int, fire_at: int, *, timer_id: str = "",
+              attempt: int = 0, seq: int = 0) -> None:
+        state = self.state
+        self.outbox.append(TimerTask(
+            domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
+            workflow_type=state.workflow_type, timer_id=timer_id, started_event_id=event_id,
+            fire_at=fire_at, timer_kind=kind, attempt=attempt, seq=seq,
+        ))
+
+    def replace_activity(self, pending: PendingActivity | None, scheduled_event_id: int) -> None:
+        """Put ``pending`` in place of the activity (or drop it when ``None``)."""
+        kept = []
+        for activity in self.state.activities:
+            if activity.scheduled_event_id != scheduled_event_id:
+                kept.append(activity)
+            elif pending is not None:
+                kept.append(pending)
+        self.state = self.state.with_changes(activities=tuple(kept))
+        self.touched = True
+
     def done(self) -> Transition:
-        return Transition(self.state, tuple(self.events))
+        if not self.events and not self.touched:
+            return Transition(self.state)
+        return Transition(
+            self.state.with_changes(version=self.version), tuple(self.events),
+            tuple(self.outbox), commit=True,
+        )
 
 
 def start(
@@ -166,7 +212,7 @@ def start(
 
 
 def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
-    """Apply a command to an existing run."""
+    """Apply a command to an existing run (one handler per command type)."""
     if isinstance(command, StartWorkflow):
         raise TypeError("use start() to create a run")
     if not state.is_open:
@@ -175,51 +221,52 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
             workflow_id=state.workflow_id,
             run_id=state.run_id,
         )
-    if isinstance(command, CompleteDecisionTask):
-        return _complete_decision(state, command, now)
-    if isinstance(command, FailDecisionTask):
-        return _fail_decision(state, command, now)
-    if isinstance(command, CompleteActivityTask | FailActivityTask):
-        return _finish_activity(state, command, now)
-    if isinstance(command, SignalWorkflow):
-        _check_signal(command)
-        batch = _Batch(state, now)
-        _add_signal(batch, command)
-        if batch.state.decision is None:
-            batch.schedule_decision()
-        return batch.done()
-    if isinstance(command, FireTimer):
-        return _fire_timer(state, command, now)
-    if isinstance(command, RequestCancelWorkflow):
-        if state.cancel_requested:
-            raise CancellationAlreadyRequestedError(
-                "cancellation of this run was already requested",
-                workflow_id=state.workflow_id, run_id=state.run_id,
-            )
-        _check_reason(command.cause)
-        batch = _Batch(state.with_changes(cancel_requested=True), now)
-        batch.add(
-            EventType.WorkflowExecutionCancelRequested,
-            cause=command.cause,
-            identity=command.identity,
-            request_id=command.request_id,
+    handler = _COMMANDS.get(type(command))
+    if handler is None:
+        raise TypeError(f"unknown command {type(command).__name__}")
+    return handler(state, command, now)
+
+
+def _signal(state: RunState, command: SignalWorkflow, now: datetime) -> Transition:
+    _check_signal(command)
+    batch = _Batch(state, now)
+    _add_signal(batch, command)
+    if batch.state.decision is None:
+        batch.schedule_decision()
+    return batch.done()
+
+
+def _request_cancel(state: RunState, command: RequestCancelWorkflow, now: datetime) -> Transition:
+    if state.cancel_requested:
+        raise CancellationAlreadyRequestedError(
+            "cancellation of this run was already requested",
+            workflow_id=state.workflow_id, run_id=state.run_id,
         )
-        if batch.state.decision is None:
-            batch.schedule_decision()
-        return batch.done()
-    if isinstance(command, TerminateWorkflow):
-        _check_reason(command.reason)
-        check_payload("details", command.details)
-        batch = _Batch(state, now)
-        batch.close(
-            RunStatus.TERMINATED,
-            EventType.WorkflowExecutionTerminated,
-            reason=command.reason,
-            details=command.details,
-            identity=command.identity,
-        )
-        return batch.done()
-    raise TypeError(f"unknown command {type(command).__name__}")
+    _check_reason(command.cause)
+    batch = _Batch(state.with_changes(cancel_requested=True), now)
+    batch.add(
+        EventType.WorkflowExecutionCancelRequested,
+        cause=command.cause,
+        identity=command.identity,
+        request_id=command.request_id,
+    )
+    if batch.state.decision is None:
+        batch.schedule_decision()
+    return batch.done()
+
+
+def _terminate(state: RunState, command: TerminateWorkflow, now: datetime) -> Transition:
+    _check_reason(command.reason)
+    check_payload("details", command.details)
+    batch = _Batch(state, now)
+    batch.close(
+        RunStatus.TERMINATED,
+        EventType.WorkflowExecutionTerminated,
+        reason=command.reason,
+        details=command.details,
+        identity=command.identity,
+    )
+    return batch.done()
 
 
 # --- decision tasks ---------------------------------------------------------------------------
@@ -255,9 +302,8 @@ def _complete_decision(
 ) -> Transition:
     decision = _pending_decision(state, command.scheduled_event_id, command.attempt)
     if command.history_length != state.next_event_id:
-        raise StaleTaskError(
+        raise HistoryChangedError(
             "new events arrived after the history the decision was made on",
-            reason=HISTORY_CHANGED,
             workflow_id=state.workflow_id,
             run_id=state.run_id,
         )
@@ -292,7 +338,7 @@ def _complete_decision(
     )
     cancelled: list[PendingActivity] = []
     for item in command.decisions:
-        cancelled += _apply_decision(batch, item, completed_id)
+        cancelled += _DECISIONS[item.decision_type].apply(batch, item, completed_id)
         if not batch.state.is_open:
             break
     if batch.state.is_open:
@@ -344,75 +390,44 @@ def _truncate(details: str | None) -> str | None:
     )
 
 
-_BAD_CAUSE = {
-    DecisionType.ScheduleActivityTask: "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES",
-    DecisionType.RequestCancelActivityTask: "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES",
-    DecisionType.CompleteWorkflowExecution: "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES",
-    DecisionType.FailWorkflowExecution: "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES",
-    DecisionType.CancelWorkflowExecution: "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES",
-    DecisionType.StartTimer: "BAD_START_TIMER_ATTRIBUTES",
-    DecisionType.CancelTimer: "BAD_CANCEL_TIMER_ATTRIBUTES",
-}
-_SUPPORTED = frozenset(_BAD_CAUSE)
-_CLOSING = frozenset(
-    {
-        DecisionType.CompleteWorkflowExecution,
-        DecisionType.FailWorkflowExecution,
-        DecisionType.CancelWorkflowExecution,
-    }
-)
+class _Seen:
+    """Ids used so far by the decisions of one task (and the run), to refuse duplicates."""
+
+    def __init__(self, state: RunState) -> None:
+        self.activity_ids = {pending.activity_id for pending in state.activities}
+        self.timer_ids = {timer.timer_id for timer in state.timers}
+
+
+@dataclass(frozen=True, slots=True)
+class _DecisionHandler:
+    """How one decision type is checked (before anything is written) and applied.
+
+    ``check`` raises BadRequestError describing what is wrong; ``apply`` returns the
+    activities it cancelled at once (their ActivityTaskCanceled events follow the decisions).
+    """
+
+    bad_cause: str
+    check: Callable[[RunState, Decision, _Seen], None]
+    apply: Callable[[_Batch, Decision, int], list[PendingActivity]]
+    closes: bool = False
 
 
 def _validate_decisions(
     state: RunState, decisions: tuple[Decision, ...] | Any
 ) -> tuple[str, str] | None:
     """The first invalid decision as (cause, details), or None when all can be applied."""
-    activity_ids = {pending.activity_id for pending in state.activities}
-    timer_ids = {timer.timer_id for timer in state.timers}
+    seen = _Seen(state)
     for index, item in enumerate(decisions):
         kind = item.decision_type
-        if kind not in _SUPPORTED:
+        handler = _DECISIONS.get(kind)
+        if handler is None:
             return "UNSUPPORTED_DECISION", f"decision {index} ({kind}) is not supported yet"
-        if kind in _CLOSING and index != len(decisions) - 1:
-            return _BAD_CAUSE[kind], f"decision {index} ({kind}) must be the last decision"
+        if handler.closes and index != len(decisions) - 1:
+            return handler.bad_cause, f"decision {index} ({kind}) must be the last decision"
         try:
-            if kind is DecisionType.ScheduleActivityTask:
-                activity_id = str(item.get("activity_id") or "")
-                _check_id("activity_id", activity_id)
-                _check_id("activity_type", str(item.get("activity_type") or ""))
-                if activity_id in activity_ids:
-                    raise BadRequestError(
-                        f"activity id {activity_id!r} is already in use", field="activity_id"
-                    )
-                activity_ids.add(activity_id)
-                _activity_timeouts(state, item.attributes)
-                check_payload("input", item.get("input"))
-            elif kind is DecisionType.CompleteWorkflowExecution:
-                check_payload("result", item.get("result"))
-            elif kind is DecisionType.FailWorkflowExecution:
-                _check_reason(str(item.get("reason") or ""))
-                check_payload("details", item.get("details"))
-            elif kind is DecisionType.RequestCancelActivityTask:
-                _check_id("activity_id", str(item.get("activity_id") or ""))
-            elif kind is DecisionType.CancelWorkflowExecution:
-                check_payload("details", item.get("details"))
-            elif kind is DecisionType.StartTimer:
-                timer_id = str(item.get("timer_id") or "")
-                _check_id("timer_id", timer_id)
-                if timer_id in timer_ids:
-                    raise BadRequestError(
-                        f"timer id {timer_id!r} is already in use", field="timer_id"
-                    )
-                timer_ids.add(timer_id)
-                if _optional_seconds(item.attributes, "start_to_fire_timeout_seconds") is None:
-                    raise BadRequestError(
-                        "start_to_fire_timeout_seconds is required",
-                        field="start_to_fire_timeout_seconds",
-                    )
-            elif kind is DecisionType.CancelTimer:
-                _check_id("timer_id", str(item.get("timer_id") or ""))
+            handler.check(state, item, seen)
         except BadRequestError as error:
-            return _BAD_CAUSE[kind], f"decision {index} ({kind}): {error.message}"
+            return handler.bad_cause, f"decision {index} ({kind}): {error.message}"
     return None
 
 
@@ -426,203 +441,487 @@ def _optional_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
 
 
 def _activity_timeouts(state: RunState, attributes: Mapping[str, Any]) -> dict[str, int]:
-    """Cadence's rules: schedule_to_close or start_to_close must be given; the rest is derived."""
+    """Cadence's rule: schedule-to-close, or both schedule-to-start and start-to-close, are
+    required; the missing ones are derived from them and none exceeds the run's timeout."""
     workflow_timeout = state.execution_start_to_close_timeout_seconds
     schedule_to_close = _optional_seconds(attributes, "schedule_to_close_timeout_seconds")
     schedule_to_start = _optional_seconds(attributes, "schedule_to_start_timeout_seconds")
     start_to_close = _optional_seconds(attributes, "start_to_close_timeout_seconds")
     heartbeat = _optional_seconds(attributes, "heartbeat_timeout_seconds")
-    if schedule_to_close is None and start_to_close is None:
-        raise BadRequestError(
-            "one of schedule_to_close_timeout and start_to_close_timeout is required",
-            field="start_to_close_timeout",
-        )
     if schedule_to_close is None:
-        assert start_to_close is not None
-        schedule_to_close = min(workflow_timeout, (schedule_to_start or workflow_timeout)
-                                + start_to_close)
+        if schedule_to_start is None or start_to_close is None:
+            missing = ("schedule_to_start_timeout_seconds" if schedule_to_start is None
+                       else "start_to_close_timeout_seconds")
+            raise BadRequestError(
+                "either schedule_to_close_timeout or both schedule_to_start_timeout and "
+                f"start_to_close_timeout are required ({missing} is missing)",
+                field="schedule_to_close_timeout_seconds",
+            )
+        schedule_to_close = schedule_to_start + start_to_close
     schedule_to_close = min(schedule_to_close, workflow_timeout)
-    if schedule_to_start is None:
-        schedule_to_start = schedule_to_close
-    if start_to_close is None:
-        start_to_close = schedule_to_close
+    schedule_to_start = min(schedule_to_start or schedule_to_close, schedule_to_close)
+    start_to_close = min(start_to_close or schedule_to_close, schedule_to_close)
+    if heartbeat is not None and heartbeat > start_to_close:
+        raise BadRequestError(
+            f"heartbeat_timeout_seconds ({heartbeat}) is longer than "
+            f"start_to_close_timeout_seconds ({start_to_close})",
+            field="heartbeat_timeout_seconds",
+        )
     return {
         "schedule_to_close_timeout_seconds": schedule_to_close,
-        "schedule_to_start_timeout_seconds": min(schedule_to_start, schedule_to_close),
-        "start_to_close_timeout_seconds": min(start_to_close, schedule_to_close),
+        "schedule_to_start_timeout_seconds": schedule_to_start,
+        "start_to_close_timeout_seconds": start_to_close,
         "heartbeat_timeout_seconds": heartbeat if heartbeat is not None else 0,
     }
 
 
-def _apply_decision(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
-    """Apply one decision; returns the activities it cancelled (their Canceled events follow).
+def _check_schedule_activity(state: RunState, item: Decision, seen: _Seen) -> None:
+    activity_id = str(item.get("activity_id") or "")
+    _check_id("activity_id", activity_id)
+    _check_id("activity_type", str(item.get("activity_type") or ""))
+    if activity_id in seen.activity_ids:
+        raise BadRequestError(f"activity id {activity_id!r} is already in use",
+                              field="activity_id")
+    seen.activity_ids.add(activity_id)
+    _activity_timeouts(state, item.attributes)
+    activities.check_retry_policy(item.get("retry_policy"))
+    if not isinstance(item.get("wait_for_cancellation", False), bool):
+        raise BadRequestError("wait_for_cancellation must be true or false",
+                              field="wait_for_cancellation")
+    check_payload("input", item.get("input"))
 
-    An activity's start is not recorded until its result arrives, so a cancelled activity is
-    treated as not started (Cadence's TRY_CANCEL): it is cancelled at once, and a result that
-    arrives later is stale.
-    """
-    state = batch.state
-    kind = item.decision_type
-    if kind is DecisionType.ScheduleActivityTask:
-        attributes = item.attributes
-        timeouts: dict[str, Any] = dict(_activity_timeouts(state, attributes))
-        task_list = str(attributes.get("task_list") or state.task_list)
-        activity_id = str(attributes["activity_id"])
-        activity_type = str(attributes["activity_type"])
-        scheduled_id = batch.add(
-            EventType.ActivityTaskScheduled,
-            activity_id=activity_id,
-            activity_type=activity_type,
-            task_list=task_list,
-            input=attributes.get("input"),
-            **timeouts,
-            retry_policy=attributes.get("retry_policy"),
-            decision_task_completed_event_id=completed_id,
-        )
-        pending = PendingActivity(
-            scheduled_event_id=scheduled_id,
-            activity_id=activity_id,
-            activity_type=activity_type,
-            task_list=task_list,
-            **timeouts,
-        )
-        batch.state = batch.state.with_changes(activities=(*batch.state.activities, pending))
-    elif kind is DecisionType.CompleteWorkflowExecution:
-        batch.close(
-            RunStatus.COMPLETED,
-            EventType.WorkflowExecutionCompleted,
-            result=item.get("result"),
-            decision_task_completed_event_id=completed_id,
-        )
-    elif kind is DecisionType.FailWorkflowExecution:
-        batch.close(
-            RunStatus.FAILED,
-            EventType.WorkflowExecutionFailed,
-            reason=str(item.get("reason") or ""),
-            details=item.get("details"),
-            decision_task_completed_event_id=completed_id,
-        )
-    elif kind is DecisionType.CancelWorkflowExecution:
-        batch.close(
-            RunStatus.CANCELED,
-            EventType.WorkflowExecutionCanceled,
-            details=item.get("details"),
-            decision_task_completed_event_id=completed_id,
-        )
-    elif kind is DecisionType.StartTimer:
-        seconds = _optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
-        assert seconds is not None
-        timer_id = str(item.get("timer_id"))
-        started_id = batch.add(
-            EventType.TimerStarted,
-            timer_id=timer_id,
-            start_to_fire_timeout_seconds=seconds,
-            decision_task_completed_event_id=completed_id,
-        )
-        timer = PendingTimer(timer_id, started_id, to_millis(batch.now) + 1000 * seconds)
-        batch.state = batch.state.with_changes(timers=(*batch.state.timers, timer))
-    elif kind is DecisionType.CancelTimer:
-        timer_id = str(item.get("timer_id"))
-        found = next((t for t in batch.state.timers if t.timer_id == timer_id), None)
-        if found is None:
-            batch.add(
-                EventType.CancelTimerFailed,
-                timer_id=timer_id,
-                cause="TIMER_ID_UNKNOWN",
-                decision_task_completed_event_id=completed_id,
-            )
-        else:
-            batch.add(
-                EventType.TimerCanceled,
-                timer_id=timer_id,
-                started_event_id=found.started_event_id,
-                decision_task_completed_event_id=completed_id,
-            )
-            batch.state = batch.state.with_changes(
-                timers=tuple(t for t in batch.state.timers if t.timer_id != timer_id)
-            )
-    elif kind is DecisionType.RequestCancelActivityTask:
-        activity_id = str(item.get("activity_id"))
-        target = next((a for a in batch.state.activities if a.activity_id == activity_id), None)
-        if target is None:
-            batch.add(
-                EventType.RequestCancelActivityTaskFailed,
-                activity_id=activity_id,
-                cause="ACTIVITY_ID_UNKNOWN",
-                decision_task_completed_event_id=completed_id,
-            )
-            return []
-        batch.add(
-            EventType.ActivityTaskCancelRequested,
-            activity_id=activity_id,
-            decision_task_completed_event_id=completed_id,
-        )
-        batch.state = batch.state.with_changes(
-            activities=tuple(a for a in batch.state.activities if a.activity_id != activity_id)
-        )
-        return [target]
-    else:  # pragma: no cover - _validate_decisions refuses these first
-        raise TypeError(f"unsupported decision {kind}")
+
+def _apply_schedule_activity(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    attributes = item.attributes
+    timeouts: dict[str, Any] = dict(_activity_timeouts(batch.state, attributes))
+    task_list = str(attributes.get("task_list") or batch.state.task_list)
+    activity_id = str(attributes["activity_id"])
+    activity_type = str(attributes["activity_type"])
+    retry_policy = attributes.get("retry_policy")
+    wait = bool(attributes.get("wait_for_cancellation", False))
+    scheduled_id = batch.add(
+        EventType.ActivityTaskScheduled,
+        activity_id=activity_id,
+        activity_type=activity_type,
+        task_list=task_list,
+        input=attributes.get("input"),
+        **timeouts,
+        retry_policy=retry_policy,
+        wait_for_cancellation=wait,
+        decision_task_completed_event_id=completed_id,
+    )
+    pending = PendingActivity(
+        scheduled_event_id=scheduled_id,
+        activity_id=activity_id,
+        activity_type=activity_type,
+        task_list=task_list,
+        **timeouts,
+        scheduled_time=batch.now_ms,
+        attempt_scheduled_time=batch.now_ms,
+        scheduled_version=batch.version,
+        retry_policy=dict(retry_policy) if retry_policy else None,
+        wait_for_cancellation=wait,
+    )
+    batch.state = batch.state.with_changes(activities=(*batch.state.activities, pending))
+    _arm_deadline(batch, pending)
     return []
+
+
+def _check_request_cancel_activity(state: RunState, item: Decision, seen: _Seen) -> None:
+    _check_id("activity_id", str(item.get("activity_id") or ""))
+
+
+def _apply_request_cancel_activity(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    """TRY_CANCEL unless the activity waits for its cancellation and is running: then the
+    request is recorded and the activity learns of it at its next heartbeat."""
+    activity_id = str(item.get("activity_id"))
+    target = next((a for a in batch.state.activities if a.activity_id == activity_id), None)
+    if target is None:
+        batch.add(
+            EventType.RequestCancelActivityTaskFailed,
+            activity_id=activity_id,
+            cause="ACTIVITY_ID_UNKNOWN",
+            decision_task_completed_event_id=completed_id,
+        )
+        return []
+    batch.add(
+        EventType.ActivityTaskCancelRequested,
+        activity_id=activity_id,
+        decision_task_completed_event_id=completed_id,
+    )
+    if target.wait_for_cancellation and target.started:
+        batch.replace_activity(replace(target, cancel_requested=True), target.scheduled_event_id)
+        return []
+    batch.replace_activity(None, target.scheduled_event_id)
+    return [target]
+
+
+def _check_start_timer(state: RunState, item: Decision, seen: _Seen) -> None:
+    timer_id = str(item.get("timer_id") or "")
+    _check_id("timer_id", timer_id)
+    if timer_id in seen.timer_ids:
+        raise BadRequestError(f"timer id {timer_id!r} is already in use", field="timer_id")
+    seen.timer_ids.add(timer_id)
+    if _optional_seconds(item.attributes, "start_to_fire_timeout_seconds") is None:
+        raise BadRequestError(
+            "start_to_fire_timeout_seconds is required", field="start_to_fire_timeout_seconds"
+        )
+
+
+def _apply_start_timer(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    seconds = _optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
+    assert seconds is not None
+    timer_id = str(item.get("timer_id"))
+    started_id = batch.add(
+        EventType.TimerStarted,
+        timer_id=timer_id,
+        start_to_fire_timeout_seconds=seconds,
+        decision_task_completed_event_id=completed_id,
+    )
+    timer = PendingTimer(timer_id, started_id, batch.now_ms + 1000 * seconds)
+    batch.state = batch.state.with_changes(timers=(*batch.state.timers, timer))
+    return []
+
+
+def _check_cancel_timer(state: RunState, item: Decision, seen: _Seen) -> None:
+    _check_id("timer_id", str(item.get("timer_id") or ""))
+
+
+def _apply_cancel_timer(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    timer_id = str(item.get("timer_id"))
+    found = next((t for t in batch.state.timers if t.timer_id == timer_id), None)
+    if found is None:
+        batch.add(
+            EventType.CancelTimerFailed,
+            timer_id=timer_id,
+            cause="TIMER_ID_UNKNOWN",
+            decision_task_completed_event_id=completed_id,
+        )
+        return []
+    batch.add(
+        EventType.TimerCanceled,
+        timer_id=timer_id,
+        started_event_id=found.started_event_id,
+        decision_task_completed_event_id=completed_id,
+    )
+    batch.state = batch.state.with_changes(
+        timers=tuple(t for t in batch.state.timers if t.timer_id != timer_id)
+    )
+    return []
+
+
+def _check_record_marker(state: RunState, item: Decision, seen: _Seen) -> None:
+    _check_id("marker_name", str(item.get("marker_name") or ""))
+    check_payload("details", item.get("details"))
+
+
+def _apply_record_marker(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    batch.add(
+        EventType.MarkerRecorded,
+        marker_name=str(item.get("marker_name")),
+        details=item.get("details"),
+        header=item.get("header"),
+        decision_task_completed_event_id=completed_id,
+    )
+    return []
+
+
+def _check_complete(state: RunState, item: Decision, seen: _Seen) -> None:
+    check_payload("result", item.get("result"))
+
+
+def _apply_complete(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
+    batch.close(
+        RunStatus.COMPLETED,
+        EventType.WorkflowExecutionCompleted,
+        result=item.get("result"),
+        decision_task_completed_event_id=completed_id,
+    )
+    return []
+
+
+def _check_fail(state: RunState, item: Decision, seen: _Seen) -> None:
+    _check_reason(str(item.get("reason") or ""))
+    check_payload("details", item.get("details"))
+
+
+def _apply_fail(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
+    batch.close(
+        RunStatus.FAILED,
+        EventType.WorkflowExecutionFailed,
+        reason=str(item.get("reason") or ""),
+        details=item.get("details"),
+        decision_task_completed_event_id=completed_id,
+    )
+    return []
+
+
+def _check_cancel_workflow(state: RunState, item: Decision, seen: _Seen) -> None:
+    check_payload("details", item.get("details"))
+
+
+def _apply_cancel_workflow(batch: _Batch, item: Decision, completed_id: int) \
+        -> list[PendingActivity]:
+    batch.close(
+        RunStatus.CANCELED,
+        EventType.WorkflowExecutionCanceled,
+        details=item.get("details"),
+        decision_task_completed_event_id=completed_id,
+    )
+    return []
+
+
+_DECISIONS: Mapping[DecisionType, _DecisionHandler] = {
+    DecisionType.ScheduleActivityTask: _DecisionHandler(
+        "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES", _check_schedule_activity, _apply_schedule_activity),
+    DecisionType.RequestCancelActivityTask: _DecisionHandler(
+        "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES", _check_request_cancel_activity,
+        _apply_request_cancel_activity),
+    DecisionType.StartTimer: _DecisionHandler(
+        "BAD_START_TIMER_ATTRIBUTES", _check_start_timer, _apply_start_timer),
+    DecisionType.CancelTimer: _DecisionHandler(
+        "BAD_CANCEL_TIMER_ATTRIBUTES", _check_cancel_timer, _apply_cancel_timer),
+    DecisionType.RecordMarker: _DecisionHandler(
+        "BAD_RECORD_MARKER_ATTRIBUTES", _check_record_marker, _apply_record_marker),
+    DecisionType.CompleteWorkflowExecution: _DecisionHandler(
+        "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES", _check_complete, _apply_complete,
+        closes=True),
+    DecisionType.FailWorkflowExecution: _DecisionHandler(
+        "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES", _check_fail, _apply_fail, closes=True),
+    DecisionType.CancelWorkflowExecution: _DecisionHandler(
+        "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES", _check_cancel_workflow,
+        _apply_cancel_workflow, closes=True),
+}
 
 
 # --- activity tasks ---------------------------------------------------------------------------
 
 
-def _finish_activity(
-    state: RunState, command: CompleteActivityTask | FailActivityTask, now: datetime
-) -> Transition:
-    pending = state.activity(command.scheduled_event_id)
-    if pending is None or pending.attempt != command.attempt:
+def _pending_activity(state: RunState, scheduled_event_id: int, attempt: int) -> PendingActivity:
+    pending = state.activity(scheduled_event_id)
+    if pending is None or pending.attempt != attempt:
         raise StaleTaskError(
-            f"activity task {command.scheduled_event_id} attempt {command.attempt} is not pending",
+            f"activity task {scheduled_event_id} attempt {attempt} is not pending",
             workflow_id=state.workflow_id,
             run_id=state.run_id,
         )
-    remaining = tuple(
-        a for a in state.activities if a.scheduled_event_id != pending.scheduled_event_id
+    return pending
+
+
+def _arm_deadline(batch: _Batch, pending: PendingActivity) -> PendingActivity:
+    """Start a new deadline-timer chain for the attempt; older chains become stale."""
+    armed = replace(pending, timer_seq=pending.timer_seq + 1)
+    batch.replace_activity(armed, pending.scheduled_event_id)
+    fire_at, _ = activities.deadline(armed)
+    batch.timer(TimerKind.ACTIVITY_TIMEOUT, pending.scheduled_event_id, fire_at,
+                attempt=armed.attempt, seq=armed.timer_seq)
+    return armed
+
+
+def _start_activity(state: RunState, command: StartActivityTask, now: datetime) -> Transition:
+    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+    if pending.started:
+        raise ActivityTaskAlreadyStartedError(
+            f"activity task {command.scheduled_event_id} attempt {command.attempt} is already "
+            f"running ({pending.started_identity or 'unknown worker'})",
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    batch = _Batch(state, now)
+    before, _ = activities.deadline(pending)
+    started = replace(pending, started_time=batch.now_ms, started_identity=command.identity)
+    batch.replace_activity(started, pending.scheduled_event_id)
+    if activities.deadline(started)[0] < before:
+        # The armed chain would surface too late for the new deadline: arm one for it. When
+        # the armed one is earlier it simply re-arms for the new deadline when it surfaces.
+        _arm_deadline(batch, started)
+    return batch.done()
+
+
+def _heartbeat(state: RunState, command: RecordActivityHeartbeat, now: datetime) -> Transition:
+    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+    check_payload("details", command.details)
+    batch = _Batch(state, now)
+    beat = replace(
+        pending,
+        last_heartbeat_time=batch.now_ms,
+        heartbeat_details=command.details,
+        started_time=pending.started_time if pending.started else batch.now_ms,
+        started_identity=pending.started_identity or command.identity,
     )
-    batch = _Batch(state.with_changes(activities=remaining), now)
-    started_id = batch.add(
+    batch.replace_activity(beat, pending.scheduled_event_id)
+    return batch.done()
+
+
+def _add_activity_started(batch: _Batch, pending: PendingActivity, identity: str) -> int:
+    return batch.add(
         EventType.ActivityTaskStarted,
+        at=from_millis(pending.started_time) if pending.started_time else None,
         scheduled_event_id=pending.scheduled_event_id,
         attempt=pending.attempt,
-        identity=command.identity,
+        identity=pending.started_identity or identity,
+        last_failure_reason=pending.last_failure_reason,
     )
-    if isinstance(command, CompleteActivityTask):
-        check_payload("result", command.result)
-        batch.add(
-            EventType.ActivityTaskCompleted,
-            scheduled_event_id=pending.scheduled_event_id,
-            started_event_id=started_id,
-            result=command.result,
-            identity=command.identity,
-        )
-    else:
-        check_payload("details", command.details)
-        batch.add(
-            EventType.ActivityTaskFailed,
-            scheduled_event_id=pending.scheduled_event_id,
-            started_event_id=started_id,
-            reason=command.reason[:MAX_REASON_LENGTH],
-            details=command.details,
-            identity=command.identity,
-        )
+
+
+def _close_activity(batch: _Batch, pending: PendingActivity) -> None:
+    batch.replace_activity(None, pending.scheduled_event_id)
     if batch.state.decision is None:
         batch.schedule_decision()
+
+
+def _complete_activity(state: RunState, command: CompleteActivityTask, now: datetime) \
+        -> Transition:
+    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+    check_payload("result", command.result)
+    batch = _Batch(state, now)
+    started_id = _add_activity_started(batch, pending, command.identity)
+    batch.add(
+        EventType.ActivityTaskCompleted,
+        scheduled_event_id=pending.scheduled_event_id,
+        started_event_id=started_id,
+        result=command.result,
+        identity=command.identity,
+    )
+    _close_activity(batch, pending)
     return batch.done()
+
+
+def _fail_activity(state: RunState, command: FailActivityTask, now: datetime) -> Transition:
+    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+    check_payload("details", command.details)
+    reason = command.reason[:MAX_REASON_LENGTH]
+    batch = _Batch(state, now)
+    delay = activities.retry_delay(pending, reason, batch.now_ms)
+    if delay is not None:
+        _retry(batch, pending, delay, reason, command.details)
+        return batch.done()
+    started_id = _add_activity_started(batch, pending, command.identity)
+    batch.add(
+        EventType.ActivityTaskFailed,
+        scheduled_event_id=pending.scheduled_event_id,
+        started_event_id=started_id,
+        reason=reason,
+        details=command.details,
+        identity=command.identity,
+    )
+    _close_activity(batch, pending)
+    return batch.done()
+
+
+def _cancel_activity(state: RunState, command: CancelActivityTask, now: datetime) -> Transition:
+    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+    check_payload("details", command.details)
+    batch = _Batch(state, now)
+    started_id = _add_activity_started(batch, pending, command.identity)
+    batch.add(
+        EventType.ActivityTaskCanceled,
+        scheduled_event_id=pending.scheduled_event_id,
+        started_event_id=started_id,
+        activity_id=pending.activity_id,
+        details=command.details,
+        identity=command.identity,
+    )
+    _close_activity(batch, pending)
+    return batch.done()
+
+
+def _retry(batch: _Batch, pending: PendingActivity, delay: Any, reason: str,
+           details: str | None) -> None:
+    """The next attempt after ``delay``: no history event, a backoff timer and a new chain."""
+    due = batch.now_ms + int(delay.total_seconds() * 1000)
+    following = replace(
+        pending,
+        attempt=pending.attempt + 1,
+        attempt_scheduled_time=due,
+        started_time=None,
+        started_identity="",
+        last_heartbeat_time=None,
+        last_failure_reason=reason,
+        last_failure_details=_truncate(details),
+    )
+    batch.replace_activity(following, pending.scheduled_event_id)
+    batch.timer(TimerKind.ACTIVITY_RETRY, pending.scheduled_event_id, due,
+                attempt=following.attempt)
+    _arm_deadline(batch, following)
+
+
+def _time_out_activity(state: RunState, command: FireTimer, now: datetime) -> Transition:
+    pending = state.activity(command.started_event_id)
+    if pending is None or pending.attempt != command.attempt or pending.timer_seq != command.seq:
+        raise StaleTaskError(
+            f"activity timer of {command.started_event_id} (attempt {command.attempt}, chain "
+            f"{command.seq}) is not current",
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    due, timeout = activities.deadline(pending)
+    if to_millis(now) < due:
+        raise TimerNotDueError(
+            f"activity {pending.activity_id!r} has no timeout due before {due}", fire_at=due,
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    batch = _Batch(state, now)
+    reason = activities.timeout_reason(timeout)
+    if timeout in activities.RETRYABLE_TIMEOUTS:
+        delay = activities.retry_delay(pending, reason, batch.now_ms)
+        if delay is not None:
+            _retry(batch, pending, delay, reason, None)
+            return batch.done()
+    started_id = _add_activity_started(batch, pending, "") if pending.started else 0
+    batch.add(
+        EventType.ActivityTaskTimedOut,
+        scheduled_event_id=pending.scheduled_event_id,
+        started_event_id=started_id,
+        timeout_type=str(timeout),
+        details=pending.heartbeat_details,
+        last_failure_reason=pending.last_failure_reason,
+        last_failure_details=pending.last_failure_details,
+    )
+    _close_activity(batch, pending)
+    return batch.done()
+
+
+def due_retry(state: RunState, timer: TimerTask, now: datetime) -> PendingActivity:
+    """The activity whose next attempt a retry timer hands to its task list.
+
+    Pure check; the caller reads the ActivityTaskScheduled event (the attempt's input) and
+    sends the task. Nothing is committed: the task's key makes a redelivered timer's second
+    send a duplicate the queue drops, and the attempt's start is recorded when a worker takes it.
+    """
+    if not state.is_open:
+        raise WorkflowExecutionAlreadyCompletedError(
+            f"workflow execution already completed ({state.status})",
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    pending = state.activity(timer.started_event_id)
+    if pending is None or pending.attempt != timer.attempt or pending.started:
+        raise StaleTaskError(
+            f"retry {timer.attempt} of activity {timer.started_event_id} is not pending",
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    if to_millis(now) < pending.attempt_scheduled_time:
+        raise TimerNotDueError(
+            "the retry backoff has not passed", fire_at=pending.attempt_scheduled_time,
+            workflow_id=state.workflow_id, run_id=state.run_id,
+        )
+    return pending
 
 
 # --- timers -----------------------------------------------------------------------------------
 
-#: ``StaleTaskError.details["reason"]`` for a timer message that arrived before its time.
-TIMER_NOT_DUE = "timer_not_due"
-
 
 def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transition:
     """Fire a timer that is still pending and due; anything else is stale (never early)."""
-    if command.timer_id == WORKFLOW_TIMEOUT_TIMER:
+    if command.timer_kind is TimerKind.WORKFLOW_TIMEOUT:
         return _time_out_workflow(state, now)
+    if command.timer_kind is TimerKind.ACTIVITY_TIMEOUT:
+        return _time_out_activity(state, command, now)
+    if command.timer_kind is TimerKind.ACTIVITY_RETRY:
+        raise TypeError("a retry timer is handled by due_retry(), not committed")
     timer = next(
         (t for t in state.timers
          if t.timer_id == command.timer_id and t.started_event_id == command.started_event_id),
@@ -634,9 +933,8 @@ def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transitio
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
     if to_millis(now) < timer.fire_at:
-        raise StaleTaskError(
-            f"timer {command.timer_id!r} is due at {timer.fire_at}",
-            reason=TIMER_NOT_DUE, fire_at=timer.fire_at,
+        raise TimerNotDueError(
+            f"timer {command.timer_id!r} is due at {timer.fire_at}", fire_at=timer.fire_at,
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
     remaining = tuple(t for t in state.timers if t is not timer)
@@ -652,14 +950,29 @@ def _time_out_workflow(state: RunState, now: datetime) -> Transition:
     """Close the run at its execution_start_to_close_timeout (it is open: apply checked)."""
     due = state.start_time + 1000 * state.execution_start_to_close_timeout_seconds
     if to_millis(now) < due:
-        raise StaleTaskError(
-            "the workflow execution timeout is not due yet", reason=TIMER_NOT_DUE, fire_at=due,
+        raise TimerNotDueError(
+            "the workflow execution timeout is not due yet", fire_at=due,
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
     batch = _Batch(state, now)
     batch.close(RunStatus.TIMED_OUT, EventType.WorkflowExecutionTimedOut,
                 timeout_type="START_TO_CLOSE")
     return batch.done()
+
+
+_COMMANDS: Mapping[type, Callable[[RunState, Any, datetime], Transition]] = {
+    CompleteDecisionTask: _complete_decision,
+    FailDecisionTask: _fail_decision,
+    StartActivityTask: _start_activity,
+    RecordActivityHeartbeat: _heartbeat,
+    CompleteActivityTask: _complete_activity,
+    FailActivityTask: _fail_activity,
+    CancelActivityTask: _cancel_activity,
+    SignalWorkflow: _signal,
+    FireTimer: _fire_timer,
+    RequestCancelWorkflow: _request_cancel,
+    TerminateWorkflow: _terminate,
+}
 
 
 # --- signals ----------------------------------------------------------------------------------
@@ -711,4 +1024,4 @@ def check_payload(name: str, payload: str | None) -> None:
         )
 
 
-__all__ = ["HISTORY_CHANGED", "TIMER_NOT_DUE", "Transition", "apply", "check_payload", "start"]
+__all__ = ["Transition", "apply", "check_payload", "due_retry", "start"]

@@ -228,15 +228,36 @@ class ActivityMachine:
 
     def _on_future_done(self, future: asyncio.Future[str | None]) -> None:
         # Only a cancellation by workflow code asks for a cancel decision.
-        if not future.cancelled() or self._cancel is not None or self._closed:
+        if not future.cancelled() or self._closed:
             return
+        self.request_cancel()
+
+    def request_cancel(self) -> bool:
+        """Ask the engine to cancel the activity; False when it was never sent (dropped)."""
+        if self._cancel is not None:
+            return True
         if self._manager.discard(self.request):
-            return  # never sent: nothing to cancel
+            return False  # never sent: nothing to cancel
         self._cancel = self._manager.add(
             PendingDecision(
                 Decision(DecisionType.RequestCancelActivityTask, {"activity_id": self.activity_id})
             )
         )
+        return True
+
+    async def wait_for_cancellation(self) -> str | None:
+        """The activity's outcome for ``wait_for_cancellation=True``: cancelling the workflow
+        task that awaits it sends the cancel request and keeps waiting until the activity
+        acknowledges (CancelledError) or finishes anyway (its result or failure stands)."""
+        while True:
+            try:
+                return await asyncio.shield(self.future)
+            except asyncio.CancelledError:
+                if self.future.done():
+                    raise
+                if not self.request_cancel():
+                    self.future.cancel()
+                    raise
 
     def _label(self) -> str:
         return f"activity {self.activity_type!r} (id {self.activity_id!r})"

@@ -67,6 +67,7 @@ _ACTIVITY_OPTIONS = frozenset(
         "heartbeat_timeout",
         "retry_policy",
         "activity_id",
+        "wait_for_cancellation",
     }
 )
 _LOCAL_ACTIVITY_OPTIONS = frozenset({"schedule_to_close_timeout", "retry_policy"})
@@ -545,12 +546,11 @@ class WorkflowInstance(WorkflowContext):
     def _run_local_activity(self, request: LocalActivityRequest) -> dict[str, Any]:
         runner = self._local_runner
         if runner is None:
-            # The default runner executes user code (threads, I/O): imported only when used,
-            # so replaying recorded local activities never needs it.
-            from cadenza._activity_executor import run_local_activity
-
-            def runner(request: LocalActivityRequest) -> Any:
-                return run_local_activity(request, converter=self._converter)
+            # The replay package runs no user code of its own: the worker hands the runner in.
+            raise self._fail_task(RuntimeError(
+                f"local activity {request.activity_type!r} cannot run here: no local activity "
+                "runner was given to the replayer"
+            ))
 
         if request.definition is None:
             return {
@@ -611,6 +611,16 @@ class WorkflowInstance(WorkflowContext):
         ):
             # The Cadence Python client's defaults, so workflows written for it run unchanged.
             options = {**DEFAULT_ACTIVITY_TIMEOUTS, **options}
+        elif not options.get("schedule_to_close_timeout") and not options.get(
+            "schedule_to_start_timeout"
+        ):
+            # Only start_to_close: the attempt may wait for a worker as long as the run lives
+            # (Cadence's rule wants schedule-to-close, or schedule-to-start as well).
+            options = {
+                **options,
+                "schedule_to_close_timeout": self._info.execution_start_to_close_timeout
+                or DEFAULT_ACTIVITY_TIMEOUTS["schedule_to_close_timeout"],
+            }
         schedule_to_close = _seconds(
             options.get("schedule_to_close_timeout"), "schedule_to_close_timeout"
         )
@@ -642,9 +652,17 @@ class WorkflowInstance(WorkflowContext):
             ),
             "retry_policy": retry_policy.to_attributes() if retry_policy else None,
         }
+        wait = options.get("wait_for_cancellation", False)
+        if not isinstance(wait, bool):
+            raise TypeError("wait_for_cancellation must be True or False")
+        if wait:
+            attributes["wait_for_cancellation"] = True
         machine = ActivityMachine(manager=self._decisions, loop=self._loop, attributes=attributes)
         self._activities[activity_id] = machine
         self._index_on_record(machine, self._activities_by_event)
+        if wait:
+            waiting = self._loop.create_task(machine.wait_for_cancellation())
+            return _Decoded(waiting, self._converter, result_type)
         return _Decoded(machine.future, self._converter, result_type)
 
     @staticmethod

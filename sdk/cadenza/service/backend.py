@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from ..core import HistoryEvent
+from ..core import Decision, HistoryEvent
+from ..core.records import ActivityStart
 from .engine import WorkflowService
-from .requests import parse_decisions
 
 
 class ServiceBackend:
@@ -40,12 +39,12 @@ class ServiceBackend:
         return await asyncio.to_thread(read)
 
     async def complete_decision_task(
-        self, task_token: str, decisions: Sequence[dict[str, Any]], *, history_length: int,
+        self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
         started_at: datetime, identity: str | None = None,
     ) -> None:
         await asyncio.to_thread(
             self.service.complete_decision_task, task_token,
-            decisions=parse_decisions(list(decisions)), history_length=history_length,
+            decisions=decisions, history_length=history_length,
             started_at=started_at, identity=identity or self.identity,
         )
 
@@ -79,4 +78,27 @@ class ServiceBackend:
     ) -> bool:
         return await asyncio.to_thread(
             self.service.answer_query_task, task_token, answer=answer, error=error
+        )
+
+    async def start_activity_task(
+        self, task_token: str, *, identity: str | None = None
+    ) -> ActivityStart:
+        return await asyncio.to_thread(
+            self.service.start_activity_task, task_token, identity=identity or self.identity
+        )
+
+    async def record_activity_heartbeat_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
+    ) -> bool:
+        return await asyncio.to_thread(
+            self.service.record_activity_heartbeat, task_token, details=details,
+            identity=identity or self.identity,
+        )
+
+    async def cancel_activity_task(
+        self, task_token: str, details: str | None, *, identity: str | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            self.service.cancel_activity_task, task_token, details=details,
+            identity=identity or self.identity,
         )

@@ -8,7 +8,6 @@ committed item and the stream redrive sends them again (SQS drops the duplicate 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 
 from .. import core
 from ..core import (
+    CancelActivityTask,
     CompleteActivityTask,
     CompleteDecisionTask,
     Decision,
@@ -28,21 +28,25 @@ from ..core import (
     FireTimer,
     HistoryEvent,
     QueryTask,
+    RecordActivityHeartbeat,
     RequestCancelWorkflow,
     RunState,
     RunStatus,
     SignalWorkflow,
+    StartActivityTask,
     StartWorkflow,
     Task,
     TaskKind,
     TerminateWorkflow,
+    TimerKind,
     TimerTask,
-    task_to_dict,
+    activity_task,
+    due_retry,
     to_millis,
 )
 from ..core.ids import next_run_id
-from ..core.records import OutgoingMessage, StoredBatch
-from ..core.transitions import TIMER_NOT_DUE, check_payload
+from ..core.records import ActivityStart, OutgoingMessage, StoredBatch, TaskMessage
+from ..core.transitions import check_payload
 from ..error import (
     BadRequestError,
     CommitConflictError,
@@ -51,6 +55,7 @@ from ..error import (
     QueryTimeoutError,
     ServiceBusyError,
     StaleTaskError,
+    TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
     WorkflowExecutionAlreadyStartedError,
 )
@@ -374,19 +379,37 @@ class WorkflowService:
     def fire_timer(self, task: TimerTask) -> bool:
         """Fire a timer whose message surfaced; True if it fired.
 
-        Early (SQS delays stop at 15 minutes): sent again with the remaining delay. Stale (fired,
-        cancelled, run closed or gone): dropped. Neither touches history.
+        Early (SQS delays stop at 15 minutes; an activity's deadline moved with a heartbeat):
+        sent again for the time it is due. Stale (fired, cancelled, superseded, run closed or
+        gone): dropped. Neither touches history. A retry timer sends the activity's next attempt.
         """
         try:
-            self._update(task.domain, task.workflow_id, task.run_id,
-                         FireTimer(timer_id=task.timer_id, started_event_id=task.started_event_id))
-        except StaleTaskError as error:
-            if error.details.get("reason") == TIMER_NOT_DUE:
-                self.dispatch([task])
+            if task.timer_kind is TimerKind.ACTIVITY_RETRY:
+                self._dispatch_retry(task)
+            else:
+                self._update(task.domain, task.workflow_id, task.run_id, FireTimer(
+                    timer_id=task.timer_id, started_event_id=task.started_event_id,
+                    timer_kind=task.timer_kind, attempt=task.attempt, seq=task.seq,
+                ))
+        except TimerNotDueError as early:
+            self.dispatch([task.refire_at(early.fire_at)])
             return False
-        except (EntityNotExistsError, WorkflowExecutionAlreadyCompletedError):
+        except (StaleTaskError, EntityNotExistsError, WorkflowExecutionAlreadyCompletedError):
             return False
         return True
+
+    def _dispatch_retry(self, timer: TimerTask) -> None:
+        latest = self.latest(timer.domain, timer.workflow_id, timer.run_id)
+        pending = due_retry(latest.state, timer, self.clock())
+        scheduled = self.store.read_batch(
+            timer.domain, timer.workflow_id, timer.run_id, pending.scheduled_version
+        )
+        event = next((e for e in scheduled.events if e.event_id == pending.scheduled_event_id),
+                     None) if scheduled is not None else None
+        if event is None:  # pragma: no cover - the state points at the commit that wrote it
+            raise StaleTaskError(f"activity {pending.scheduled_event_id} has no scheduled event")
+        self.dispatch([activity_task(latest.state, event, attempt=pending.attempt,
+                                     scheduled_time=pending.attempt_scheduled_time)])
 
     def request_cancel_workflow(
         self,
@@ -495,6 +518,51 @@ class WorkflowService:
             ),
         )
 
+    def start_activity_task(self, task_token: str, *, identity: str = "") -> ActivityStart:
+        """Record that a worker took this attempt; ActivityTaskAlreadyStartedError for a copy
+        of an attempt that already runs, StaleTaskError for one that no longer exists."""
+        token = self._token(task_token, TaskKind.ACTIVITY)
+        batch = self._update(
+            token.domain, token.workflow_id, token.run_id,
+            StartActivityTask(scheduled_event_id=token.scheduled_event_id, attempt=token.attempt,
+                              identity=identity),
+        )
+        assert batch is not None
+        pending = batch.state.activity(token.scheduled_event_id)
+        assert pending is not None and pending.started_time is not None
+        return ActivityStart(attempt=pending.attempt, heartbeat_details=pending.heartbeat_details,
+                             started_time=pending.started_time)
+
+    def record_activity_heartbeat(
+        self, task_token: str, *, details: str | None = None, identity: str = ""
+    ) -> bool:
+        """Record progress; True when the activity should stop: its cancellation was
+        requested, its run closed, or this attempt is no longer the current one."""
+        token = self._token(task_token, TaskKind.ACTIVITY)
+        try:
+            batch = self._update(
+                token.domain, token.workflow_id, token.run_id,
+                RecordActivityHeartbeat(scheduled_event_id=token.scheduled_event_id,
+                                        attempt=token.attempt, details=details,
+                                        identity=identity),
+            )
+        except (StaleTaskError, WorkflowExecutionAlreadyCompletedError):
+            return True
+        assert batch is not None
+        pending = batch.state.activity(token.scheduled_event_id)
+        return pending is None or pending.cancel_requested
+
+    def cancel_activity_task(
+        self, task_token: str, *, details: str | None = None, identity: str = ""
+    ) -> None:
+        """The activity acknowledged its cancellation: ActivityTaskCanceled with its details."""
+        token = self._token(task_token, TaskKind.ACTIVITY)
+        self._update(
+            token.domain, token.workflow_id, token.run_id,
+            CancelActivityTask(scheduled_event_id=token.scheduled_event_id,
+                               attempt=token.attempt, details=details, identity=identity),
+        )
+
     def _token(self, task_token: str, kind: TaskKind) -> TaskToken:
         if not task_token:
             raise BadRequestError("task_token is required", field="task_token")
@@ -540,13 +608,7 @@ class WorkflowService:
 
     def messages(self, tasks: Iterable[Task]) -> list[OutgoingMessage]:
         return [
-            OutgoingMessage(
-                task=task,
-                body=json.dumps(
-                    {"task": task_to_dict(task), "task_token": self.tokens.issue(task)},
-                    separators=(",", ":"),
-                ),
-            )
+            OutgoingMessage(task=task, body=TaskMessage(task, self.tokens.issue(task)).encode())
             for task in tasks
         ]
 
@@ -593,6 +655,17 @@ def describe(state: RunState) -> dict[str, Any]:
                 "scheduled_event_id": a.scheduled_event_id,
                 "attempt": a.attempt,
                 "task_list": a.task_list,
+                "state": "STARTED" if a.started else "SCHEDULED",
+                "scheduled_time": a.scheduled_time,
+                "started_time": a.started_time,
+                "last_heartbeat_time": a.last_heartbeat_time,
+                "heartbeat_details": a.heartbeat_details,
+                "last_failure_reason": a.last_failure_reason,
+                "cancel_requested": a.cancel_requested,
+                "schedule_to_close_timeout_seconds": a.schedule_to_close_timeout_seconds,
+                "schedule_to_start_timeout_seconds": a.schedule_to_start_timeout_seconds,
+                "start_to_close_timeout_seconds": a.start_to_close_timeout_seconds,
+                "heartbeat_timeout_seconds": a.heartbeat_timeout_seconds,
             }
             for a in state.activities
         ],

@@ -17,6 +17,10 @@ class HistoryStore(Protocol):
         page_token: str | None = None,
     ) -> tuple[list[HistoryEvent], str | None]: ...
 
+    def read_batch(
+        self, domain: str, workflow_id: str, run_id: str, version: int
+    ) -> StoredBatch | None: ...
+
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch: ...
 
     def append_together(

@@ -26,12 +26,14 @@ from cadenza.core import (
     to_millis,
 )
 from cadenza.core.limits import MAX_PAYLOAD_BYTES
-from cadenza.core.tasks import WORKFLOW_TIMEOUT_TIMER
+from cadenza.core.tasks import TimerKind
 from cadenza.error import (
     BadRequestError,
     CancellationAlreadyRequestedError,
     PayloadTooLargeError,
+    HistoryChangedError,
     StaleTaskError,
+    TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
 )
 
@@ -49,8 +51,10 @@ def started(**overrides: object) -> RunState:
 
 
 def schedule(activity_id: str, activity_type: str = "reserve", **extra: object) -> Decision:
+    # Cadence's rule: schedule_to_close, or both schedule_to_start and start_to_close.
     attributes = {"activity_id": activity_id, "activity_type": activity_type, "input": '"a"',
-                  "start_to_close_timeout_seconds": 5, **extra}
+                  "schedule_to_start_timeout_seconds": 10, "start_to_close_timeout_seconds": 5,
+                  **extra}
     return Decision(DecisionType.ScheduleActivityTask, attributes)
 
 
@@ -104,13 +108,20 @@ def test_decision_schedules_activities_with_dense_ids_and_tasks() -> None:
     assert [e.event_id for e in events] == [3, 4, 5, 6]
     assert events[2].attributes["decision_task_completed_event_id"] == 4
     assert events[2].attributes["task_list"] == "orders"  # defaults to the workflow's
-    # Only start_to_close given: the activity may wait for a worker as long as the workflow runs.
-    assert events[2].attributes["schedule_to_close_timeout_seconds"] == 60
+    # No schedule_to_close given: all attempts together get schedule-to-start + start-to-close.
+    assert events[2].attributes["schedule_to_close_timeout_seconds"] == 15
+    assert events[2].attributes["schedule_to_start_timeout_seconds"] == 10
     assert events[2].attributes["start_to_close_timeout_seconds"] == 5
     new_state = transition.state  # type: ignore[attr-defined]
     assert new_state.decision is None
     assert [a.activity_id for a in new_state.activities] == ["0", "1"]
-    assert [t.kind for t in transition.tasks] == ["activity", "activity"]  # type: ignore
+    tasks = transition.tasks  # type: ignore[attr-defined]
+    # Each activity task comes with one timer for its earliest deadline (schedule-to-start).
+    assert [t.kind for t in tasks] == ["activity", "activity", "timer", "timer"]
+    assert [(t.timer_kind, t.started_event_id, t.attempt, t.fire_at) for t in tasks[2:]] == [
+        (TimerKind.ACTIVITY_TIMEOUT, 5, 0, to_millis(T0) + 5 + 10_000),
+        (TimerKind.ACTIVITY_TIMEOUT, 6, 0, to_millis(T0) + 5 + 10_000),
+    ]
 
 
 def test_activity_completion_schedules_one_decision_task() -> None:
@@ -154,11 +165,10 @@ def test_decision_made_on_old_history_must_be_remade() -> None:
     seen = state.next_event_id
     state = apply(state, CompleteActivityTask(scheduled_event_id=6, attempt=0), now=T0).state
     assert state.decision is not None
-    with pytest.raises(StaleTaskError) as caught:
+    with pytest.raises(HistoryChangedError):
         apply(state, CompleteDecisionTask(
             scheduled_event_id=state.decision.scheduled_event_id, attempt=0,
             history_length=seen, started_at=T0), now=T0)
-    assert caught.value.details["reason"] == "history_changed"
 
 
 def test_complete_workflow_closes_the_run() -> None:
@@ -297,10 +307,10 @@ def test_timer_fires_once_never_early_and_cancelled_timers_are_stale() -> None:
     first, _ = armed.tasks  # type: ignore[attr-defined]
     assert first.kind == "timer" and first.fire_at == to_millis(T0) + 5 + 60_000
     after = armed.state  # type: ignore[attr-defined]
-    with pytest.raises(StaleTaskError) as early:
+    with pytest.raises(TimerNotDueError) as early:
         apply(after, FireTimer(timer_id="t1", started_event_id=5),
               now=T0 + timedelta(seconds=59))
-    assert early.value.details["reason"] == "timer_not_due"
+    assert early.value.fire_at == to_millis(T0) + 5 + 60_000  # the timer's own fire_at
     fired = apply(after, FireTimer(timer_id="t1", started_event_id=5),
                   now=T0 + timedelta(seconds=61))
     assert [e.event_type for e in fired.events] == [
@@ -319,10 +329,10 @@ def test_timer_fires_once_never_early_and_cancelled_timers_are_stale() -> None:
 
 def test_the_run_times_out_at_its_execution_timeout_never_before() -> None:
     state = decide(started(), schedule("0")).state  # type: ignore[attr-defined]
-    timeout = FireTimer(timer_id=WORKFLOW_TIMEOUT_TIMER, started_event_id=1)
-    with pytest.raises(StaleTaskError) as early:
+    timeout = FireTimer(timer_id="", started_event_id=1, timer_kind=TimerKind.WORKFLOW_TIMEOUT)
+    with pytest.raises(TimerNotDueError) as early:
         apply(state, timeout, now=T0 + timedelta(seconds=59))
-    assert early.value.details["reason"] == "timer_not_due"
+    assert early.value.fire_at == to_millis(T0) + 60_000
     closed = apply(state, timeout, now=T0 + timedelta(seconds=60))
     assert [e.event_type for e in closed.events] == [EventType.WorkflowExecutionTimedOut]
     assert closed.events[0].attributes["timeout_type"] == "START_TO_CLOSE"
