@@ -135,6 +135,7 @@ async def process_decision(
     identity: str | None = None,
     local_activity_sleep: Callable[[float], None] | None = None,
     offload: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> Outcome:
     """Replay the run and complete (or fail) its decision task.
 
@@ -155,7 +156,7 @@ async def process_decision(
         history = await backend.get_workflow_history(task.workflow_id, task.run_id)
         if _closed(history) or not _pending_decision(history, task.scheduled_event_id):
             return Outcome(True, note="stale decision task dropped")
-        started_at = _now()
+        started_at = from_millis(to_millis(clock())) if clock is not None else _now()
         try:
             definition = registry.get_workflow(task.workflow_type)
         except KeyError:

@@ -359,7 +359,7 @@ async def test_task_completions_check_their_fields(
     service = service_from_environment(local_stack.environment)
     (message,) = service.queues.receive(  # type: ignore[attr-defined]
         "default", body["task_list"], TaskKind.DECISION, wait_seconds=1)
-    token = message.body["task_token"]
+    token = message.message.task_token
     fail = {"task_token": token, "cause": "c"}
     answer = bad_request(http.post("/api/v1/tasks/decision/fail", json=fail), "started_at")
     assert "required" in answer["message"]

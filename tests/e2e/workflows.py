@@ -193,9 +193,11 @@ class ApprovalWithDeadline:
 
     @workflow.run
     async def run(self, seconds: int) -> str:
-        if await workflow.wait_condition(lambda: self.approved, timeout=timedelta(seconds=seconds)):
-            return "approved"
-        return "expired"
+        try:
+            await workflow.wait_condition(lambda: self.approved, timeout=timedelta(seconds=seconds))
+        except TimeoutError:
+            return "expired"
+        return "approved"
 
 
 #: Task tokens of activities completed later, outside their worker (tests read them).

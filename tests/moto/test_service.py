@@ -13,16 +13,20 @@ import pytest
 from cadenza.aws.settings import AwsSettings
 from cadenza.aws.store import decode_stream_image
 from cadenza.core import (
+    ActivityTask,
     Decision,
+    DecisionTask,
     DecisionType,
     EventType,
     SignalWorkflow,
     TaskKind,
+    TimerKind,
     TimerTask,
-    task_from_dict,
+    to_millis,
 )
-from cadenza.core.records import StoredBatch
+from cadenza.core.records import StoredBatch, TaskMessage
 from cadenza.error import (
+    ActivityTaskAlreadyStartedError,
     BadRequestError,
     EntityNotExistsError,
     PayloadTooLargeError,
@@ -53,15 +57,22 @@ def receive(service: WorkflowService, kind: TaskKind, task_list: str = "orders")
     return queues.receive("default", task_list, kind, wait_seconds=0)  # type: ignore[attr-defined]
 
 
-def drain(service: WorkflowService, kind: TaskKind) -> list[dict[str, Any]]:
-    bodies = []
+def drain(service: WorkflowService, kind: TaskKind) -> list[TaskMessage]:
+    received: list[TaskMessage] = []
     while True:
         messages = receive(service, kind)
         if not messages:
-            return bodies
+            return received
         for message in messages:
-            bodies.append(message.body)
+            received.append(message.message)
             service.queues.delete(message)  # type: ignore[attr-defined]
+
+
+def schedule(activity_id: str, activity_type: str) -> Decision:
+    # Cadence's rule: schedule_to_close, or both schedule_to_start and start_to_close.
+    return Decision(DecisionType.ScheduleActivityTask, {
+        "activity_id": activity_id, "activity_type": activity_type,
+        "schedule_to_close_timeout_seconds": 30, "start_to_close_timeout_seconds": 5})
 
 
 def stream_batches(settings: AwsSettings) -> list[StoredBatch]:
@@ -84,17 +95,18 @@ def service(aws_settings: AwsSettings) -> WorkflowService:
     return service_from_settings(aws_settings)
 
 
-def complete_decision(service: WorkflowService, body: dict[str, Any],
+def complete_decision(service: WorkflowService, message: TaskMessage,
                       decisions: list[Decision], *, history_length: int) -> None:
-    service.complete_decision_task(body["task_token"], decisions=decisions,
+    service.complete_decision_task(message.task_token, decisions=decisions,
                                    history_length=history_length,
                                    started_at=datetime.now(UTC))
 
 
 def test_start_dispatches_the_first_decision_task(service: WorkflowService) -> None:
     run_id = service.start_workflow(start_request())
-    (body,) = drain(service, TaskKind.DECISION)
-    assert body["task"]["run_id"] == run_id and body["task"]["scheduled_event_id"] == 2
+    (message,) = drain(service, TaskKind.DECISION)
+    assert isinstance(message.task, DecisionTask)
+    assert message.task.run_id == run_id and message.task.scheduled_event_id == 2
     info = service.describe_workflow("default", "order-1")
     assert info["status"] == "OPEN" and info["history_length"] == 2
 
@@ -142,9 +154,8 @@ def test_two_concurrent_completions_of_one_decision_task_one_wins(
 
     def complete(activity_type: str) -> str:
         try:
-            complete_decision(service, body, [Decision(DecisionType.ScheduleActivityTask, {
-                "activity_id": "0", "activity_type": activity_type,
-                "start_to_close_timeout_seconds": 5})], history_length=3)
+            complete_decision(service, body, [schedule("0", activity_type)],
+                              history_length=3)
             return "won"
         except StaleTaskError:
             return "stale"
@@ -161,16 +172,20 @@ def test_two_concurrent_completions_of_one_decision_task_one_wins(
 def test_duplicate_activity_delivery_changes_nothing(service: WorkflowService) -> None:
     service.start_workflow(start_request())
     (decision,) = drain(service, TaskKind.DECISION)
-    complete_decision(service, decision, [Decision(DecisionType.ScheduleActivityTask, {
-        "activity_id": "0", "activity_type": "reserve", "start_to_close_timeout_seconds": 5})],
-        history_length=3)
+    complete_decision(service, decision, [schedule("0", "reserve")], history_length=3)
     (activity,) = drain(service, TaskKind.ACTIVITY)
-    service.complete_activity_task(activity["task_token"], result='"ok"')
+    service.start_activity_task(activity.task_token, identity="worker-1")
+    # A redelivered copy of the running attempt is refused before it runs.
+    with pytest.raises(ActivityTaskAlreadyStartedError):
+        service.start_activity_task(activity.task_token, identity="worker-2")
+    service.complete_activity_task(activity.task_token, result='"ok"')
     before = service.get_history("default", "order-1")[1]
     with pytest.raises(StaleTaskError):
-        service.complete_activity_task(activity["task_token"], result='"again"')
+        service.start_activity_task(activity.task_token, identity="worker-2")
     with pytest.raises(StaleTaskError):
-        service.fail_activity_task(activity["task_token"], reason="late", details=None)
+        service.complete_activity_task(activity.task_token, result='"again"')
+    with pytest.raises(StaleTaskError):
+        service.fail_activity_task(activity.task_token, reason="late", details=None)
     assert service.get_history("default", "order-1")[1] == before
     # the redelivered decision message of the first task is stale too
     with pytest.raises(StaleTaskError):
@@ -180,19 +195,20 @@ def test_duplicate_activity_delivery_changes_nothing(service: WorkflowService) -
 def test_forged_token_is_refused(service: WorkflowService, aws_settings: AwsSettings) -> None:
     service.start_workflow(start_request())
     (body,) = drain(service, TaskKind.DECISION)
-    payload, signature = body["task_token"].split(".")
+    payload, signature = body.task_token.split(".")
     with pytest.raises(BadRequestError) as caught:
         service.complete_decision_task(f"{payload}.{signature[:-2]}xx", decisions=[],
                                        history_length=3, started_at=datetime.now(UTC))
     assert caught.value.field == "task_token"
     # A token signed with another stack's secret does not touch this stack's runs.
     stranger = TaskTokens("another-secret")
-    task = task_from_dict(body["task"])
     with pytest.raises(BadRequestError):
-        service.complete_decision_task(stranger.issue(task), decisions=[], history_length=3,
-                                       started_at=datetime.now(UTC))
+        service.complete_decision_task(stranger.issue(body.task), decisions=[],
+                                       history_length=3, started_at=datetime.now(UTC))
     with pytest.raises(BadRequestError):
-        service.complete_activity_task(body["task_token"], result=None)  # a decision token
+        service.complete_activity_task(body.task_token, result=None)  # a decision token
+    with pytest.raises(BadRequestError):
+        service.start_activity_task(body.task_token)  # a decision token
 
 
 def test_crash_between_commit_and_dispatch_loses_no_task(
@@ -211,8 +227,8 @@ def test_crash_between_commit_and_dispatch_loses_no_task(
     # The stream consumer sees the commit and sends its outbox.
     for batch in stream_batches(aws_settings):
         survivor.on_committed(batch)
-    (body,) = drain(survivor, TaskKind.DECISION)
-    assert body["task"]["scheduled_event_id"] == 2
+    (message,) = drain(survivor, TaskKind.DECISION)
+    assert message.task.scheduled_event_id == 2
 
 
 def test_redrive_after_a_successful_dispatch_is_dropped_by_the_queue(
@@ -297,16 +313,17 @@ def test_many_activity_results_of_one_run_at_once_are_all_recorded(
 ) -> None:
     service.start_workflow(start_request("busy"))
     (decision,) = drain(service, TaskKind.DECISION)
-    complete_decision(service, decision, [
-        Decision(DecisionType.ScheduleActivityTask, {
-            "activity_id": str(i), "activity_type": "work", "start_to_close_timeout_seconds": 5})
-        for i in range(12)], history_length=3)
+    complete_decision(service, decision, [schedule(str(i), "work") for i in range(12)],
+                      history_length=3)
     activities = drain(service, TaskKind.ACTIVITY)
     assert len(activities) == 12
 
-    def complete(body: dict[str, Any]) -> None:
-        result = json.dumps(body["task"]["activity_id"])
-        service.complete_activity_task(body["task_token"], result=result)
+    def complete(message: TaskMessage) -> None:
+        assert isinstance(message.task, ActivityTask)
+        # Each worker records its start (a state-only commit) before it runs the activity.
+        service.start_activity_task(message.task_token, identity=message.task.activity_id)
+        result = json.dumps(message.task.activity_id)
+        service.complete_activity_task(message.task_token, result=result)
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         list(pool.map(complete, activities))  # raises if any result was lost to a race
@@ -319,7 +336,7 @@ def test_many_activity_results_of_one_run_at_once_are_all_recorded(
 
 
 def timer_messages(service: WorkflowService, aws_settings: AwsSettings,
-                   wait: int = 0) -> list[dict[str, Any]]:
+                   wait: int = 0) -> list[TaskMessage]:
     sqs = service.queues.client  # type: ignore[attr-defined]
     answer = sqs.receive_message(QueueUrl=aws_settings.timer_queue_url, MaxNumberOfMessages=10,
                                  WaitTimeSeconds=wait)
@@ -327,7 +344,9 @@ def timer_messages(service: WorkflowService, aws_settings: AwsSettings,
     for message in messages:
         sqs.delete_message(QueueUrl=aws_settings.timer_queue_url,
                            ReceiptHandle=message["ReceiptHandle"])
-    return [json.loads(m["Body"]) for m in messages]
+    parsed = [TaskMessage.parse(m["Body"]) for m in messages]
+    assert None not in parsed
+    return parsed  # type: ignore[return-value]
 
 
 def test_timer_is_a_delayed_message_that_fires_once_and_never_early(
@@ -338,8 +357,8 @@ def test_timer_is_a_delayed_message_that_fires_once_and_never_early(
     complete_decision(service, decision, [Decision(DecisionType.StartTimer, {
         "timer_id": "t", "start_to_fire_timeout_seconds": 2})], history_length=3)
     assert timer_messages(service, aws_settings) == []  # delayed by SQS
-    (body,) = timer_messages(service, aws_settings, wait=5)
-    due = task_from_dict(body["task"])
+    (message,) = timer_messages(service, aws_settings, wait=5)
+    due = message.task
     assert isinstance(due, TimerTask) and due.started_event_id == 5
     assert service.fire_timer(due) is True
     assert service.fire_timer(due) is False  # a duplicate (the redrive copy, say) is dropped
@@ -379,3 +398,93 @@ def test_a_long_timer_is_one_schedule_and_an_early_message_is_sent_again(
         AttributeNames=["ApproximateNumberOfMessagesDelayed"])
     # Only the run's execution timeout (60 s) is a delayed message.
     assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1
+
+
+# --- activity attempts: starts, retries by timer, heartbeats, cancellation ----------------------
+
+
+def test_a_failed_attempt_is_retried_by_its_timer_and_writes_no_history(
+    service: WorkflowService,
+) -> None:
+    now = [datetime.now(UTC)]
+    service.clock = lambda: now[0]
+    base = now[0]
+    service.start_workflow(start_request("retry"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.ScheduleActivityTask, {
+        "activity_id": "0", "activity_type": "charge", "input": '"card"',
+        "schedule_to_close_timeout_seconds": 50, "start_to_close_timeout_seconds": 5,
+        "retry_policy": {"initial_interval_in_seconds": 2, "backoff_coefficient": 2.0,
+                         "maximum_attempts": 3}})], history_length=3)
+    (first,) = drain(service, TaskKind.ACTIVITY)
+    taken = service.start_activity_task(first.task_token, identity="worker-1")
+    assert (taken.attempt, taken.heartbeat_details) == (0, None)
+    assert service.record_activity_heartbeat(first.task_token, details='"p1"') is False
+    before = service.get_history("default", "retry")[1]
+    service.fail_activity_task(first.task_token, reason="Declined", details="no")
+    assert service.get_history("default", "retry")[1] == before  # a retry writes no event
+    latest = service.store.latest("default", "retry")
+    assert latest is not None and latest.events == ()
+    (retry,) = [t for t in latest.tasks
+                if isinstance(t, TimerTask) and t.timer_kind is TimerKind.ACTIVITY_RETRY]
+    assert retry.attempt == 1 and retry.fire_at == to_millis(base) + 2000
+    assert service.fire_timer(retry) is False  # early: sent again, no task yet
+    assert drain(service, TaskKind.ACTIVITY) == []
+    now[0] = base + timedelta(seconds=2)
+    assert service.fire_timer(retry) is True
+    # The next attempt's task, rebuilt from the commit that scheduled the activity.
+    (second,) = drain(service, TaskKind.ACTIVITY)
+    task = second.task
+    assert isinstance(task, ActivityTask) and isinstance(first.task, ActivityTask)
+    assert (task.attempt, task.input, task.scheduled_event_id) == (
+        1, '"card"', first.task.scheduled_event_id)
+    assert task.scheduled_time == retry.fire_at
+    assert service.fire_timer(retry) is True  # a redelivered timer sends the same task ...
+    assert drain(service, TaskKind.ACTIVITY) == []  # ... which the queue drops
+    retaken = service.start_activity_task(second.task_token, identity="worker-2")
+    assert (retaken.attempt, retaken.heartbeat_details) == (1, '"p1"')  # resumes from there
+    with pytest.raises(StaleTaskError):  # the old attempt's answers are stale
+        service.complete_activity_task(first.task_token, result='"late"')
+    service.complete_activity_task(second.task_token, result='"ok"')
+    _, events, _ = service.get_history("default", "retry")
+    assert [e.event_type for e in events][len(before):] == [
+        EventType.ActivityTaskStarted, EventType.ActivityTaskCompleted,
+        EventType.DecisionTaskScheduled]
+    started = events[len(before)]
+    assert started.attributes["attempt"] == 1
+    assert started.attributes["last_failure_reason"] == "Declined"
+    assert started.attributes["identity"] == "worker-2"
+
+
+def test_a_waiting_activity_learns_of_its_cancellation_from_its_heartbeat(
+    service: WorkflowService,
+) -> None:
+    service.start_workflow(start_request("cancel-me"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.ScheduleActivityTask, {
+        "activity_id": "0", "activity_type": "export", "schedule_to_close_timeout_seconds": 50,
+        "start_to_close_timeout_seconds": 30, "wait_for_cancellation": True})],
+        history_length=3)
+    (activity,) = drain(service, TaskKind.ACTIVITY)
+    service.start_activity_task(activity.task_token, identity="worker-1")
+    assert service.record_activity_heartbeat(activity.task_token, details="1") is False
+    service.signal_workflow("default", "cancel-me", signal_name="stop")
+    (decision,) = drain(service, TaskKind.DECISION)
+    length = service.describe_workflow("default", "cancel-me")["history_length"]
+    complete_decision(service, decision, [Decision(DecisionType.RequestCancelActivityTask, {
+        "activity_id": "0"})], history_length=length + 1)
+    info = service.describe_workflow("default", "cancel-me")
+    (pending,) = info["pending_activities"]
+    assert pending["cancel_requested"] is True and pending["state"] == "STARTED"
+    assert service.record_activity_heartbeat(activity.task_token, details="2") is True
+    service.cancel_activity_task(activity.task_token, details='"stopped at 2"',
+                                 identity="worker-1")
+    _, events, _ = service.get_history("default", "cancel-me")
+    assert [e.event_type for e in events][-3:] == [
+        EventType.ActivityTaskStarted, EventType.ActivityTaskCanceled,
+        EventType.DecisionTaskScheduled]
+    assert events[-2].attributes["details"] == '"stopped at 2"'
+    # The attempt is gone: a heartbeat tells the worker to stop, an answer is stale.
+    assert service.record_activity_heartbeat(activity.task_token, details="3") is True
+    with pytest.raises(StaleTaskError):
+        service.complete_activity_task(activity.task_token, result=None)

@@ -6,7 +6,8 @@ import pytest
 
 from cadenza.aws.settings import AwsSettings
 from cadenza.aws.tasklists import SqsTaskLists, queue_name, sqs_client
-from cadenza.core import TaskKind
+from cadenza.core import ActivityTask, TaskKind
+from cadenza.core.records import TaskMessage
 
 
 def test_queue_names_are_valid_and_stable() -> None:
@@ -29,12 +30,19 @@ def test_a_message_that_is_not_a_task_is_dropped_and_the_rest_delivered(
     lists: SqsTaskLists,
 ) -> None:
     url = lists.queue_url("default", "t", TaskKind.ACTIVITY)
-    good = '{"task": {"kind": "activity"}, "task_token": "tok"}'
-    for index, body in enumerate(["not json", good]):
+    task = ActivityTask(
+        domain="default", workflow_id="w", run_id="r", workflow_type="T", task_list="t",
+        scheduled_event_id=5, attempt=0, activity_id="0", activity_type="a", input=None,
+        scheduled_time=0, start_to_close_timeout_seconds=5,
+    )
+    good = TaskMessage(task, "tok").encode()
+    # Not JSON; JSON of a task kind whose fields are missing (no retry makes either a task).
+    poison = ["not json", '{"task": {"kind": "activity"}, "task_token": "tok"}']
+    for index, body in enumerate([*poison, good]):
         lists.client.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=f"g{index}",
                                   MessageDeduplicationId=f"d{index}")
     received = lists.receive("default", "t", TaskKind.ACTIVITY, wait_seconds=1)
-    assert [m.body["task_token"] for m in received] == ["tok"]
+    assert [m.message for m in received] == [TaskMessage(task, "tok")]  # parsed, typed
     lists.retry_later(received[0], 0)
     again = lists.receive("default", "t", TaskKind.ACTIVITY, wait_seconds=1)
-    assert [m.body["task_token"] for m in again] == ["tok"]  # the poison one is gone for good
+    assert [m.message.task_token for m in again] == ["tok"]  # the poison ones are gone for good

@@ -35,6 +35,8 @@ class HistoryBatchModel(Model):
     last_event_id = NumberAttribute()
     committed_at = NumberAttribute()
     body = BinaryAttribute(legacy_encoding=False)
+    #: Random per write: tells a retry of this very write from another writer's equal commit.
+    commit_id = UnicodeAttribute(null=True)
 
 
 class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):

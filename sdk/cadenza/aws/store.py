@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -188,7 +189,7 @@ class DynamoHistoryStore:
 
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
         """Commit one transition; CommitConflictError when its first event id is taken."""
-        attributes = encode_batch(transition, committed_at)
+        attributes = {**encode_batch(transition, committed_at), "commit_id": uuid.uuid4().hex}
         if not create(self.model(**attributes)) and not self._is_own(attributes):
             raise CommitConflictError("the run changed since it was read")
         return decode_batch(attributes)
@@ -200,7 +201,7 @@ class DynamoHistoryStore:
             item = self.model.get(attributes["pk"], attributes["sk"], consistent_read=True)
         except self.model.DoesNotExist:
             return False
-        return bytes(item.body) == attributes["body"]
+        return item.commit_id == attributes["commit_id"]
 
     def append_together(
         self, transitions: Sequence[Transition], *, committed_at: int

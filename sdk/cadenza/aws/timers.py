@@ -11,6 +11,7 @@ Without a schedule group configured, long timers hop through the queue every 15 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 import time
@@ -39,6 +40,14 @@ class TimerQueueSettings:
     @property
     def schedules(self) -> bool:
         return bool(self.queue_arn and self.schedule_group and self.scheduler_role_arn)
+
+
+def schedule_name(key: str) -> str:
+    """A valid schedule name, unique per timer key (the same key gives the same name)."""
+    name = _NAME.sub("_", key)
+    if name == key and len(name) <= 64:
+        return name
+    return f"{name[:40]}-{hashlib.sha256(key.encode()).hexdigest()[:23]}"
 
 
 class TimerQueue:
@@ -74,7 +83,7 @@ class TimerQueue:
         # ConflictException: the same timer was scheduled already (the redrive sends it twice).
         with contextlib.suppress(self.scheduler.exceptions.ConflictException):
             self.scheduler.create_schedule(
-                Name=_NAME.sub("_", message.task.key)[:64],
+                Name=schedule_name(message.task.key),
                 GroupName=self.settings.schedule_group,
                 ScheduleExpression=f"at({moment})",
                 ScheduleExpressionTimezone="UTC",

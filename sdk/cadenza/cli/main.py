@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,9 +19,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .._activity_definition import ActivityDefinition
+from .._workflow_definition import WorkflowDefinition
 from ..client import Client, WorkflowExecutionInfo
 from ..core import HistoryEvent
-from ..error import BadRequestError, CadenzaError, ServiceError, WorkflowFailure
+from ..error import (
+    BadRequestError,
+    CadenzaError,
+    NonDeterministicError,
+    ServiceError,
+    WorkflowFailure,
+)
+from ..registry import Registry
 
 DEFAULT_ADDRESS = os.environ.get("CADENZA_ADDRESS", "http://127.0.0.1:7933")
 
@@ -95,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--type", dest="workflow_type", default=None)
     listing.add_argument("--query", "-q", default=None, help="Cadence visibility query")
     listing.add_argument("--page-size", type=int, default=100)
+
+    replay = actions.add_parser(
+        "replay", help="replay a stored history (show --json) against today's workflow code")
+    replay.add_argument("file", help="history JSON file written by show --json ('-': stdin)")
+    replay.add_argument("--module", "-m", dest="modules", action="append", required=True,
+                        metavar="MODULE",
+                        help="module holding the workflows: its 'registry', else every "
+                             "workflow class in it (repeat for several)")
+    replay.add_argument("--workflow-type", default=None,
+                        help="workflow type to replay (default: the one history names)")
     return parser
 
 
@@ -106,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_dev(api_port=args.port, emulator_port=args.emulator_port,
                            aws_endpoint=args.aws_endpoint)
+        if args.command == "workflow" and args.action == "replay":
+            return _replay(args)
         return asyncio.run(_workflow(args))
     except WorkflowFailure as error:
         _fail(args, error, "WorkflowFailure")
@@ -190,6 +214,71 @@ async def _workflow(args: argparse.Namespace) -> int:
             else:
                 console.print(runs_table(runs))
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Replay a history file offline; 0 if deterministic, 1 if not, 2 for usage errors.
+
+    Nothing is contacted: this checks a code change against recorded runs before deploying.
+    The non-determinism message goes to stderr unwrapped, so it can be read (and grepped) whole.
+    """
+    # Imported here: the testing package is not needed by the other commands.
+    from ..testing._replayer import Replayer, load_history, workflow_type_of
+
+    registry = _registry_from_modules(args.modules)
+    try:
+        source: Any = sys.stdin.read().encode() if args.file == "-" else Path(args.file)
+        events = load_history(source)
+    except OSError as error:
+        raise BadRequestError(f"cannot read {args.file}: {error.strerror or error}",
+                              field="file") from None
+    workflow_type = args.workflow_type or workflow_type_of(events)
+    try:
+        Replayer(registry).replay(events, workflow_type=workflow_type)
+    except NonDeterministicError as error:
+        print(f"NonDeterministicError: {error}", file=sys.stderr)
+        return 1
+    print(f"ok: {len(events)} events of {workflow_type} replay deterministically")
+    return 0
+
+
+def _registry_from_modules(names: Sequence[str]) -> Registry:
+    """The workflows (and activities) of the named modules.
+
+    A module's ``registry`` (a :class:`~cadenza.Registry`) when it has one; otherwise every
+    workflow class and activity definition among its attributes. The current directory is
+    importable, as with ``python -m``, so ``--module app.workflows`` finds ./app/workflows.py.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    registries: list[Registry] = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except Exception as error:
+            raise BadRequestError(f"cannot import module {name!r}: {type(error).__name__}: "
+                                  f"{error}", field="module") from None
+        found = getattr(module, "registry", None)
+        registries.append(found if isinstance(found, Registry) else _module_registry(module))
+    try:
+        return Registry.of(*registries)
+    except KeyError as error:
+        raise BadRequestError(f"the modules clash: {error.args[0]}", field="module") from None
+
+
+def _module_registry(module: Any) -> Registry:
+    found = Registry()
+    try:
+        for value in list(vars(module).values()):
+            if isinstance(value, ActivityDefinition) and value.is_bound:
+                found.register_activity(value)
+            elif isinstance(value, type | WorkflowDefinition):
+                with contextlib.suppress(TypeError):  # a class that is not a workflow
+                    found.register_workflow(WorkflowDefinition.of(value))
+    except KeyError as error:
+        raise BadRequestError(f"module {module.__name__!r}: {error.args[0]}",
+                              field="module") from None
+    return found
 
 
 def _json_input(text: str) -> Any:

@@ -29,12 +29,13 @@ class TimeoutType(StrEnum):
 #: more attempts do not make a worker appear, nor give back time already spent).
 RETRYABLE_TIMEOUTS = frozenset({TimeoutType.START_TO_CLOSE, TimeoutType.HEARTBEAT})
 
-#: On a tie, the more specific timeout is the one reported.
+#: On a tie, the timeout that is final wins (a start-to-close derived from schedule-to-close
+#: ends at the same moment, and retrying it could not help).
 _PRIORITY = {
     TimeoutType.SCHEDULE_TO_START: 0,
-    TimeoutType.START_TO_CLOSE: 1,
-    TimeoutType.HEARTBEAT: 2,
-    TimeoutType.SCHEDULE_TO_CLOSE: 3,
+    TimeoutType.SCHEDULE_TO_CLOSE: 1,
+    TimeoutType.START_TO_CLOSE: 2,
+    TimeoutType.HEARTBEAT: 3,
 }
 
 

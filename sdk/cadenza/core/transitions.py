@@ -351,6 +351,10 @@ def _complete_decision(
                 activity_id=pending.activity_id,
                 identity=command.identity,
             )
+        if any(p.wait_for_cancellation for p in cancelled) and batch.state.decision is None:
+            # A workflow that waits for the outcome needs a decision task to see it (Cadence
+            # schedules one too); one that did not wait has moved on already.
+            batch.schedule_decision()
     return batch.done()
 
 
@@ -754,6 +758,8 @@ def _heartbeat(state: RunState, command: RecordActivityHeartbeat, now: datetime)
         started_identity=pending.started_identity or command.identity,
     )
     batch.replace_activity(beat, pending.scheduled_event_id)
+    if not pending.started and activities.deadline(beat)[0] < activities.deadline(pending)[0]:
+        _arm_deadline(batch, beat)  # the heartbeat started the attempt: as a start would
     return batch.done()
 
 

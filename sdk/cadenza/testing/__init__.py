@@ -9,10 +9,7 @@
 
 from __future__ import annotations
 
-try:  # written by a parallel change; re-exported once present
-    from ._activity_env import TestActivityEnvironment
-except ImportError:  # pragma: no cover
-    pass
+from ._activity_env import TestActivityEnvironment
 from ._env import TestWorkflowEnvironment
 from ._memory import (
     InMemoryHistoryStore,

@@ -5,7 +5,7 @@ transport calls the HTTP API's routes (``cadenza.service.routes``) in-process; b
 the real :class:`~cadenza.service.WorkflowService` over in-memory adapters of its ports
 (``_memory.py``); tasks are run by the same code polling and Lambda workers use
 (``cadenza._tasks``); the history stream's consumer (``WorkflowService.on_committed``) sees
-every commit. So a history written here is the history the stack would write.
+every commit as it lands. So a history written here is the history the stack would write.
 
 Time is virtual. It moves when the test says so (``await env.sleep(...)``), and, while a client
 call waits for a run to close and nothing but timers can move any run, it skips to the next
@@ -161,8 +161,6 @@ class TestWorkflowEnvironment:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._stream: list[StoredBatch] = []
-        self._stream_lock = threading.Lock()
         self._queues = InMemoryTaskQueues(self._clock, self._notify)
         self._store = InMemoryHistoryStore(on_commit=self._committed)
         self._service = WorkflowService(
@@ -313,9 +311,9 @@ class TestWorkflowEnvironment:
         return definition.name, definition
 
     def _committed(self, batch: StoredBatch) -> None:
-        with self._stream_lock:
-            self._stream.append(batch)
-        self._notify()
+        # The history stream's consumer, run as the commit lands (the stream is instant here,
+        # so listings are never behind): redrive of the outbox, visibility.
+        self._service.on_committed(batch)
 
     def _notify(self) -> None:
         loop, wake = self._loop, self._wake
@@ -397,7 +395,7 @@ class TestWorkflowEnvironment:
             await wake.wait()
 
     def _has_work(self) -> bool:
-        return bool(self._stream) or self._queues.has_ready(self._served)
+        return self._queues.has_ready(self._served)
 
     def _advance_for_sleep(self) -> None:
         target, done = min(self._sleeps, key=lambda item: item[0])
@@ -412,12 +410,6 @@ class TestWorkflowEnvironment:
 
     async def _step(self) -> bool:
         """Do one unit of ready work; False when nothing is ready."""
-        with self._stream_lock:
-            stream, self._stream = self._stream, []
-        for batch in stream:
-            self._service.on_committed(batch)
-        if stream:
-            return True
         timers = self._queues.pop_due()
         for timer in timers:
             task = timer.task
@@ -451,7 +443,7 @@ class TestWorkflowEnvironment:
             elif task.kind is TaskKind.DECISION:
                 outcome = await _tasks.process_decision(
                     self.client, self._registry, parsed, converter=self._converter,
-                    identity=self._identity, offload=False,
+                    identity=self._identity, offload=False, clock=self._clock.now,
                     local_activity_sleep=lambda _seconds: None,
                 )
             else:

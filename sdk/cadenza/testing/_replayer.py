@@ -38,7 +38,11 @@ __all__ = ["HistorySource", "Replayer", "load_history", "workflow_type_of"]
 
 #: What :meth:`Replayer.replay` and :func:`load_history` accept.
 HistorySource: TypeAlias = (
-    Sequence[HistoryEvent] | Sequence[Mapping[str, Any]] | Mapping[str, Any] | str | bytes
+    Sequence[HistoryEvent]
+    | Sequence[Mapping[str, Any]]
+    | Mapping[str, Any]
+    | str
+    | bytes
     | os.PathLike[str]
 )
 
@@ -192,9 +196,7 @@ def load_history(source: HistorySource) -> list[HistoryEvent]:
         data = _parse_json(path.read_text(encoding="utf-8"), str(path))
     if isinstance(data, Mapping):
         if "events" not in data:
-            raise BadRequestError(
-                "a history object must hold an 'events' list", field="history"
-            )
+            raise BadRequestError("a history object must hold an 'events' list", field="history")
         data = data["events"]
     if not isinstance(data, Sequence) or isinstance(data, str | bytes):
         raise BadRequestError(

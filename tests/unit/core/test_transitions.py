@@ -30,8 +30,8 @@ from cadenza.core.tasks import TimerKind
 from cadenza.error import (
     BadRequestError,
     CancellationAlreadyRequestedError,
-    PayloadTooLargeError,
     HistoryChangedError,
+    PayloadTooLargeError,
     StaleTaskError,
     TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,

@@ -66,6 +66,7 @@ class HistoryBuilder:
         task_list: str = "tl",
         input: str | None = None,
         start: datetime = START,
+        execution_timeout_seconds: int = 3600,
         **started_attributes: Any,
     ) -> None:
         self.events: list[HistoryEvent] = []
@@ -75,7 +76,7 @@ class HistoryBuilder:
             workflow_type=workflow_type,
             task_list=task_list,
             input=input,
-            execution_start_to_close_timeout_seconds=3600,
+            execution_start_to_close_timeout_seconds=execution_timeout_seconds,
             task_start_to_close_timeout_seconds=10,
             attempt=0,
             identity="test",

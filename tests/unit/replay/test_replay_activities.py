@@ -98,12 +98,18 @@ def test_explicit_task_list_and_activity_id_and_unset_timeouts_are_none() -> Non
                 "send", None, task_list="other", activity_id="send-1", start_to_close_timeout=T
             )
 
-    decision = HistoryBuilder().decide(WorkflowDefinition.of(Wf))[0]
+    # An execution timeout unlike the client defaults' 3600 s, so the derived value is traceable.
+    builder = HistoryBuilder(execution_timeout_seconds=900)
+    decision = builder.decide(WorkflowDefinition.of(Wf))[0]
 
     assert decision.get("task_list") == "other"
     assert decision.get("activity_id") == "send-1"
     assert decision.get("input") is None
-    assert decision.get("schedule_to_close_timeout_seconds") is None
+    # Only start_to_close given: the engine (Cadence's rule) also needs schedule_to_close, so the
+    # attempt may wait for a worker as long as the run lives; nothing else is filled in.
+    assert decision.get("schedule_to_close_timeout_seconds") == 900
+    assert decision.get("schedule_to_start_timeout_seconds") is None
+    assert decision.get("start_to_close_timeout_seconds") == 30
     assert decision.get("heartbeat_timeout_seconds") is None
     assert decision.get("retry_policy") is None
 
@@ -363,6 +369,60 @@ def test_cancelling_a_scheduled_activity_requests_its_cancellation() -> None:
         Decision(DecisionType.RequestCancelActivityTask, {"activity_id": "1"}),
         Decision(DecisionType.CompleteWorkflowExecution, {"result": '"slow cancelled"'}),
     ]
+    assert_replays_cleanly(builder, definition)
+
+
+def waiting_workflow() -> WorkflowDefinition:
+    """Cancels a started "slow" activity that waits for its cancellation, after "fast"."""
+
+    @workflow.defn
+    class Wf:
+        @workflow.run
+        async def run(self) -> str:
+            slow = asyncio.create_task(workflow.execute_activity(
+                "slow", str, start_to_close_timeout=T, wait_for_cancellation=True))
+            await workflow.execute_activity("fast", str, start_to_close_timeout=T)
+            slow.cancel()
+            try:
+                return f"slow finished anyway: {await slow}"
+            except asyncio.CancelledError:
+                return "slow acknowledged"
+
+    return WorkflowDefinition.of(Wf)
+
+
+def cancel_requested(builder: HistoryBuilder, definition: WorkflowDefinition) -> None:
+    first = builder.decide(definition)
+    assert [(d.get("activity_type"), d.get("wait_for_cancellation")) for d in first] == [
+        ("fast", None), ("slow", True)]
+    builder.complete_activity("0", '"ok"')
+    # Only the request: the workflow keeps waiting for the activity to acknowledge.
+    assert builder.decide(definition) == [
+        Decision(DecisionType.RequestCancelActivityTask, {"activity_id": "1"})]
+
+
+def test_wait_for_cancellation_waits_until_the_activity_acknowledges() -> None:
+    definition = waiting_workflow()
+    builder = HistoryBuilder()
+    cancel_requested(builder, definition)
+    # As the engine writes the acknowledgement: the attempt's start, then its cancellation.
+    scheduled = builder.scheduled_id("1")
+    started = builder.add("ActivityTaskStarted", scheduled_event_id=scheduled, attempt=0)
+    builder.add("ActivityTaskCanceled", scheduled_event_id=scheduled, started_event_id=started,
+                activity_id="1", details='"stopped"')
+    builder.schedule_decision()
+    assert builder.decide(definition) == [Decision(
+        DecisionType.CompleteWorkflowExecution, {"result": '"slow acknowledged"'})]
+    assert_replays_cleanly(builder, definition)
+
+
+def test_wait_for_cancellation_takes_the_result_of_an_activity_that_finished_anyway() -> None:
+    definition = waiting_workflow()
+    builder = HistoryBuilder()
+    cancel_requested(builder, definition)
+    builder.complete_activity("1", '"late"')
+    assert builder.decide(definition) == [Decision(
+        DecisionType.CompleteWorkflowExecution, {"result": '"slow finished anyway: late"'})]
     assert_replays_cleanly(builder, definition)
 
 

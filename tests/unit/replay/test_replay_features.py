@@ -11,7 +11,7 @@ import pytest
 from history_builder import RUN_ID, START, WORKFLOW_ID, HistoryBuilder
 
 from cadenza import activity, workflow
-from cadenza._activity_executor import ActivityOutcome
+from cadenza._activity_executor import ActivityOutcome, run_local_activity
 from cadenza.core.decisions import Decision, DecisionType
 from cadenza.error import ActivityFailure, NonDeterministicError, QueryFailedError, WorkflowFailure
 from cadenza.registry import Registry
@@ -218,7 +218,7 @@ def test_failing_signal_handler_fails_the_decision_task() -> None:
         builder.run(definition)
 
 
-def test_wait_condition_timeout_returns_false_after_the_timer_fires() -> None:
+def test_wait_condition_timeout_raises_timeout_error_after_the_timer_fires() -> None:
     @workflow.defn
     class Wf:
         def __init__(self) -> None:
@@ -230,7 +230,13 @@ def test_wait_condition_timeout_returns_false_after_the_timer_fires() -> None:
 
         @workflow.run
         async def run(self) -> bool:
-            return await workflow.wait_condition(lambda: self.done, timeout=timedelta(hours=1))
+            try:
+                returned = await workflow.wait_condition(  # type: ignore[func-returns-value]
+                    lambda: self.done, timeout=timedelta(hours=1))
+            except TimeoutError:
+                return False
+            assert returned is None  # the API returns nothing when the predicate wins
+            return True
 
     definition = WorkflowDefinition.of(Wf)
     timed_out = HistoryBuilder()
@@ -248,6 +254,24 @@ def test_wait_condition_timeout_returns_false_after_the_timer_fires() -> None:
         Decision(DecisionType.CompleteWorkflowExecution, {"result": "true"}),
     ]
     assert signalled.run(definition).decisions == ()
+
+
+def test_uncaught_wait_condition_timeout_fails_the_workflow_with_timeout_error() -> None:
+    @workflow.defn
+    class Wf:
+        @workflow.run
+        async def run(self) -> None:
+            await workflow.wait_condition(lambda: False, timeout=timedelta(minutes=5))
+
+    definition = WorkflowDefinition.of(Wf)
+    builder = HistoryBuilder()
+    builder.decide(definition)
+    builder.fire_timer("0")
+
+    final = builder.decide(definition)
+    assert types(final) == [DecisionType.FailWorkflowExecution]
+    assert final[0].get("reason") == "TimeoutError"
+    assert "wait_condition timed out" in final[0].get("details")
 
 
 # --- cancellation ------------------------------------------------------------------------------
@@ -652,15 +676,66 @@ def test_local_activity_runs_once_and_replays_from_its_marker() -> None:
 
     definition = WorkflowDefinition.of(Wf)
     builder = HistoryBuilder()
-    decisions = builder.decide(definition)
+    # The replayer runs no user code of its own: the worker hands the executor in.
+    decisions = builder.decide(definition, local_activity_runner=run_local_activity)
 
     assert calls == ["sku-1"]
     assert types(decisions) == [DecisionType.RecordMarker, DecisionType.ScheduleActivityTask]
     assert decisions[0].get("marker_name") == "LocalActivity"
     assert decisions[1].get("input") == "42"
     builder.complete_activity("0", None)
-    assert builder.decide(definition)[0].get("result") == "42"
+    final = builder.decide(definition, local_activity_runner=run_local_activity)
+    assert final[0].get("result") == "42"
     assert calls == ["sku-1"]  # the replays read the marker
+
+
+def test_local_activity_without_a_runner_fails_the_decision_task() -> None:
+    calls: list[str] = []
+
+    @activity.defn
+    def lookup_price(sku: str) -> int:
+        calls.append(sku)
+        return 42
+
+    @workflow.defn
+    class Wf:
+        @workflow.run
+        async def run(self) -> int:
+            return await workflow.execute_local_activity(
+                lookup_price, int, "sku-1", schedule_to_close_timeout=T
+            )
+
+    with pytest.raises(RuntimeError, match="no local activity runner"):
+        HistoryBuilder().decide(WorkflowDefinition.of(Wf))
+    assert calls == []  # nothing ran
+
+
+def test_recorded_local_activity_replays_without_a_runner() -> None:
+    @workflow.defn
+    class Wf:
+        @workflow.run
+        async def run(self) -> int:
+            price = await workflow.execute_local_activity(
+                "lookup_price", int, "sku-1", schedule_to_close_timeout=T
+            )
+            await workflow.execute_activity("charge", None, price, start_to_close_timeout=T)
+            return price
+
+    def runner(request: LocalActivityRequest) -> ActivityOutcome:
+        return ActivityOutcome(kind="completed", result="42")
+
+    registry = Registry()
+    registry.activity(name="lookup_price")(lambda sku: 1)
+    registry.activity(name="charge")(lambda price: None)
+    definition = WorkflowDefinition.of(Wf)
+    builder = HistoryBuilder()
+    decisions = builder.decide(definition, local_activity_runner=runner,
+                               registry_lookup_activity=registry.get_activity)
+    assert types(decisions) == [DecisionType.RecordMarker, DecisionType.ScheduleActivityTask]
+    builder.complete_activity("0", None)
+    # Replaying the marker needs no runner: only a new local activity does.
+    final = builder.decide(definition, registry_lookup_activity=registry.get_activity)
+    assert final == [Decision(DecisionType.CompleteWorkflowExecution, {"result": "42"})]
 
 
 def test_local_activity_failure_and_custom_runner() -> None:
@@ -701,7 +776,9 @@ def test_unregistered_local_activity_fails_in_the_workflow() -> None:
         async def run(self) -> None:
             await workflow.execute_local_activity("nowhere", None)
 
-    decisions = HistoryBuilder().decide(WorkflowDefinition.of(Wf))
+    decisions = HistoryBuilder().decide(
+        WorkflowDefinition.of(Wf), local_activity_runner=run_local_activity
+    )
 
     assert decisions[-1].get("reason") == "ActivityFailure"
     assert "ActivityNotRegisteredError" in decisions[-1].get("details")
