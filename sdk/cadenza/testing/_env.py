@@ -84,7 +84,9 @@ class _InProcessTransport:
         query = {k: _query_text(v) for k, v in (params or {}).items() if v not in (None, "")}
         request = ApiRequest(path_params=path_params, query=query, body=json)
         try:
-            if route.waits:
+            if route.handler is routes.get_result:
+                response = await env._wait_for_result(request)
+            elif route.waits:
                 context = contextvars.copy_context()
                 context.run(_SKIPS_TIME.set, route.path.endswith(("/result", "/history")))
                 response = await asyncio.to_thread(
@@ -181,6 +183,8 @@ class TestWorkflowEnvironment:
         #: skips only for one that has looked at the newest state and still waits.
         self._skipping: dict[int, int] = {}
         self._sleeps: list[tuple[int, asyncio.Future[None]]] = []
+        #: Set by the pump whenever it moves, for result waits on the event loop.
+        self._moved: asyncio.Event | None = None
         self._closed = False
         self.client = Client(domain=domain, transport=_InProcessTransport(self),
                              data_converter=self._converter, identity="test-client")
@@ -363,6 +367,38 @@ class TestWorkflowEnvironment:
         with self._progress:
             self._generation += 1
             self._progress.notify_all()
+        if self._moved is not None:
+            self._moved.set()
+
+    async def _wait_for_result(self, request: ApiRequest) -> routes.ApiResponse:
+        """A result call's long poll, on the event loop: read, and while the run is open wait
+        for the pump to move (letting time skip), up to the call's wait in real seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + min(max(request.number("wait_seconds", 0), 0.0), 25.0)
+        now_request = ApiRequest(request.path_params, {**request.query, "wait_seconds": "0"},
+                                 request.body)
+        while True:
+            response = routes.get_result(self._service, now_request)
+            remaining = deadline - loop.time()
+            if response.body.get("status") != "OPEN" or remaining <= 0 or self._closed:
+                return response
+            if self._moved is None:
+                self._moved = asyncio.Event()
+            moved = self._moved
+            moved.clear()
+            generation = self._generation
+            self._skipping[generation] = self._skipping.get(generation, 0) + 1
+            self._notify()
+            try:
+                await asyncio.wait_for(moved.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+            finally:
+                left = self._skipping.get(generation, 1) - 1
+                if left:
+                    self._skipping[generation] = left
+                else:
+                    self._skipping.pop(generation, None)
 
     def _served(self, task_list: str) -> bool:
         return task_list not in self._stopped
