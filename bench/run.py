@@ -23,6 +23,7 @@ from cadenza.local import LocalStack
 from cadenza.replay import run_decision_task
 from cadenza.workflow import WorkflowDefinition
 
+from . import mechanisms
 from .meter import Meter, metering
 
 registry = Registry()
@@ -177,8 +178,14 @@ def cost_per_million(delta: Counter[str], runs: int) -> dict[str, float]:
             "total through the HTTP API": engine + api}
 
 
+def engine_cost(delta: Counter[str], runs: int) -> float:
+    billed = Counter({k: v for k, v in delta.items()
+                      if k.split(":")[0] not in BILLED_ELSEWHERE and k not in EMULATION})
+    return cost_per_million(billed, runs)["engine (DynamoDB + SQS)"]
+
+
 def report(delta: Counter[str], runs: int, history: int, lat: dict[str, float],
-           replay: dict[str, float]) -> str:
+           replay: dict[str, float], mechanisms: list[str]) -> str:
     lines = ["# Cadenza benchmarks", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on the embedded local stack (moto server).",
              "", f"## Requests per single-activity workflow ({runs} runs, {history} events each)",
@@ -201,8 +208,12 @@ def report(delta: Counter[str], runs: int, history: int, lat: dict[str, float],
     lines += ["", "Not in the window measured: each run's execution-timeout timer (sent, with its "
               "redrive copy, at start: 2 of the SendMessageBatch above) surfaces when the timeout "
               "is reached and costs one more Query, plus its share of a batched ReceiveMessage and "
-              "DeleteMessage by the timer function's event source. Reads include the client's "
-              "result polling (about 4 Queries per workflow here)."]
+              "DeleteMessage by the timer function's event source; so does each activity's "
+              "deadline timer (one per attempt, two messages with its redrive copy, armed when "
+              "the activity is scheduled; a second one when a start-to-close deadline comes "
+              "before it). Reads include the client's result polling (about 4 Queries per "
+              "workflow here)."]
+    lines += ["", *mechanisms]
     lines += ["", "## Latency and throughput (start -> result, one worker)", "",
               "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in lat.items()]
@@ -215,8 +226,23 @@ async def main_async(runs: int, latency_runs: int, concurrency: int) -> str:
     with metering() as meter, LocalStack(api_port=0) as stack:
         delta, history = await per_workflow(stack, meter, runs)
         lat = await latency(stack, latency_runs, concurrency)
+        mechanism_rows = await mechanisms.measure(stack, meter, runs, engine_cost)
     replay = replay_speed(activities=200, repeats=5)
-    return report(delta, runs, history, lat, replay)
+    return report(delta, runs, history, lat, replay, mechanism_rows)
+
+
+#: Sections of RESULTS.md written by other benches (bench.peers), kept when this one rewrites it.
+KEPT_SECTIONS = ("## Test environments side by side",)
+
+
+def merge(text: str, previous: str) -> str:
+    kept = []
+    for heading in KEPT_SECTIONS:
+        start = previous.find(heading)
+        if start >= 0:
+            end = previous.find("\n## ", start + len(heading))
+            kept.append(previous[start:end if end >= 0 else len(previous)].rstrip() + "\n")
+    return text + ("\n" + "\n".join(kept) if kept else "")
 
 
 def main() -> None:
@@ -226,7 +252,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     text = asyncio.run(main_async(args.runs, args.latency_runs, args.concurrency))
-    Path(__file__).with_name("RESULTS.md").write_text(text)
+    results = Path(__file__).with_name("RESULTS.md")
+    results.write_text(merge(text, results.read_text() if results.exists() else ""))
     print(text)
 
 

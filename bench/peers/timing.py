@@ -25,6 +25,7 @@ instead of producing fast nonsense.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import statistics
@@ -47,6 +48,8 @@ EXPECTED: dict[str, int] = {
     "c": 42,  # work(41)
 }
 RUNS = 20
+#: a run that takes longer than this (real seconds) fails the peer instead of hanging the bench
+RUN_TIMEOUT_S = 120.0
 
 
 class CannotExpress(Exception):
@@ -164,7 +167,12 @@ def _cpu_now(session: Session) -> float:
 
 
 async def _checked(session: Session, key: str) -> int:
-    result = await session.run(key)
+    try:
+        result = await asyncio.wait_for(session.run(key), RUN_TIMEOUT_S)
+    except TimeoutError:
+        raise RuntimeError(
+            f"a run of workflow ({key}) did not finish within {RUN_TIMEOUT_S:.0f} s"
+        ) from None
     if result != EXPECTED[key]:
         raise AssertionError(f"workflow {key}: got {result!r}, expected {EXPECTED[key]!r}")
     return result
