@@ -774,7 +774,14 @@ def _add_activity_started(batch: _Batch, pending: PendingActivity, identity: str
     )
 
 
-def _close_activity(batch: _Batch, pending: PendingActivity) -> None:
+def _close_activity(batch: _Batch, pending: PendingActivity, started_by: str | None,
+                    outcome: EventType, **attributes: Any) -> None:
+    """The activity's outcome: ActivityTaskStarted of the last attempt (none for an attempt
+    that never started: ``started_by`` None), then ``outcome``."""
+    started_id = (_add_activity_started(batch, pending, started_by)
+                  if started_by is not None else 0)
+    batch.add(outcome, scheduled_event_id=pending.scheduled_event_id,
+              started_event_id=started_id, **attributes)
     batch.replace_activity(None, pending.scheduled_event_id)
     if batch.state.decision is None:
         batch.schedule_decision()
@@ -785,15 +792,8 @@ def _complete_activity(state: RunState, command: CompleteActivityTask, now: date
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("result", command.result)
     batch = _Batch(state, now)
-    started_id = _add_activity_started(batch, pending, command.identity)
-    batch.add(
-        EventType.ActivityTaskCompleted,
-        scheduled_event_id=pending.scheduled_event_id,
-        started_event_id=started_id,
-        result=command.result,
-        identity=command.identity,
-    )
-    _close_activity(batch, pending)
+    _close_activity(batch, pending, command.identity, EventType.ActivityTaskCompleted,
+                    result=command.result, identity=command.identity)
     return batch.done()
 
 
@@ -806,16 +806,8 @@ def _fail_activity(state: RunState, command: FailActivityTask, now: datetime) ->
     if delay is not None:
         _retry(batch, pending, delay, reason, command.details)
         return batch.done()
-    started_id = _add_activity_started(batch, pending, command.identity)
-    batch.add(
-        EventType.ActivityTaskFailed,
-        scheduled_event_id=pending.scheduled_event_id,
-        started_event_id=started_id,
-        reason=reason,
-        details=command.details,
-        identity=command.identity,
-    )
-    _close_activity(batch, pending)
+    _close_activity(batch, pending, command.identity, EventType.ActivityTaskFailed,
+                    reason=reason, details=command.details, identity=command.identity)
     return batch.done()
 
 
@@ -823,16 +815,9 @@ def _cancel_activity(state: RunState, command: CancelActivityTask, now: datetime
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("details", command.details)
     batch = _Batch(state, now)
-    started_id = _add_activity_started(batch, pending, command.identity)
-    batch.add(
-        EventType.ActivityTaskCanceled,
-        scheduled_event_id=pending.scheduled_event_id,
-        started_event_id=started_id,
-        activity_id=pending.activity_id,
-        details=command.details,
-        identity=command.identity,
-    )
-    _close_activity(batch, pending)
+    _close_activity(batch, pending, command.identity, EventType.ActivityTaskCanceled,
+                    activity_id=pending.activity_id, details=command.details,
+                    identity=command.identity)
     return batch.done()
 
 
@@ -877,17 +862,11 @@ def _time_out_activity(state: RunState, command: FireTimer, now: datetime) -> Tr
         if delay is not None:
             _retry(batch, pending, delay, reason, None)
             return batch.done()
-    started_id = _add_activity_started(batch, pending, "") if pending.started else 0
-    batch.add(
-        EventType.ActivityTaskTimedOut,
-        scheduled_event_id=pending.scheduled_event_id,
-        started_event_id=started_id,
-        timeout_type=str(timeout),
-        details=pending.heartbeat_details,
-        last_failure_reason=pending.last_failure_reason,
-        last_failure_details=pending.last_failure_details,
-    )
-    _close_activity(batch, pending)
+    _close_activity(batch, pending, "" if pending.started else None,
+                    EventType.ActivityTaskTimedOut, timeout_type=str(timeout),
+                    details=pending.heartbeat_details,
+                    last_failure_reason=pending.last_failure_reason,
+                    last_failure_details=pending.last_failure_details)
     return batch.done()
 
 
