@@ -488,3 +488,43 @@ def test_a_waiting_activity_learns_of_its_cancellation_from_its_heartbeat(
     assert service.record_activity_heartbeat(activity.task_token, details="3") is True
     with pytest.raises(StaleTaskError):
         service.complete_activity_task(activity.task_token, result=None)
+
+
+def test_a_crash_after_a_state_only_commit_loses_none_of_its_timers(
+    aws_settings: AwsSettings,
+) -> None:
+    """The retry's backoff timer and the new attempt's deadline are stored with the commit that
+    writes no event: a crash before they are sent loses neither, the stream redrive sends both."""
+    service = service_from_settings(aws_settings)
+    service.start_workflow(start_request("crash-retry"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.ScheduleActivityTask, {
+        "activity_id": "0", "activity_type": "charge", "input": '"card"',
+        "schedule_to_close_timeout_seconds": 50, "start_to_close_timeout_seconds": 5,
+        "retry_policy": {"initial_interval_in_seconds": 1, "maximum_attempts": 3}})],
+        history_length=3)
+    (first,) = drain(service, TaskKind.ACTIVITY)
+    service.start_activity_task(first.task_token)
+    timer_messages(service, aws_settings)  # what was sent so far is not the point here
+
+    def crash(_: StoredBatch) -> None:
+        raise Crash
+
+    crashing = service_from_settings(aws_settings)
+    crashing.after_commit = crash
+    with pytest.raises(Crash):
+        crashing.fail_activity_task(first.task_token, reason="Declined", details=None)
+    assert timer_messages(service, aws_settings) == []  # nothing was sent
+    latest = service.store.latest("default", "crash-retry")
+    assert latest is not None and latest.events == () and latest.state.activities[0].attempt == 1
+    # The stream consumer sees the state-only commit and sends its outbox.
+    service.on_committed(stream_batches(aws_settings)[-1])
+    sent: set[tuple[TimerKind, int]] = set()
+    for _ in range(5):  # the retry timer is due in a second; the deadline later
+        sent |= {(m.task.timer_kind, m.task.attempt) for m in timer_messages(
+            service, aws_settings, wait=1) if isinstance(m.task, TimerTask)}
+    assert (TimerKind.ACTIVITY_RETRY, 1) in sent
+    # The new attempt's deadline timer went with it (the redrive sends every stored task); it is
+    # delayed on the queue until its deadline, the schedule-to-close 50 s after the schedule.
+    stored = {(t.timer_kind, t.attempt) for t in latest.tasks if isinstance(t, TimerTask)}
+    assert stored == {(TimerKind.ACTIVITY_RETRY, 1), (TimerKind.ACTIVITY_TIMEOUT, 1)}
