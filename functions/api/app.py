@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadenza.error import BadRequestError, ServiceError
-from cadenza.service import service_from_environment
+from cadenza.service.factory import service_from_environment
 from cadenza.service.routes import ROUTES, ApiRequest, Route
 
 logger = Logger()

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadenza.aws.store import decode_stream_image
-from cadenza.service import service_from_environment
+from cadenza.service.factory import service_from_environment
 
 logger = Logger()
 tracer = Tracer()

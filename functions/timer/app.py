@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cadenza.core import TimerTask, task_from_dict
-from cadenza.service import service_from_environment
+from cadenza.service.factory import service_from_environment
 
 logger = Logger()
 tracer = Tracer()

@@ -52,8 +52,8 @@ def lambda_handler(
             if backend is not None:
                 state["backend"] = backend
             else:
-                from .service import service_from_environment
                 from .service.backend import ServiceBackend
+                from .service.factory import service_from_environment
 
                 state["backend"] = ServiceBackend(service_from_environment(), domain=domain)
         return state["backend"]

@@ -16,7 +16,7 @@ from cadenza import Client, Worker
 from cadenza.cli import main
 from cadenza.local import LocalStack
 
-from .workflows import reg
+from .workflows import PARKED_TOKENS, reg
 
 
 @pytest.fixture
@@ -260,3 +260,86 @@ def test_ids_and_payloads_are_printed_verbatim_not_as_markup(cli: Cli, task_list
     code, out, err = cli.run("workflow", "describe", f"{workflow_id}-[/]missing")
     assert code == 2 and out == ""
     assert f"{workflow_id}-[/]missing" in err.replace("\n", "")
+
+
+# --- cadenza activity: answering for an activity completed later, by its task token ----------
+
+
+def parked_token(count: int) -> str:
+    """The ``count``-th token the ``park`` activity exposed (it runs in the worker's thread)."""
+    deadline = time.monotonic() + 15
+    while len(PARKED_TOKENS) < count:
+        assert time.monotonic() < deadline, "the activity never ran"
+        time.sleep(0.1)
+    return PARKED_TOKENS[count - 1]
+
+
+def test_heartbeat_then_complete_an_activity_by_its_token(cli: Cli, worker: str) -> None:
+    seen = len(PARKED_TOKENS)
+    workflow_id = unique("human")
+    cli.json("workflow", "start", "WaitsForHuman", "--task-list", worker,
+             "--execution-timeout", "60", "--workflow-id", workflow_id, "-i", '"o-1"')
+    token = parked_token(seen + 1)
+
+    code, out, err = cli.run("activity", "heartbeat", token, "-i", '"half"', "-i", "50")
+    assert (code, err) == (0, "") and "keep going" in out
+    assert cli.json("activity", "heartbeat", token) == {"cancel_requested": False}
+
+    assert cli.json("activity", "complete", token, "-i", '"approved by ann"') == {
+        "completed": True}
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {
+        "result": "approved by ann"}
+    events = cli.json("workflow", "show", workflow_id)
+    completed = next(e for e in events if e["event_type"] == "ActivityTaskCompleted")
+    assert completed["attributes"]["result"] == '"approved by ann"'
+
+    # The attempt is over: a heartbeat is told to stop, a second answer is refused (exit 1).
+    code, out, _ = cli.run("activity", "heartbeat", token)
+    assert code == 0 and "cancel requested" in out
+    assert cli.json("activity", "heartbeat", token) == {"cancel_requested": True}
+    code, out, _ = cli.run("activity", "complete", token, "--json")
+    assert code == 1, out
+    assert json.loads(out)["error"] in {"StaleTaskError",
+                                        "WorkflowExecutionAlreadyCompletedError"}
+
+
+def test_fail_an_activity_by_its_token(cli: Cli, worker: str) -> None:
+    seen = len(PARKED_TOKENS)
+    workflow_id = unique("reject")
+    cli.json("workflow", "start", "WaitsForHuman", "--task-list", worker,
+             "--execution-timeout", "60", "--workflow-id", workflow_id, "-i", '"o-2"')
+    token = parked_token(seen + 1)
+
+    code, out, err = cli.run("activity", "fail", token, "--reason", "out of stock",
+                             "--details", "sku 42: none left")
+    assert (code, err) == (0, "") and "out of stock" in out
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {
+        "result": "rejected: out of stock"}
+    events = cli.json("workflow", "show", workflow_id)
+    failed = next(e for e in events if e["event_type"] == "ActivityTaskFailed")
+    assert failed["attributes"]["reason"] == "out of stock"
+    assert failed["attributes"]["details"] == "sku 42: none left"
+
+    code, out, _ = cli.run("activity", "fail", token, "--reason", "again", "--json")
+    assert code == 1 and json.loads(out)["error"] in {
+        "StaleTaskError", "WorkflowExecutionAlreadyCompletedError"}
+
+
+@pytest.mark.parametrize("argv", [
+    ("complete", "-i", '"x"'), ("fail", "--reason", "no"), ("heartbeat",)])
+@pytest.mark.parametrize("token", ["garbage", "e30.AAAA"])  # malformed; well formed, unsigned
+def test_a_garbage_token_is_a_clean_error(cli: Cli, argv: tuple[str, ...], token: str) -> None:
+    action, *rest = argv
+    code, out, _ = cli.run("activity", action, token, *rest, "--json")
+    assert code == 1, out
+    answer = json.loads(out)
+    assert answer["error"] == "BadRequestError" and "task_token" in answer["message"]
+    code, out, err = cli.run("activity", action, token, *rest)
+    assert code == 1 and out == ""
+    assert "BadRequestError" in err and "task_token" in err and "Traceback" not in err
+
+
+def test_a_result_that_is_not_json_is_a_usage_error(cli: Cli) -> None:
+    code, out, err = cli.run("activity", "complete", "garbage", "-i", "approved")
+    assert code == 2 and out == ""
+    assert "--input" in err and "JSON" in err and "Traceback" not in err

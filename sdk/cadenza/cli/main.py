@@ -26,8 +26,11 @@ from ..core import HistoryEvent
 from ..error import (
     BadRequestError,
     CadenzaError,
+    EntityNotExistsError,
     NonDeterministicError,
     ServiceError,
+    StaleTaskError,
+    WorkflowExecutionAlreadyCompletedError,
     WorkflowFailure,
 )
 from ..registry import Registry
@@ -117,6 +120,25 @@ def _parser() -> argparse.ArgumentParser:
                              "workflow class in it (repeat for several)")
     replay.add_argument("--workflow-type", default=None,
                         help="workflow type to replay (default: the one history names)")
+
+    activity = commands.add_parser(
+        "activity", help="answer for an activity by its task token (one completed later)")
+    activity_actions = activity.add_subparsers(dest="action", required=True)
+    complete = activity_actions.add_parser("complete", parents=[common],
+                                           help="complete an activity with a result")
+    complete.add_argument("task_token")
+    complete.add_argument("--input", "-i", "--result", dest="result", default=None,
+                          metavar="JSON", help="the result as JSON (default: null)")
+    fail = activity_actions.add_parser("fail", parents=[common], help="fail an activity")
+    fail.add_argument("task_token")
+    fail.add_argument("--reason", required=True, help="the failure's reason")
+    fail.add_argument("--details", default=None, help="the failure's details (text)")
+    heartbeat = activity_actions.add_parser(
+        "heartbeat", parents=[common],
+        help="record an activity's progress; says whether it should stop")
+    heartbeat.add_argument("task_token")
+    heartbeat.add_argument("--input", "-i", dest="details", action="append", default=[],
+                           metavar="JSON", help="one JSON heartbeat detail (repeat for several)")
     return parser
 
 
@@ -130,13 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                            aws_endpoint=args.aws_endpoint)
         if args.command == "workflow" and args.action == "replay":
             return _replay(args)
+        if args.command == "activity":
+            return asyncio.run(_activity(args))
         return asyncio.run(_workflow(args))
     except WorkflowFailure as error:
         _fail(args, error, "WorkflowFailure")
         return 3
     except ServiceError as error:
         _fail(args, error, error.code)
-        return 2
+        return 1 if args.command == "activity" and _refused_token(error) else 2
     except CadenzaError as error:
         _fail(args, error, type(error).__name__)
         return 2
@@ -214,6 +238,37 @@ async def _workflow(args: argparse.Namespace) -> int:
             else:
                 console.print(runs_table(runs))
     return 0
+
+
+async def _activity(args: argparse.Namespace) -> int:
+    """Answer for an activity by its task token, from any process (see activity.complete_async).
+
+    The token names the domain, so ``--domain`` changes nothing here.
+    """
+    async with Client(domain=args.domain, target=args.address) as client:
+        action = args.action
+        if action == "complete":
+            result = None if args.result is None else _json_input(args.result)
+            await client.complete_activity(args.task_token, result)
+            _out(args, {"completed": True}, "activity completed")
+        elif action == "fail":
+            await client.fail_activity_task(args.task_token, args.reason, args.details)
+            _out(args, {"failed": True, "reason": args.reason},
+                 f"activity failed: {escape(args.reason)}")
+        elif action == "heartbeat":
+            details = [_json_input(text) for text in args.details]
+            stop = await client.record_activity_heartbeat(args.task_token, *details)
+            _out(args, {"cancel_requested": stop}, "cancel requested" if stop else "keep going")
+    return 0
+
+
+def _refused_token(error: ServiceError) -> bool:
+    """The service refused the task token itself: malformed, forged, of another kind, or
+    naming an attempt (or run) that is no longer pending. Exit code 1, not 2."""
+    if isinstance(error, BadRequestError):
+        return error.field == "task_token"
+    return isinstance(error, StaleTaskError | EntityNotExistsError
+                      | WorkflowExecutionAlreadyCompletedError)
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
 """An AWS API endpoint that holds one local stack's resources: moto, LocalStack, or any emulator.
 
 :class:`AwsEndpoint` is what the local stack and its Lambda runtime need from "AWS": boto3
-clients pointed at one endpoint, and the tables (with their streams), queues and schedule groups
-template.yaml declares. Used as is, it talks to an endpoint somebody else runs (LocalStack,
-or a moto server started elsewhere): resources that already exist there are reused, never
-deleted, because their state outlives the local stack as a deployed stack's does.
+clients pointed at one endpoint, and the tables (with their streams), queues, buckets and
+schedule groups template.yaml declares. Used as is, it talks to an endpoint somebody else runs
+(LocalStack, or a moto server started elsewhere): resources that already exist there are
+reused, never deleted, because their state outlives the local stack as a deployed stack's does.
 :class:`cadenza.local.emulator.Emulator` is the embedded case: it starts moto itself and deletes
 what it created when it stops.
 """
@@ -139,8 +139,8 @@ class AwsEndpoint:
     # -- resources
 
     def create_resources(self, stack: StackDescription) -> dict[str, dict[str, str]]:
-        """Create every table, queue and schedule group of ``stack`` (reusing existing ones
-        when :attr:`reuse_existing`).
+        """Create every table, queue, bucket and schedule group of ``stack`` (reusing existing
+        ones when :attr:`reuse_existing`).
 
         Returns the attributes only the endpoint knows (queue URLs, stream ARNs) per logical id,
         to be passed back to :func:`cadenza.local.template.describe_stack`.
@@ -235,6 +235,28 @@ class AwsEndpoint:
         for queue in stack.queues:
             create_queue(queue.logical_id)
 
+        if stack.buckets:
+            s3 = self.client("s3")
+            for bucket in stack.buckets:
+                request: dict[str, Any] = {"Bucket": bucket.name}
+                if self.region != "us-east-1":  # S3 refuses the default region's constraint
+                    request["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+                try:
+                    s3.create_bucket(**request)
+                except (s3.exceptions.BucketAlreadyOwnedByYou,
+                        s3.exceptions.BucketAlreadyExists) as exc:
+                    if not self.reuse_existing:
+                        raise LocalStackError(
+                            f"bucket {bucket.name} already exists in this process's emulator "
+                            f"state: is another local stack named {stack.stack_name!r} running "
+                            "in this process? Give each one its own stack_name."
+                        ) from exc
+                    log.info("reusing bucket %s at %s", bucket.name, self.endpoint_url)
+                else:
+                    self._created.append(("bucket", bucket.name))
+                attributes[bucket.logical_id] = {
+                    "Ref": bucket.name, "Arn": f"arn:aws:s3:::{bucket.name}"}
+
         if stack.schedule_groups:
             scheduler: EventBridgeSchedulerClient = self.client("scheduler")
             for group in stack.schedule_groups:
@@ -273,9 +295,20 @@ class AwsEndpoint:
                     self.client("sqs").delete_queue(QueueUrl=name)
                 elif kind == "schedule-group":
                     self.client("scheduler").delete_schedule_group(Name=name)
+                elif kind == "bucket":
+                    self._delete_bucket(name)
             except Exception as exc:  # best effort: the stack is going away anyway
                 log.debug("could not delete %s %s: %s", kind, name, exc)
         self._created.clear()
+
+    def _delete_bucket(self, name: str) -> None:
+        """Empty a bucket (S3 deletes only empty ones), then delete it."""
+        s3 = self.client("s3")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3.delete_bucket(Bucket=name)
 
     def forget_shard_iterator(self, iterator: str) -> None:
         """Release a consumed DynamoDB stream iterator, where the endpoint needs that (moto)."""

@@ -1,8 +1,8 @@
 """``LocalStack``: the embedded default, one object for ``cadenza dev`` and for test fixtures.
 
-It reads template.yaml, starts moto in server mode, creates the tables, queues and schedule
-groups the template declares, and runs the functions with the local Lambda runtime: the same
-stack as in AWS, on 127.0.0.1, with nothing to install or deploy.
+It reads template.yaml, starts moto in server mode, creates the tables, queues, buckets and
+schedule groups the template declares, and runs the functions with the local Lambda runtime:
+the same stack as in AWS, on 127.0.0.1, with nothing to install or deploy.
 
 Given an ``aws_endpoint`` (or ``$CADENZA_AWS_ENDPOINT``), e.g. LocalStack's
 ``http://localhost:4566``, it starts no emulator: the resources are created (or reused) there,
@@ -278,6 +278,9 @@ class LocalStack:
         return self.description.attributes[self.description.queue(logical_id).logical_id][
             "QueueUrl"
         ]
+
+    def bucket_name(self, logical_id: str) -> str:
+        return self.description.bucket(logical_id).name
 
     def client(self, service_name: str) -> Any:
         """A boto3 client for the stack's AWS endpoint (dummy credentials, its region)."""

@@ -6,9 +6,10 @@ handler. This module turns it into plain, typed descriptions (frozen dataclasses
 intrinsic function resolved against the physical names the local stack chooses, so the emulator
 and the runtime never look at raw CloudFormation.
 
-Only what a local run needs is modelled: DynamoDB tables, SQS queues, Scheduler schedule groups
-and SAM functions with their SQS, DynamoDB stream, HTTP API and schedule events. Other resources
-(IAM roles, layers, policies) are resolvable by ``Ref``/``GetAtt`` but are not created.
+Only what a local run needs is modelled: DynamoDB tables, SQS queues, S3 buckets, Scheduler
+schedule groups and SAM functions with their SQS, DynamoDB stream, HTTP API and schedule events.
+Other resources (IAM roles, layers, policies) are resolvable by ``Ref``/``GetAtt`` but are not
+created.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_ACCOUNT_ID",
     "DEFAULT_REGION",
     "DEFAULT_STACK_NAME",
+    "BucketSpec",
     "CfnLoader",
     "DynamoStreamSource",
     "EventSource",
@@ -291,6 +293,18 @@ class QueueSpec:
 
 
 @dataclass(frozen=True)
+class BucketSpec:
+    """An S3 bucket as the template declares it, with its local physical name.
+
+    Only the bucket itself is created locally: encryption, public access blocks and lifecycle
+    rules are AWS-side policy that no local code path depends on.
+    """
+
+    logical_id: str
+    name: str
+
+
+@dataclass(frozen=True)
 class ScheduleGroupSpec:
     """An EventBridge Scheduler schedule group (where the engine puts long timers)."""
 
@@ -393,6 +407,7 @@ class StackDescription:
     outputs: Mapping[str, Any]
     attributes: Mapping[str, Mapping[str, str]]
     unmanaged: tuple[str, ...] = ()
+    buckets: tuple[BucketSpec, ...] = ()
 
     def table(self, logical_id: str) -> TableSpec:
         return _find(self.tables, logical_id, "table")
@@ -402,6 +417,9 @@ class StackDescription:
 
     def function(self, logical_id: str) -> FunctionSpec:
         return _find(self.functions, logical_id, "function")
+
+    def bucket(self, logical_id: str) -> BucketSpec:
+        return _find(self.buckets, logical_id, "bucket")
 
 
 def _find(items: tuple[Any, ...], logical_id: str, kind: str) -> Any:
@@ -831,6 +849,7 @@ def describe_stack(
     tables: list[TableSpec] = []
     queues: list[QueueSpec] = []
     groups: list[ScheduleGroupSpec] = []
+    buckets: list[BucketSpec] = []
     functions: list[FunctionSpec] = []
     unmanaged: list[str] = []
     globals_function = dict((document.get("Globals") or {}).get("Function") or {})
@@ -844,6 +863,8 @@ def describe_stack(
             queues.append(_queue(logical_id, properties, resolver, known))
         elif kind == "AWS::Scheduler::ScheduleGroup":
             groups.append(ScheduleGroupSpec(logical_id, known[logical_id]["Ref"]))
+        elif kind == "AWS::S3::Bucket":
+            buckets.append(BucketSpec(logical_id, known[logical_id]["Ref"]))
         elif kind == "AWS::Serverless::Function":
             merged = _merge_globals(globals_function, properties)
             functions.append(_function(logical_id, merged, document, resolver, known, base))
@@ -869,6 +890,7 @@ def describe_stack(
         outputs=outputs,
         attributes=known,
         unmanaged=tuple(unmanaged),
+        buckets=tuple(buckets),
     )
 
 
