@@ -12,7 +12,7 @@ allows attempts 0, 1 and 2.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
@@ -43,7 +43,8 @@ class RetryPolicy:
     backoff_coefficient: float = 2.0
     maximum_interval: timedelta | None = None
     maximum_attempts: int = 0
-    non_retryable_error_reasons: tuple[str, ...] = field(default=())
+    #: Stored as a tuple; any sequence of names is accepted.
+    non_retryable_error_reasons: Sequence[str] = field(default=())
     expiration_interval: timedelta | None = None
 
     def __post_init__(self) -> None:
