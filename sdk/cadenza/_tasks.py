@@ -215,11 +215,15 @@ async def process_query(
     message: TaskMessage,
     *,
     converter: DataConverter,
+    clock: Callable[[], datetime] | None = None,
 ) -> Outcome:
-    """Replay the run and send the query's answer (or why it cannot be answered)."""
+    """Replay the run and send the query's answer (or why it cannot be answered).
+
+    ``clock`` is the time the query's expiry is checked against: the service's (virtual in
+    the test environment)."""
     task = message.task
     assert isinstance(task, QueryTask)
-    if to_millis(_now()) > task.expires_at:
+    if to_millis(clock() if clock is not None else _now()) > task.expires_at:
         return Outcome(True, note="expired query dropped: nobody waits for its answer")
     try:
         definition = registry.get_workflow(task.workflow_type)

@@ -1,4 +1,5 @@
-"""Cancelling a workflow end to end: the default outcome, and workflow code that cleans up."""
+"""Cancelling a workflow end to end: the default outcome. Workflow code that cleans up after a
+cancel: tests/testing/test_semantics.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from cadenza import Client, Worker
-from cadenza.error import CancellationAlreadyRequestedError, WorkflowExecutionCanceledError
+from cadenza.error import WorkflowExecutionCanceledError
 
 from .workflows import reg
 
@@ -40,19 +41,3 @@ async def test_cancelled_workflow_closes_as_canceled(client: Client, task_list: 
     assert types[-1] == "WorkflowExecutionCanceled"
     assert [e.event_id for e in events] == list(range(1, len(events) + 1))
     assert (await client.describe_workflow(execution.workflow_id)).status == "CANCELED"
-
-
-async def test_workflow_code_can_clean_up_after_a_cancel(client: Client, task_list: str) -> None:
-    async with Worker(client, task_list, reg):
-        execution = await client.start_workflow("CleansUpOnCancel", f"{task_list}-idle",
-                                                task_list=task_list, **START)
-        await scheduled(client, execution.workflow_id)
-        await client.cancel_workflow(execution.workflow_id)
-        with pytest.raises(CancellationAlreadyRequestedError):
-            await client.cancel_workflow(execution.workflow_id)
-        result = await client.get_workflow_result(execution.workflow_id, timeout=WAIT)
-    assert result == "cleaned up"
-    events = await client.get_workflow_history(execution.workflow_id)
-    types = [e.event_type for e in events]
-    assert types.index("ActivityTaskCancelRequested") < types.index("ActivityTaskCanceled")
-    assert types[-1] == "WorkflowExecutionCompleted"

@@ -1,4 +1,5 @@
-"""Signals end to end: signal a running workflow, and signal-with-start."""
+"""Signals end to end: a signal reaches the running workflow through the API. Ordering and
+signal-with-start: tests/testing/test_semantics.py."""
 
 from __future__ import annotations
 
@@ -32,18 +33,3 @@ async def test_signals_reach_the_running_workflow(client: Client, task_list: str
         await client.signal_workflow(execution.workflow_id, "", "approve", "late")
     with pytest.raises(EntityNotExistsError):
         await client.signal_workflow(f"nope-{uuid.uuid4().hex}", "", "approve", "x")
-
-
-async def test_signal_with_start_starts_then_signals(client: Client, task_list: str) -> None:
-    workflow_id = f"sws-{uuid.uuid4().hex[:8]}"
-    first = await client.signal_with_start_workflow(
-        "Approval", "approve", ["ann"], 2, task_list=task_list, workflow_id=workflow_id, **START)
-    second = await client.signal_with_start_workflow(
-        "Approval", "approve", ["bob"], 2, task_list=task_list, workflow_id=workflow_id, **START)
-    assert second.run_id == first.run_id  # the running run was signalled, not restarted
-    async with Worker(client, task_list, reg):
-        result = await client.get_workflow_result(workflow_id, timeout=WAIT)
-    assert result == "ann,bob"
-    events = await client.get_workflow_history(workflow_id)
-    assert [e.event_type for e in events[:3]] == [
-        "WorkflowExecutionStarted", "WorkflowExecutionSignaled", "DecisionTaskScheduled"]

@@ -18,6 +18,7 @@ from cadenza.testing import InMemoryHistoryStore, TestWorkflowEnvironment
 from .workflows import Approval, Failing, Sequence, Sleeper, registry
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
+PAST = datetime(2020, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
@@ -81,6 +82,7 @@ async def test_sleep_moves_time_exactly_and_a_signal_can_race_a_timer() -> None:
 
 
 async def test_a_query_in_the_middle_sees_the_state_and_changes_nothing() -> None:
+    # T0 is years ahead of the real clock: a query's expiry is checked in virtual time too.
     async with TestWorkflowEnvironment(registry, start_time=T0) as env:
         workflow_id, run_id = await start_run(env, Approval)
         await env.sleep(timedelta(minutes=1))
@@ -184,3 +186,10 @@ async def test_concurrent_signals_are_all_recorded_once() -> None:
         signals = [e for e in history if e.event_type is EventType.WorkflowExecutionSignaled]
         assert len(signals) == 20
         assert [e.event_id for e in history] == list(range(1, len(history) + 1))
+
+
+async def test_a_query_in_an_environment_that_starts_in_the_past_is_answered() -> None:
+    async with TestWorkflowEnvironment(registry, start_time=PAST) as env:
+        workflow_id, run_id = await start_run(env, Approval)
+        status = await env.client.query_workflow(workflow_id, run_id, "status", timeout=5)
+        assert status == "waiting"

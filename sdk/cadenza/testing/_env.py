@@ -475,7 +475,8 @@ class TestWorkflowEnvironment:
         try:
             if task.kind is TaskKind.QUERY:
                 outcome = await _tasks.process_query(
-                    self.client, self._registry, parsed, converter=self._converter)
+                    self.client, self._registry, parsed, converter=self._converter,
+                    clock=self._clock.now)
             elif task.kind is TaskKind.DECISION:
                 outcome = await _tasks.process_decision(
                     self.client, self._registry, parsed, converter=self._converter,
