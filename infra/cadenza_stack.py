@@ -36,6 +36,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -78,7 +79,8 @@ class _LocalPipBundling:
 
 
 class CadenzaStack(Stack):
-    """Tables, the stream failure queue, the functions, their event sources and the HTTP API."""
+    """Tables, the stream failure queue, the functions, their event sources, the HTTP API and
+    the examples' bucket."""
 
     def __init__(self, scope: Construct, construct_id: str, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -249,6 +251,20 @@ class CadenzaStack(Stack):
             code=examples_code,
         )
 
+        # ---------------------------------------------------------------- example files
+        # The sample applications' bucket (examples/monitor watches it): goes with the stack
+        # (RemovalPolicy.DESTROY, template.yaml's DeletionPolicy: Delete), files expire after
+        # a week. No auto_delete_objects: its custom resource would add a function template.yaml
+        # does not have.
+        examples_bucket = s3.Bucket(
+            self, "ExamplesBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireExampleFiles",
+                                              expiration=Duration.days(7))],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+
         # ---------------------------------------------------------------- event sources
         stream_fn.add_event_source(sources.DynamoEventSource(
             history,
@@ -285,7 +301,7 @@ class CadenzaStack(Stack):
             (orders_decisions, "OrdersDecisionQueue"), (orders_activities, "OrdersActivityQueue"),
             (api_fn, "ApiFunction"), (stream_fn, "StreamFunction"), (timer_fn, "TimerFunction"),
             (orders_fn, "OrdersWorkerFunction"),
-            (http_api, "ServerlessHttpApi"),
+            (http_api, "ServerlessHttpApi"), (examples_bucket, "ExamplesBucket"),
         ):
             construct.node.default_child.override_logical_id(logical_id)  # type: ignore[union-attr]
 
@@ -296,3 +312,6 @@ class CadenzaStack(Stack):
         CfnOutput(self, "VisibilityTableName", value=visibility.table_name)
         CfnOutput(self, "QueuePrefix", value=self.stack_name,
                   description="Prefix of the task-list queues the service creates at run time.")
+        CfnOutput(self, "ExamplesBucketName", value=examples_bucket.bucket_name,
+                  description="Bucket of the sample applications' files (examples/monitor "
+                              "watches it).")

@@ -1,0 +1,190 @@
+"""Run the bucket monitor end to end, killing its worker in the middle of the watch.
+
+    python -m examples.monitor                                # embedded local stack
+    python -m examples.monitor --address URL --bucket NAME    # a running stack
+
+The scenario: this process runs the coordinator (the workflow's decision worker) and starts
+monitoring worker 1 as a process of its own (:mod:`examples.monitor.worker`). A watch for an
+object that does not exist yet is started; once worker 1 has heartbeated a few iterations it is
+killed with SIGKILL and worker 2 is started. After the heartbeat timeout the engine retries the
+activity; worker 2 takes attempt 1, resuming from the count worker 1 last reported. Then the
+object is put into the bucket, and the watch returns it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+
+from cadenza import Client, Worker
+from cadenza.cli.main import history_table
+from cadenza.core import HistoryEvent
+
+from .app import TASK_LIST, Sighting, Watch, WatchBucket, aws_client, workflows
+
+console = Console()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The bucket template.yaml declares for the examples.
+BUCKET_LOGICAL_ID = "ExamplesBucket"
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """What the scenario produced: the run, its result, its history, and an iteration count
+    the first worker had reported before it was killed (it may have reported one more in the
+    moment between that reading and the kill)."""
+
+    workflow_id: str
+    run_id: str
+    result: Sighting
+    history: list[HistoryEvent]
+    reported_before_kill: int
+
+
+class WorkerProcesses:
+    """Monitoring worker processes; whatever still runs at exit is stopped."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+        self._running: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start(self, identity: str) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "examples.monitor.worker", "--api", self.api_url,
+            "--identity", identity, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
+        )
+        self._running[identity] = process
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"{identity} did not start (exit code {await process.wait()})")
+        console.print(f"{identity} is up (pid {process.pid})")
+
+    async def kill(self, identity: str) -> None:
+        """SIGKILL: no clean-up, no last heartbeat, no answer."""
+        process = self._running.pop(identity)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        console.print(f"[red]{identity} killed[/] (pid {process.pid})")
+
+    async def __aenter__(self) -> WorkerProcesses:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        for process in self._running.values():
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in self._running.values():
+            try:
+                await asyncio.wait_for(process.wait(), timeout=15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        self._running.clear()
+
+
+async def _pending_watch(client: Client, workflow_id: str) -> dict[str, Any] | None:
+    described = await client.describe_workflow(workflow_id)
+    pending = described.raw.get("pending_activities") or []
+    return pending[0] if pending else None
+
+
+async def _until(client: Client, workflow_id: str, what: str,
+                 check: Any, seconds: float = 60) -> dict[str, Any]:
+    """Poll the run's pending watch until ``check(pending)`` holds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pending = await _pending_watch(client, workflow_id)
+        if pending is not None and check(pending):
+            return pending
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{workflow_id}: {what} did not happen in {seconds:.0f} s")
+
+
+async def run(api_url: str, bucket: str) -> Takeover:
+    """The takeover scenario against the stack at ``api_url``, watching ``bucket``."""
+    key = f"incoming/{uuid.uuid4().hex[:8]}.csv"
+    async with (
+        Client(target=api_url, identity="coordinator") as client,
+        Worker(client, TASK_LIST, workflows, disable_activity_worker=True),
+        WorkerProcesses(api_url) as workers,
+    ):
+        s3 = await aws_client(client, "s3")
+        decode = client.data_converter.from_data
+        await workers.start("monitor-1")
+        execution = await client.start_workflow(
+            WatchBucket, Watch(bucket, key), task_list=TASK_LIST,
+            workflow_id=f"watch-{uuid.uuid4().hex[:8]}",
+            execution_start_to_close_timeout=timedelta(minutes=10),
+        )
+        console.rule(f"{execution.workflow_id}: waiting for s3://{bucket}/{key}")
+
+        def counted(pending: dict[str, Any]) -> bool:
+            details = pending.get("heartbeat_details")
+            return bool(details) and int(decode(details, [int])[0]) >= 3
+
+        pending = await _until(client, execution.workflow_id, "three heartbeats", counted)
+        reported = int(decode(pending["heartbeat_details"], [int])[0])
+        console.print(f"monitor-1 has reported iteration {reported}")
+        await workers.kill("monitor-1")
+        await workers.start("monitor-2")
+        await _until(client, execution.workflow_id, "the retry on monitor-2",
+                     lambda p: p["attempt"] >= 1 and p["state"] == "STARTED")
+        console.print("attempt 1 is running on monitor-2; putting the object")
+        await asyncio.to_thread(s3.put_object, Bucket=bucket, Key=key, Body=b"id,amount\n1,42\n")
+        result = await client.get_workflow_result(
+            execution.workflow_id, execution.run_id, result_type=Sighting,
+            timeout=timedelta(seconds=60),
+        )
+        history = await client.get_workflow_history(execution.workflow_id, execution.run_id)
+    console.print(f"[green]found[/] {result.key} ({result.size} bytes) on attempt "
+                  f"{result.attempt}, resumed from iteration {result.resumed_from}, "
+                  f"{result.iterations} polls in all")
+    console.print(history_table(history, title=execution.workflow_id))
+    return Takeover(execution.workflow_id, execution.run_id, result, history, reported)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.monitor")
+    parser.add_argument("--address", default=None,
+                        help="HTTP API of a running stack (default: start one here)")
+    parser.add_argument("--bucket", default=None,
+                        help="bucket to watch (with --address: the stack's ExamplesBucketName "
+                             "output)")
+    args = parser.parse_args(argv)
+    if args.address:
+        if not args.bucket:
+            parser.error("--address needs --bucket")
+        outcome = asyncio.run(run(args.address, args.bucket))
+    else:
+        from cadenza.local import LocalStack
+
+        with LocalStack(api_port=0) as stack:
+            bucket = args.bucket or stack.bucket_name(BUCKET_LOGICAL_ID)
+            console.print(f"local stack: API {stack.api_url}, AWS {stack.emulator_endpoint}, "
+                          f"bucket {bucket}")
+            outcome = asyncio.run(run(stack.api_url, bucket))
+    return 0 if outcome.result.attempt == 1 and outcome.result.resumed_from > 0 else 1
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
