@@ -1,10 +1,10 @@
 """``python -m bench.peers [--runs 20] [--only ours,aws] [--no-write]``.
 
-Every runner is measured in a fresh Python process of its own (``--child NAME``, which prints its
-figures as JSON), one after another, so that one peer's imports, threads and heap do not weigh on
-the next and each process's peak RSS is its own. Then the Markdown report is printed and written
-over the section "## Test environments side by side" of bench/RESULTS.md (the rest of the file
-is kept).
+Every runner is measured in a fresh Python process of its own (``--child NAME --out FILE``,
+which writes its figures to FILE as JSON), one after another, so that one peer's imports,
+threads and heap do not weigh on the next and each process's peak RSS is its own. Then the
+Markdown report is printed and written over the section "## Test environments side by side" of
+bench/RESULTS.md (the rest of the file is kept).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 CHILD_TIMEOUT_S = 600
 
 
-def _child(name: str, runs: int, memory: bool) -> int:
+def _child(name: str, runs: int, memory: bool, out: Path) -> int:
     peer, reason = load_peer(name)
     if peer is None:
-        print(json.dumps({"peer": name, "unavailable": reason}))
+        out.write_text(json.dumps({"peer": name, "unavailable": reason}))
         return 0
 
     def progress(message: str) -> None:
@@ -43,30 +44,32 @@ def _child(name: str, runs: int, memory: bool) -> int:
     try:
         figures = asyncio.run(measure(peer, runs, memory=memory, progress=progress))
     except Exception as error:  # reported in the results as "not run", with the reason
-        print(json.dumps({"peer": name, "failed": f"{type(error).__name__}: {error}"}))
+        out.write_text(json.dumps({"peer": name, "failed": f"{type(error).__name__}: {error}"}))
         return 1
-    print(json.dumps(figures))
+    out.write_text(json.dumps(figures))
     return 0
 
 
 def _run_child(name: str, runs: int, memory: bool) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.peers", "--child", name, "--runs", str(runs)]
-    if not memory:
-        command.append("--no-memory")
-    # A session of its own, so that on a time-out the child and any server it started (which
-    # stays in the child's process group) go down together instead of outliving the bench.
-    child = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        stdout, _ = child.communicate(timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
-        return {"peer": name, "failed": f"did not finish within {CHILD_TIMEOUT_S} s"}
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    if lines:
-        return json.loads(lines[-1])
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as folder:
+        out = Path(folder) / f"{name}.json"
+        command = [sys.executable, "-m", "bench.peers", "--child", name, "--runs", str(runs),
+                   "--out", str(out)]
+        if not memory:
+            command.append("--no-memory")
+        # The figures come back in a file, not through a pipe, so a server that outlives its
+        # child cannot hold the bench up; the child's own output goes to stderr, leaving stdout
+        # to the report. A session of its own, so that on a time-out the child and any server
+        # it started (in the child's process group) are killed together.
+        child = subprocess.Popen(command, cwd=ROOT, stdout=sys.stderr, start_new_session=True)
+        try:
+            child.wait(timeout=CHILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            return {"peer": name, "failed": f"did not finish within {CHILD_TIMEOUT_S} s"}
+        if out.exists():
+            return json.loads(out.read_text())
     return {"peer": name, "failed": f"exit code {child.returncode} (see its stderr above)"}
 
 
@@ -114,7 +117,9 @@ def _footprint(result: dict[str, Any]) -> float:
     return float(result["rss_peak_kib"] + result["server_rss_peak_kib"])
 
 
-def render(results: list[dict[str, Any]], runs: int, memory: bool) -> str:
+def render(
+    results: list[dict[str, Any]], runs: int, memory: bool, load: tuple[float, float] | None = None
+) -> str:
     info = machine()
     measured = [result for result in results if "workflows" in result]
     ours = next((result for result in measured if result["peer"] == "ours"), None)
@@ -125,7 +130,14 @@ def render(results: list[dict[str, Any]], runs: int, memory: bool) -> str:
         f"(`nproc`), {info['cpu']}, {info['python']}, {info['os']}. {runs} runs of each workflow "
         "per runner (after one uncounted warm-up run each), every runner in a fresh Python "
         "process of its own, one runner after another. Ratios are the peer's figure divided by "
-        "Cadenza's (above 1x means the peer is slower or larger).",
+        "Cadenza's (above 1x means the peer is slower or larger)."
+        + (
+            f" One-minute load average at the start and the end: {load[0]:.2f} and "
+            f"{load[1]:.2f} (on {info['nproc']} cores; other work on the machine widens the "
+            "min..max spread)."
+            if load
+            else ""
+        ),
         "",
         "Workflows: " + "; ".join(f"({key}) {text}" for key, text in WORKFLOWS.items()) + ".",
         "",
@@ -232,19 +244,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-memory", action="store_true", help="skip the tracemalloc batch")
     parser.add_argument("--no-write", action="store_true", help="print only, leave RESULTS.md")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     memory = not args.no_memory
     if args.child:
-        return _child(args.child, args.runs, memory)
+        if args.out is None:
+            parser.error("--child needs --out")
+        return _child(args.child, args.runs, memory, args.out)
     names = [name for name in args.only.split(",") if name] or list(PEERS)
     unknown = [name for name in names if name not in PEERS]
     if unknown:
         parser.error(f"unknown runner(s) {unknown}; known: {list(PEERS)}")
     results = []
+    load_start = os.getloadavg()[0]
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
         results.append(_run_child(name, args.runs, memory))
-    text = render(results, args.runs, memory)
+    text = render(results, args.runs, memory, (load_start, os.getloadavg()[0]))
     print(text)
     if not args.no_write:
         write_section(text)

@@ -20,8 +20,12 @@ signal until the workflow takes it) -> ``handle.result()``, in one environment a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import os
 import shutil
+import signal
 import sys
 import sysconfig
 from collections.abc import AsyncIterator
@@ -136,15 +140,49 @@ class TemporalPeer:
             env = await WorkflowEnvironment.start_time_skipping_v2(
                 dev_server_existing_path=path, dev_server_extra_args=V2_DYNAMIC_CONFIG
             )
-        async with env:
-            servers = [pid for pid in descendants() if pid not in before]
-            async with Worker(
+        servers = [pid for pid in descendants() if pid not in before]
+        try:
+            async with env, Worker(
                 env.client,
                 task_queue=TASK_QUEUE,
                 workflows=list(flows.WORKFLOWS.values()),
                 activities=[flows.work],
             ):
                 yield _TemporalSession(env, servers)
+        finally:
+            await _reap(servers)
+
+
+async def _reap(pids: list[int], grace_s: float = 5.0) -> None:
+    """Make sure the server processes this session started are gone.
+
+    The dev server (v2) sometimes outlives ``env.shutdown()``; left alone it keeps its port, its
+    CPU and the bench's output pipe. Only the pids recorded when this session started them are
+    signalled.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    alive = list(pids)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        while alive and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            alive = [pid for pid in alive if _running(pid)]
+        if not alive:
+            return
+        deadline = loop.time() + grace_s
+        print(f"temporal: server pid(s) {alive} ignored SIGTERM; sending SIGKILL", file=sys.stderr)
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` is a live process (a zombie left for its parent counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 PEER = TemporalPeer(1)

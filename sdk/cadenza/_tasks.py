@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -33,8 +34,10 @@ logger = logging.getLogger("cadenza.worker")
 WORKER_FAILURE = "WORKFLOW_WORKER_UNHANDLED_FAILURE"
 #: Longest backoff between retries of a failing decision task.
 MAX_DECISION_BACKOFF_SECONDS = 60
-#: How often a task's answer is sent while the engine reports it is busy.
-ANSWER_ATTEMPTS = 6
+#: How often a task's answer is sent while the engine reports it is busy (about half a minute
+#: in all): an activity's result cannot be produced again once its attempt is recorded started,
+#: so giving up early would lose finished work to a timeout.
+ANSWER_ATTEMPTS = 14
 #: How often a decision is re-made when new events keep arriving while it is made.
 MAX_REDECIDE = 20
 
@@ -90,7 +93,7 @@ async def _answer(call: Callable[[], Awaitable[T]]) -> T:
         except ServiceBusyError:
             if attempt == ANSWER_ATTEMPTS - 1:
                 raise
-            await asyncio.sleep(min(0.1 * 2**attempt, 3.0))
+            await asyncio.sleep(random.uniform(0.5, 1.0) * min(0.1 * 2**attempt, 3.0))
     raise AssertionError("unreachable")
 
 

@@ -584,7 +584,7 @@ class WorkflowService:
 
     def _back_off(self, attempt: int) -> None:
         """Jittered pause after a lost race, so the writers of one run stop colliding."""
-        self.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+        self.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.25)))
 
     def _commit(self, state: RunState, command: core.Command) -> StoredBatch | None:
         """Apply ``command`` to ``state`` and commit it; CommitConflictError if the run moved."""
