@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -27,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 
 from rich.console import Console
 
@@ -35,10 +33,10 @@ from cadenza import Client, Worker
 from cadenza.cli.main import history_table
 from cadenza.core import HistoryEvent
 
+from .._processes import Processes
 from .app import WORKFLOWS, FileJob, Processed, ProcessFile, host_task_list, workflows
 
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 SOURCE_TEXT = "quarterly report\nrevenue: up\ncosts: down\n"
 
@@ -53,53 +51,19 @@ class Failover:
     history: list[HistoryEvent]
 
 
-class HostProcesses:
-    """Host processes started by this scenario; whatever is still running at exit is stopped."""
+class HostProcesses(Processes):
+    """Host processes started by this scenario (:mod:`examples.hosts.host`)."""
 
     def __init__(self, api_url: str) -> None:
+        super().__init__()
         self.api_url = api_url
-        self._running: dict[str, asyncio.subprocess.Process] = {}
 
-    async def start(self, name: str, root: Path, *, work_seconds: float = 0.0) -> None:
+    async def start_host(self, name: str, root: Path, *, work_seconds: float = 0.0) -> None:
         """Start host ``name`` and wait until it polls its task lists."""
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "examples.hosts.host", "--api", self.api_url,
-            "--name", name, "--root", str(root), "--work-seconds", str(work_seconds),
-            cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
-        )
-        self._running[name] = process
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-        if not line.startswith(b"ready"):
-            raise RuntimeError(f"host {name} did not start (exit code {await process.wait()})")
+        process = await self.start(
+            f"host {name}", "examples.hosts.host", "--api", self.api_url, "--name", name,
+            "--root", str(root), "--work-seconds", str(work_seconds))
         console.print(f"host {name} is up, polling {host_task_list(name)} (pid {process.pid})")
-
-    async def kill(self, name: str) -> None:
-        """SIGKILL: the host vanishes without finishing or reporting anything."""
-        process = self._running.pop(name)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        console.print(f"[red]host {name} killed[/] (pid {process.pid})")
-
-    async def __aenter__(self) -> HostProcesses:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        for process in self._running.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in self._running.values():
-            try:
-                await asyncio.wait_for(process.wait(), timeout=15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self._running.clear()
 
 
 async def _until_processing(client: Client, workflow_id: str, task_list: str) -> None:
@@ -133,7 +97,7 @@ async def run(api_url: str, *, workdir: str | Path | None = None,
             Worker(client, WORKFLOWS, workflows, disable_activity_worker=True),
             HostProcesses(api_url) as hosts,
         ):
-            await hosts.start("a", root / "a", work_seconds=600)
+            await hosts.start_host("a", root / "a", work_seconds=600)
             execution = await client.start_workflow(
                 ProcessFile, job, task_list=WORKFLOWS,
                 workflow_id=f"file-{uuid.uuid4().hex[:8]}",
@@ -142,8 +106,8 @@ async def run(api_url: str, *, workdir: str | Path | None = None,
             console.rule(f"{execution.workflow_id} (run {execution.run_id})")
             await _until_processing(client, execution.workflow_id, host_task_list("a"))
             console.print("host a downloaded the file and is processing it")
-            await hosts.start("b", root / "b")
-            await hosts.kill("a")
+            await hosts.start_host("b", root / "b")
+            await hosts.kill("host a")
             result = await client.get_workflow_result(
                 execution.workflow_id, execution.run_id, result_type=Processed,
                 timeout=timedelta(seconds=60),

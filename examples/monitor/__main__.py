@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from rich.console import Console
@@ -33,10 +30,10 @@ from cadenza import Client, Worker
 from cadenza.cli.main import history_table
 from cadenza.core import HistoryEvent
 
+from .._processes import Processes
 from .app import TASK_LIST, Sighting, Watch, WatchBucket, aws_client, workflows
 
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The bucket template.yaml declares for the examples.
 BUCKET_LOGICAL_ID = "ExamplesBucket"
 
@@ -54,51 +51,17 @@ class Takeover:
     reported_before_kill: int
 
 
-class WorkerProcesses:
-    """Monitoring worker processes; whatever still runs at exit is stopped."""
+class WorkerProcesses(Processes):
+    """Monitoring worker processes (:mod:`examples.monitor.worker`)."""
 
     def __init__(self, api_url: str) -> None:
+        super().__init__()
         self.api_url = api_url
-        self._running: dict[str, asyncio.subprocess.Process] = {}
 
-    async def start(self, identity: str) -> None:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "examples.monitor.worker", "--api", self.api_url,
-            "--identity", identity, cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE,
-        )
-        self._running[identity] = process
-        assert process.stdout is not None
-        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
-        if line.strip() != b"ready":
-            raise RuntimeError(f"{identity} did not start (exit code {await process.wait()})")
+    async def start_worker(self, identity: str) -> None:
+        process = await self.start(identity, "examples.monitor.worker", "--api", self.api_url,
+                                   "--identity", identity)
         console.print(f"{identity} is up (pid {process.pid})")
-
-    async def kill(self, identity: str) -> None:
-        """SIGKILL: no clean-up, no last heartbeat, no answer."""
-        process = self._running.pop(identity)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
-        console.print(f"[red]{identity} killed[/] (pid {process.pid})")
-
-    async def __aenter__(self) -> WorkerProcesses:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        for process in self._running.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        for process in self._running.values():
-            try:
-                await asyncio.wait_for(process.wait(), timeout=15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        self._running.clear()
 
 
 async def _pending_watch(client: Client, workflow_id: str) -> dict[str, Any] | None:
@@ -129,7 +92,7 @@ async def run(api_url: str, bucket: str) -> Takeover:
     ):
         s3 = await aws_client(client, "s3")
         decode = client.data_converter.from_data
-        await workers.start("monitor-1")
+        await workers.start_worker("monitor-1")
         execution = await client.start_workflow(
             WatchBucket, Watch(bucket, key), task_list=TASK_LIST,
             workflow_id=f"watch-{uuid.uuid4().hex[:8]}",
@@ -145,7 +108,7 @@ async def run(api_url: str, bucket: str) -> Takeover:
         reported = int(decode(pending["heartbeat_details"], [int])[0])
         console.print(f"monitor-1 has reported iteration {reported}")
         await workers.kill("monitor-1")
-        await workers.start("monitor-2")
+        await workers.start_worker("monitor-2")
         await _until(client, execution.workflow_id, "the retry on monitor-2",
                      lambda p: p["attempt"] >= 1 and p["state"] == "STARTED")
         console.print("attempt 1 is running on monitor-2; putting the object")

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 from rich.console import Console
 
@@ -28,11 +27,11 @@ from cadenza import Client, Registry, Worker
 from cadenza.cli.main import history_table
 from cadenza.core import HistoryEvent
 
+from .._processes import REPO_ROOT
 from .app import TASK_LIST, Answer, AskResponder, Question, aws_client, forwarder_registry
 from .app import workflows as workflow_registry
 
 console = Console()
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 QUESTION = "what does the responder make of this sentence"
 
