@@ -33,7 +33,7 @@ from cadenza import Client, Worker
 from cadenza.cli.main import history_table
 from cadenza.core import HistoryEvent
 
-from .._processes import Processes
+from .._support import Processes, on_stack
 from .app import WORKFLOWS, FileJob, Processed, ProcessFile, host_task_list, workflows
 
 console = Console()
@@ -125,14 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--address", default=None,
                         help="HTTP API of a running stack (default: start one here)")
     args = parser.parse_args(argv)
-    if args.address:
-        outcome = asyncio.run(run(args.address))
-    else:
-        from cadenza.local import LocalStack
-
-        with LocalStack(api_port=0) as stack:
-            console.print(f"local stack: API {stack.api_url}, AWS {stack.emulator_endpoint}")
-            outcome = asyncio.run(run(stack.api_url))
+    outcome = on_stack(args.address, lambda api_url, _: run(api_url))
     return 0 if outcome.result.host == "b" else 1
 
 

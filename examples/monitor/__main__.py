@@ -19,7 +19,7 @@ import contextlib
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,8 +29,9 @@ from rich.console import Console
 from cadenza import Client, Worker
 from cadenza.cli.main import history_table
 from cadenza.core import HistoryEvent
+from cadenza.local import LocalStack
 
-from .._processes import Processes
+from .._support import Processes, on_stack
 from .app import TASK_LIST, Sighting, Watch, WatchBucket, aws_client, workflows
 
 console = Console()
@@ -133,18 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="bucket to watch (with --address: the stack's ExamplesBucketName "
                              "output)")
     args = parser.parse_args(argv)
-    if args.address:
-        if not args.bucket:
-            parser.error("--address needs --bucket")
-        outcome = asyncio.run(run(args.address, args.bucket))
-    else:
-        from cadenza.local import LocalStack
+    if args.address and not args.bucket:
+        parser.error("--address needs --bucket")
 
-        with LocalStack(api_port=0) as stack:
-            bucket = args.bucket or stack.bucket_name(BUCKET_LOGICAL_ID)
-            console.print(f"local stack: API {stack.api_url}, AWS {stack.emulator_endpoint}, "
-                          f"bucket {bucket}")
-            outcome = asyncio.run(run(stack.api_url, bucket))
+    def watch(api_url: str, stack: LocalStack | None) -> Coroutine[Any, Any, Takeover]:
+        bucket = args.bucket or (stack.bucket_name(BUCKET_LOGICAL_ID) if stack else "")
+        console.print(f"bucket {bucket}")
+        return run(api_url, bucket)
+
+    outcome = on_stack(args.address, watch)
     return 0 if outcome.result.attempt == 1 and outcome.result.resumed_from > 0 else 1
 
 

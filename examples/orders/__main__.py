@@ -14,7 +14,6 @@ same queues alongside the polling worker: either one may take a task, and both a
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 import uuid
@@ -26,6 +25,7 @@ from cadenza import Client, Worker
 from cadenza.cli.main import history_table
 from cadenza.error import WorkflowFailure
 
+from .._support import on_stack
 from .app import Order, OrderWorkflow, Receipt, registry
 
 console = Console()
@@ -73,13 +73,8 @@ def main() -> int:
     parser.add_argument("--lambda", dest="lambda_mode", action="store_true",
                         help="start no worker: the stack's OrdersWorkerFunction runs the tasks")
     args = parser.parse_args()
-    if args.address:
-        return asyncio.run(run_orders(args.address, lambda_mode=args.lambda_mode))
-    from cadenza.local import LocalStack
-
-    with LocalStack(api_port=0) as stack:
-        console.print(f"local stack: API {stack.api_url}, AWS {stack.emulator_endpoint}")
-        return asyncio.run(run_orders(stack.api_url, lambda_mode=args.lambda_mode))
+    return on_stack(args.address,
+                    lambda api_url, _: run_orders(api_url, lambda_mode=args.lambda_mode))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Worker processes an example starts, kills on purpose, and stops at exit.
+"""What the examples share: running against a stack, and the worker processes they kill.
 
-The examples that show a worker dying run that worker as a process of its own, so it can be
-killed with SIGKILL as a machine that loses power: no clean-up, no last heartbeat, no answer.
+Every example runs against a stack that is already up (``--address``) or an embedded one it
+starts and stops. The examples that show a worker dying run that worker as a process of its
+own, so it can be killed with SIGKILL as a machine that loses power: no clean-up, no last
+heartbeat, no answer.
 """
 
 from __future__ import annotations
@@ -10,14 +12,33 @@ import asyncio
 import contextlib
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from cadenza.local import LocalStack
+
+T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 console = Console()
+
+
+def on_stack(
+    address: str | None, run: Callable[[str, LocalStack | None], Coroutine[Any, Any, T]]
+) -> T:
+    """``run(api_url, stack)`` against ``address``, or against an embedded local stack started
+    for it (``stack`` is None for a stack that runs elsewhere)."""
+    if address:
+        return asyncio.run(run(address, None))
+    from cadenza.local import LocalStack
+
+    with LocalStack(api_port=0) as stack:
+        console.print(f"local stack: API {stack.api_url}, AWS {stack.emulator_endpoint}")
+        return asyncio.run(run(stack.api_url, stack))
 
 
 class Processes:
