@@ -223,9 +223,6 @@ class InMemoryTaskQueues:
                         for (_, task_list, _), queue in self._queues.items())
             return ready or bool(self._due and self._due[0].at <= self._clock.ms)
 
-    def queued(self) -> int:
-        with self._lock:
-            return sum(len(queue) for queue in self._queues.values())
 
 
 class InMemoryVisibility:
