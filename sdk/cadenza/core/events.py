@@ -44,6 +44,26 @@ class EventType(StrEnum):
     CancelTimerFailed = "CancelTimerFailed"
     MarkerRecorded = "MarkerRecorded"
     UpsertWorkflowSearchAttributes = "UpsertWorkflowSearchAttributes"
+    StartChildWorkflowExecutionInitiated = "StartChildWorkflowExecutionInitiated"
+    StartChildWorkflowExecutionFailed = "StartChildWorkflowExecutionFailed"
+    ChildWorkflowExecutionStarted = "ChildWorkflowExecutionStarted"
+    ChildWorkflowExecutionCompleted = "ChildWorkflowExecutionCompleted"
+    ChildWorkflowExecutionFailed = "ChildWorkflowExecutionFailed"
+    ChildWorkflowExecutionCanceled = "ChildWorkflowExecutionCanceled"
+    ChildWorkflowExecutionTimedOut = "ChildWorkflowExecutionTimedOut"
+    ChildWorkflowExecutionTerminated = "ChildWorkflowExecutionTerminated"
+    SignalExternalWorkflowExecutionInitiated = "SignalExternalWorkflowExecutionInitiated"
+    SignalExternalWorkflowExecutionFailed = "SignalExternalWorkflowExecutionFailed"
+    ExternalWorkflowExecutionSignaled = "ExternalWorkflowExecutionSignaled"
+    RequestCancelExternalWorkflowExecutionInitiated = (
+        "RequestCancelExternalWorkflowExecutionInitiated"
+    )
+    RequestCancelExternalWorkflowExecutionFailed = "RequestCancelExternalWorkflowExecutionFailed"
+    ExternalWorkflowExecutionCancelRequested = "ExternalWorkflowExecutionCancelRequested"
+    CompleteWorkflowExecutionFailed = "CompleteWorkflowExecutionFailed"
+    FailWorkflowExecutionFailed = "FailWorkflowExecutionFailed"
+    CancelWorkflowExecutionFailed = "CancelWorkflowExecutionFailed"
+    ContinueAsNewWorkflowExecutionFailed = "ContinueAsNewWorkflowExecutionFailed"
 
 
 #: Events that close a run; nothing may follow them.
@@ -57,7 +77,6 @@ CLOSE_EVENTS = frozenset(
         EventType.WorkflowExecutionContinuedAsNew,
     }
 )
-
 
 
 @dataclass(frozen=True, slots=True)
