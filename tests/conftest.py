@@ -6,13 +6,16 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
 from cadenza.aws.settings import AwsSettings
-from cadenza.local.fidelity import apply_sqs_fifo_deduplication
+from cadenza.local.fidelity import apply_dynamodb_transactions, apply_sqs_fifo_deduplication
+from cadenza.local.template import load_template
 
 # Never let a test reach a real account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -26,7 +29,9 @@ os.environ.pop("CADENZA_AWS_ENDPOINT", None)
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    apply_sqs_fifo_deduplication()  # as the local stack does: moto then dedups like AWS
+    # As the local stack does: moto then deduplicates and transacts like AWS.
+    apply_sqs_fifo_deduplication()
+    apply_dynamodb_transactions()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -34,11 +39,15 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
+_VISIBILITY_TABLE = load_template(
+    Path(__file__).resolve().parents[1] / "template.yaml")["Resources"]["VisibilityTable"]
+
+
 def create_tables(settings: AwsSettings) -> None:
     """The two tables as template.yaml declares them (tests/infra checks they agree)."""
     client = boto3.client("dynamodb", endpoint_url=settings.endpoint_url,
                           region_name=settings.region)
-    keys = {
+    keys: dict[str, Any] = {
         "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
                                  {"AttributeName": "sk", "AttributeType": "S"}],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
@@ -49,20 +58,13 @@ def create_tables(settings: AwsSettings) -> None:
         TableName=settings.history_table, **keys,
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )
-    visibility = dict(keys)
-    visibility["AttributeDefinitions"] = [
-        *keys["AttributeDefinitions"],
-        {"AttributeName": "list_pk", "AttributeType": "S"},
-        {"AttributeName": "start_time", "AttributeType": "N"},
-    ]
+    # The visibility table's attributes and listing indexes, as template.yaml declares them.
+    declared = _VISIBILITY_TABLE["Properties"]
     client.create_table(
-        TableName=settings.visibility_table, **visibility,
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by_start",
-            "KeySchema": [{"AttributeName": "list_pk", "KeyType": "HASH"},
-                          {"AttributeName": "start_time", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
+        TableName=settings.visibility_table, KeySchema=keys["KeySchema"],
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=declared["AttributeDefinitions"],
+        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
     )
 
 

@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 
 from cadenza.local.endpoint import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, AwsEndpoint
 from cadenza.local.errors import LocalStackError, PortInUseError
-from cadenza.local.fidelity import apply_sqs_fifo_deduplication
+from cadenza.local.fidelity import apply_dynamodb_transactions, apply_sqs_fifo_deduplication
 from cadenza.local.template import DEFAULT_REGION
 
 __all__ = ["DUMMY_ACCESS_KEY_ID", "DUMMY_SECRET_ACCESS_KEY", "Emulator"]
@@ -149,6 +149,7 @@ class Emulator(AwsEndpoint):
         if self._requested_port:
             _check_port_free(self.host, self._requested_port)
         apply_sqs_fifo_deduplication()
+        apply_dynamodb_transactions()
         server = _MotoServer(self.host, self._requested_port)
         server.start()
         if server.error is not None:
