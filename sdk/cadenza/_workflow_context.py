@@ -40,6 +40,7 @@ __all__ = [
     "is_replaying",
     "mutable_side_effect",
     "now",
+    "request_cancel_external_workflow",
     "side_effect",
     "signal_external_workflow",
     "sleep",
@@ -115,6 +116,8 @@ class WorkflowInfo:
     parent_workflow_id: str | None = None
     parent_run_id: str | None = None
     parent_domain: str | None = None
+    #: The run id of the first run of this chain of runs (retries, cron, continue-as-new).
+    first_execution_run_id: str | None = None
     started_time: datetime | None = None
     data_converter: DataConverter | None = field(default=None, compare=False, repr=False)
 
@@ -232,6 +235,16 @@ class WorkflowContext(ABC):
         child_workflow_only: bool,
     ) -> Awaitable[None]: ...
 
+    @abstractmethod
+    def request_cancel_external_workflow(
+        self,
+        workflow_id: str,
+        run_id: str,
+        *,
+        domain: str,
+        child_workflow_only: bool,
+    ) -> Awaitable[None]: ...
+
 
 class ChildWorkflowFuture(Generic[ResultType]):
     """A started child workflow: its ids now, its result when awaited."""
@@ -242,11 +255,14 @@ class ChildWorkflowFuture(Generic[ResultType]):
         run_id: str,
         result: Awaitable[ResultType],
         cancel: Callable[[], bool] | None = None,
+        *,
+        domain: str = "",
     ) -> None:
         self._workflow_id = workflow_id
         self._run_id = run_id
         self._result = result
         self._cancel = cancel
+        self._domain = domain
 
     def cancel(self) -> bool:
         """Request cancellation of the child run (a durable cancel request)."""
@@ -268,7 +284,7 @@ class ChildWorkflowFuture(Generic[ResultType]):
             self._run_id,
             signal_name,
             args,
-            domain="",
+            domain=self._domain,
             child_workflow_only=True,
         )
 
@@ -484,6 +500,30 @@ async def signal_external_workflow(
         raise ValueError("signal_name must not be empty")
     await WorkflowContext.current().signal_external_workflow(
         workflow_id, run_id, signal_name, args, domain=domain, child_workflow_only=False
+    )
+
+
+async def request_cancel_external_workflow(
+    workflow_id: str,
+    run_id: str = "",
+    *,
+    domain: str = "",
+) -> None:
+    """Ask for the cancellation of another workflow run (the current run of ``workflow_id``
+    when ``run_id`` is "", in this workflow's domain when ``domain`` is "").
+
+    A RequestCancelExternalWorkflowExecution decision: returns once the target's history
+    recorded the request (ExternalWorkflowExecutionCancelRequested here; how and when the
+    target stops is up to its code), raises :class:`~cadenza.error.WorkflowFailure` whose
+    ``reason`` is Cadence's cause (``UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION`` ...) when it could
+    not be delivered. Cancelling the awaiting task before the decision was sent drops it.
+    (The Cadence Python client has no such call yet; the name is its Go client's
+    ``RequestCancelExternalWorkflow``. To cancel a child, cancel its future instead.)
+    """
+    if not workflow_id:
+        raise ValueError("workflow_id must not be empty")
+    await WorkflowContext.current().request_cancel_external_workflow(
+        workflow_id, run_id, domain=domain, child_workflow_only=False
     )
 
 

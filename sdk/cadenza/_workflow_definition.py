@@ -47,6 +47,25 @@ class SignalDefinition:
     is_async: bool
 
     def decode_args(self, converter: DataConverter, payload: str | None) -> list[Any]:
+        """The handler's arguments from a signal's payload.
+
+        Raises (``TypeError``, ``ValueError``, the converter's own errors) when the payload
+        does not fit the handler: more values than it has parameters, no value for a required
+        one, or a value the converter cannot turn into the annotated type. The answer depends
+        on the payload and the signature only, so it is the same on every replay (the
+        replayer drops such a signal). Fewer values than parameters are completed with the
+        defaults, so a parameter added with a default keeps older senders working.
+        """
+        counter = getattr(converter, "count", None)
+        if payload and callable(counter):
+            provided = int(counter(payload))
+            expected = len(self.signature.params)
+            if provided > expected:
+                raise TypeError(
+                    f"signal {self.name!r} takes {expected} argument(s) "
+                    f"({', '.join(p.name for p in self.signature.params) or 'none'}) but its "
+                    f"payload holds {provided}"
+                )
         return self.signature.decode(converter, payload)
 
 

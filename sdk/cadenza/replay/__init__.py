@@ -116,7 +116,7 @@ def run_query(
     instance = _instance(
         definition, parsed, converter, registry_lookup_activity, domain, run_id, workflow_id
     )
-    instance.hold_local_activities()
+    instance.prepare_query()
     try:
         _replay_completed_tasks(instance, parsed)
         if not instance.completed and parsed.pending_inputs:
@@ -168,6 +168,7 @@ def workflow_info_from_started(
 ) -> WorkflowInfo:
     """What ``workflow.info()`` returns, from the WorkflowExecutionStarted event."""
     parent = started.get("parent_workflow_execution") or {}
+    continued_from = started.get("continued_execution_run_id") or None
     return WorkflowInfo(
         workflow_id=workflow_id,
         run_id=run_id,
@@ -182,12 +183,16 @@ def workflow_info_from_started(
         ),
         task_start_to_close_timeout=_duration(started.get("task_start_to_close_timeout_seconds")),
         cron_schedule=started.get("cron_schedule") or None,
-        continued_execution_run_id=started.get("continued_execution_run_id") or None,
+        continued_execution_run_id=continued_from,
         parent_workflow_id=(parent.get("workflow_id") if isinstance(parent, Mapping) else None)
         or started.get("parent_workflow_id"),
         parent_run_id=(parent.get("run_id") if isinstance(parent, Mapping) else None)
         or started.get("parent_run_id"),
         parent_domain=started.get("parent_workflow_domain") or started.get("parent_domain"),
+        # Histories written before the attribute existed: a run that continues no other one
+        # is its own first execution.
+        first_execution_run_id=started.get("first_execution_run_id")
+        or (None if continued_from else run_id or None),
         started_time=started.timestamp,
         data_converter=converter,
     )

@@ -3,8 +3,9 @@
 Every call that asks the engine for something (schedule an activity, start a timer, record a
 marker, complete the run ...) adds a :class:`PendingDecision` to the :class:`DecisionManager`.
 At the end of a replayed decision task the pending decisions must equal, one by one and in
-order, the decision events history recorded for that task; at the end of the current task
-they are the new decisions. Activities, timers, child workflows and external signals also
+order, the decision events history recorded for that task (Version and MutableSideEffect
+markers excepted, as in Cadence); at the end of the current task they are the new decisions.
+Activities, timers, child workflows, external signals and external cancellation requests also
 have a state machine that turns later history events (ActivityTaskCompleted, TimerFired ...)
 into the result of the awaitable the workflow code holds, and turns a cancelled awaitable
 into a cancel decision (or drops the original decision if it was never sent).
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cadenza.core.decisions import Decision, DecisionType
-from cadenza.core.events import HistoryEvent
+from cadenza.core.events import EventType, HistoryEvent
 from cadenza.error import (
     ActivityFailure,
     NonDeterministicError,
@@ -28,6 +29,7 @@ from cadenza.error import (
 
 __all__ = [
     "ActivityMachine",
+    "CancelExternalMachine",
     "ChildWorkflowMachine",
     "DecisionManager",
     "PendingDecision",
@@ -40,34 +42,50 @@ __all__ = [
 #: event because the engine turns a completion into ContinuedAsNew for cron and retries.
 _CLOSE_EVENTS = frozenset(
     {
-        "WorkflowExecutionCompleted",
-        "WorkflowExecutionFailed",
-        "WorkflowExecutionCanceled",
-        "WorkflowExecutionContinuedAsNew",
+        EventType.WorkflowExecutionCompleted,
+        EventType.WorkflowExecutionFailed,
+        EventType.WorkflowExecutionCanceled,
+        EventType.WorkflowExecutionContinuedAsNew,
     }
 )
-RECORDED_BY: Mapping[DecisionType, frozenset[str]] = {
-    DecisionType.ScheduleActivityTask: frozenset({"ActivityTaskScheduled"}),
+RECORDED_BY: Mapping[DecisionType, frozenset[EventType]] = {
+    DecisionType.ScheduleActivityTask: frozenset({EventType.ActivityTaskScheduled}),
     DecisionType.RequestCancelActivityTask: frozenset(
-        {"ActivityTaskCancelRequested", "RequestCancelActivityTaskFailed"}
+        {EventType.ActivityTaskCancelRequested, EventType.RequestCancelActivityTaskFailed}
     ),
-    DecisionType.StartTimer: frozenset({"TimerStarted"}),
-    DecisionType.CancelTimer: frozenset({"TimerCanceled", "CancelTimerFailed"}),
-    DecisionType.RecordMarker: frozenset({"MarkerRecorded"}),
-    DecisionType.CompleteWorkflowExecution: _CLOSE_EVENTS | {"CompleteWorkflowExecutionFailed"},
-    DecisionType.FailWorkflowExecution: _CLOSE_EVENTS | {"FailWorkflowExecutionFailed"},
-    DecisionType.CancelWorkflowExecution: _CLOSE_EVENTS | {"CancelWorkflowExecutionFailed"},
+    DecisionType.StartTimer: frozenset({EventType.TimerStarted}),
+    DecisionType.CancelTimer: frozenset({EventType.TimerCanceled, EventType.CancelTimerFailed}),
+    DecisionType.RecordMarker: frozenset({EventType.MarkerRecorded}),
+    DecisionType.CompleteWorkflowExecution: _CLOSE_EVENTS
+    | {EventType.CompleteWorkflowExecutionFailed},
+    DecisionType.FailWorkflowExecution: _CLOSE_EVENTS | {EventType.FailWorkflowExecutionFailed},
+    DecisionType.CancelWorkflowExecution: _CLOSE_EVENTS
+    | {EventType.CancelWorkflowExecutionFailed},
     DecisionType.ContinueAsNewWorkflowExecution: _CLOSE_EVENTS
-    | {"ContinueAsNewWorkflowExecutionFailed"},
-    DecisionType.StartChildWorkflowExecution: frozenset({"StartChildWorkflowExecutionInitiated"}),
+    | {EventType.ContinueAsNewWorkflowExecutionFailed},
+    DecisionType.StartChildWorkflowExecution: frozenset(
+        {EventType.StartChildWorkflowExecutionInitiated}
+    ),
     DecisionType.SignalExternalWorkflowExecution: frozenset(
-        {"SignalExternalWorkflowExecutionInitiated"}
+        {EventType.SignalExternalWorkflowExecutionInitiated}
     ),
     DecisionType.RequestCancelExternalWorkflowExecution: frozenset(
-        {"RequestCancelExternalWorkflowExecutionInitiated"}
+        {EventType.RequestCancelExternalWorkflowExecutionInitiated}
     ),
-    DecisionType.UpsertWorkflowSearchAttributes: frozenset({"UpsertWorkflowSearchAttributes"}),
+    DecisionType.UpsertWorkflowSearchAttributes: frozenset(
+        {EventType.UpsertWorkflowSearchAttributes}
+    ),
 }
+
+#: Marker names. Version and MutableSideEffect markers are left out of the check against
+#: history, as Cadence does: their values are looked up by change id / id rather than by
+#: position, so adding or removing a get_version or mutable_side_effect call (a get_version
+#: dropped once no run of the old code is left) does not shift the other decisions.
+LOCAL_ACTIVITY_MARKER = "LocalActivity"
+SIDE_EFFECT_MARKER = "SideEffect"
+MUTABLE_SIDE_EFFECT_MARKER = "MutableSideEffect"
+VERSION_MARKER = "Version"
+_UNCHECKED_MARKERS = frozenset({VERSION_MARKER, MUTABLE_SIDE_EFFECT_MARKER})
 
 #: Attributes compared between a decision and the event recording it (Cadence compares ids
 #: and types, never payloads, so that input encoding changes are not non-determinism).
@@ -120,7 +138,7 @@ class PendingDecision:
     def mismatch(self, event: HistoryEvent) -> str | None:
         decision = self.decision
         allowed = RECORDED_BY.get(decision.decision_type, frozenset())
-        if str(event.event_type) not in allowed:
+        if event.event_type not in allowed:
             return "a different kind of decision"
         for key in _COMPARED.get(decision.decision_type, ()):
             expected = event.get(key)
@@ -166,8 +184,10 @@ class DecisionManager:
 
         Raises :class:`NonDeterministicError` naming the first event that differs, or the
         DecisionTaskCompleted event when the code made more decisions than history holds.
+        Version and MutableSideEffect markers take no part (see ``_UNCHECKED_MARKERS``).
         """
-        made = self.take()
+        made = [pending for pending in self.take() if not _unchecked(pending.decision)]
+        recorded = [event for event in recorded if not _unchecked_event(event)]
         for index, event in enumerate(recorded):
             if index >= len(made):
                 raise NonDeterministicError(
@@ -192,6 +212,20 @@ class DecisionManager:
                 f"decision task {completed.event_id}, but history recorded "
                 f"{len(recorded)} decision(s) for it and not this one"
             )
+
+
+def _unchecked(decision: Decision) -> bool:
+    return (
+        decision.decision_type is DecisionType.RecordMarker
+        and decision.get("marker_name") in _UNCHECKED_MARKERS
+    )
+
+
+def _unchecked_event(event: HistoryEvent) -> bool:
+    return (
+        event.event_type == EventType.MarkerRecorded
+        and event.get("marker_name") in _UNCHECKED_MARKERS
+    )
 
 
 # --- activities --------------------------------------------------------------------------------
@@ -263,37 +297,37 @@ class ActivityMachine:
         return f"activity {self.activity_type!r} (id {self.activity_id!r})"
 
     def handle(self, event: HistoryEvent) -> None:
-        kind = str(event.event_type)
-        if kind == "ActivityTaskStarted":
+        if event.event_type == EventType.ActivityTaskStarted:
             self.attempt = int(event.get("attempt") or 0)
             return
         if self.future.done():
             return
-        if kind == "ActivityTaskCompleted":
-            self.future.set_result(event.get("result"))
-        elif kind == "ActivityTaskFailed":
-            reason = str(event.get("reason") or "")
-            self.future.set_exception(
-                ActivityFailure(
-                    f"{self._label()} failed: {reason}",
-                    event.get("details"),
-                    reason=reason,
+        match event.event_type:
+            case EventType.ActivityTaskCompleted:
+                self.future.set_result(event.get("result"))
+            case EventType.ActivityTaskFailed:
+                reason = str(event.get("reason") or "")
+                self.future.set_exception(
+                    ActivityFailure(
+                        f"{self._label()} failed: {reason}",
+                        event.get("details"),
+                        reason=reason,
+                    )
                 )
-            )
-        elif kind == "ActivityTaskTimedOut":
-            timeout_type = str(event.get("timeout_type") or "")
-            self.future.set_exception(
-                ActivityFailure(
-                    f"{self._label()} timed out ({timeout_type})",
-                    None,
-                    event.get("details"),
-                    reason=f"cadenceInternal:Timeout {timeout_type}",
-                    timeout_type=timeout_type,
+            case EventType.ActivityTaskTimedOut:
+                timeout_type = str(event.get("timeout_type") or "")
+                self.future.set_exception(
+                    ActivityFailure(
+                        f"{self._label()} timed out ({timeout_type})",
+                        None,
+                        event.get("details"),
+                        reason=f"cadenceInternal:Timeout {timeout_type}",
+                        timeout_type=timeout_type,
+                    )
                 )
-            )
-        elif kind == "ActivityTaskCanceled":
-            self._closed = True
-            self.future.cancel()
+            case EventType.ActivityTaskCanceled:
+                self._closed = True
+                self.future.cancel()
 
 
 # --- timers ------------------------------------------------------------------------------------
@@ -337,15 +371,28 @@ class TimerMachine:
         )
 
     def handle(self, event: HistoryEvent) -> None:
-        if str(event.event_type) == "TimerFired" and not self.future.done():
+        if event.event_type == EventType.TimerFired and not self.future.done():
             self.future.set_result(None)
 
 
 # --- child workflows ---------------------------------------------------------------------------
 
+#: Close status of a child run, by the event that reports it.
+_CHILD_CLOSE_STATUS: Mapping[EventType, str] = {
+    EventType.ChildWorkflowExecutionFailed: "FAILED",
+    EventType.ChildWorkflowExecutionCanceled: "CANCELED",
+    EventType.ChildWorkflowExecutionTimedOut: "TIMED_OUT",
+    EventType.ChildWorkflowExecutionTerminated: "TERMINATED",
+}
+
 
 class ChildWorkflowMachine:
-    """A child run: initiated -> started (ids known) -> closed (result or failure)."""
+    """A child run: initiated -> started (ids known) -> closed (result or failure).
+
+    Cancelling its result asks for a RequestCancelExternalWorkflowExecution of the child
+    (``child_workflow_only``), made by ``request_cancel(domain, workflow_id)`` when given (so
+    that the instance routes the request's outcome events), else by a machine of its own.
+    """
 
     def __init__(
         self,
@@ -353,12 +400,15 @@ class ChildWorkflowMachine:
         manager: DecisionManager,
         loop: asyncio.AbstractEventLoop,
         attributes: dict[str, Any],
+        request_cancel: Callable[[str, str], CancelExternalMachine] | None = None,
     ) -> None:
         self.workflow_id: str = attributes["workflow_id"]
         self.workflow_type: str = attributes["workflow_type"]
         self.domain: str = attributes.get("domain") or ""
         self.initiated_event_id: int | None = None
         self._manager = manager
+        self._loop = loop
+        self._request_cancel = request_cancel
         self.started: asyncio.Future[str] = loop.create_future()
         self.result: asyncio.Future[str | None] = loop.create_future()
         self.request = manager.add(
@@ -367,7 +417,7 @@ class ChildWorkflowMachine:
                 on_recorded=self._on_initiated,
             )
         )
-        self._cancel: PendingDecision | None = None
+        self._cancel: CancelExternalMachine | None = None
         self._closed = False
         self.started.add_done_callback(self._on_future_done)
         self.result.add_done_callback(self._on_future_done)
@@ -386,55 +436,52 @@ class ChildWorkflowMachine:
             return
         if self.result.done() and not self.result.cancelled():
             return
-        self._cancel = self._manager.add(
-            PendingDecision(
-                Decision(
-                    DecisionType.RequestCancelExternalWorkflowExecution,
-                    {
-                        "domain": self.domain,
-                        "workflow_id": self.workflow_id,
-                        "run_id": "",
-                        "child_workflow_only": True,
-                    },
-                )
+        if self._request_cancel is not None:
+            self._cancel = self._request_cancel(self.domain, self.workflow_id)
+        else:
+            self._cancel = CancelExternalMachine(
+                manager=self._manager,
+                loop=self._loop,
+                attributes={
+                    "domain": self.domain,
+                    "workflow_id": self.workflow_id,
+                    "run_id": "",
+                    "child_workflow_only": True,
+                },
             )
-        )
+        # Nobody awaits the request itself: the child's close events tell how it ended.
+        self._cancel.future.add_done_callback(_retrieve)
 
     def handle(self, event: HistoryEvent) -> None:
-        kind = str(event.event_type)
-        if kind == "ChildWorkflowExecutionStarted":
-            if not self.started.done():
-                execution = event.get("workflow_execution") or {}
-                run_id = event.get("run_id") or execution.get("run_id") or ""
-                self.started.set_result(str(run_id))
-            return
-        if kind == "StartChildWorkflowExecutionFailed":
-            cause = str(event.get("cause") or "")
-            error: Exception = (
-                WorkflowExecutionAlreadyStartedError(
-                    f"child workflow {self.workflow_id!r} is already running"
+        match event.event_type:
+            case EventType.ChildWorkflowExecutionStarted:
+                if not self.started.done():
+                    execution = event.get("workflow_execution") or {}
+                    run_id = event.get("run_id") or execution.get("run_id") or ""
+                    self.started.set_result(str(run_id))
+                return
+            case EventType.StartChildWorkflowExecutionFailed:
+                cause = str(event.get("cause") or "")
+                error: Exception = (
+                    WorkflowExecutionAlreadyStartedError(
+                        f"child workflow {self.workflow_id!r} is already running"
+                    )
+                    if "ALREADY" in cause.upper()
+                    else WorkflowFailure(
+                        f"child workflow {self.workflow_id!r} could not start: {cause}",
+                        reason=cause,
+                    )
                 )
-                if "ALREADY" in cause.upper()
-                else WorkflowFailure(
-                    f"child workflow {self.workflow_id!r} could not start: {cause}",
-                    reason=cause,
-                )
-            )
-            for future in (self.started, self.result):
-                if not future.done():
-                    future.set_exception(error)
-            return
+                for future in (self.started, self.result):
+                    if not future.done():
+                        future.set_exception(error)
+                return
         if self.result.done():
             return
-        if kind == "ChildWorkflowExecutionCompleted":
+        if event.event_type == EventType.ChildWorkflowExecutionCompleted:
             self.result.set_result(event.get("result"))
             return
-        status = {
-            "ChildWorkflowExecutionFailed": "FAILED",
-            "ChildWorkflowExecutionCanceled": "CANCELED",
-            "ChildWorkflowExecutionTimedOut": "TIMED_OUT",
-            "ChildWorkflowExecutionTerminated": "TERMINATED",
-        }.get(kind)
+        status = _CHILD_CLOSE_STATUS.get(event.event_type)
         if status is not None:
             reason = str(event.get("reason") or event.get("timeout_type") or status)
             self.result.set_exception(
@@ -446,6 +493,11 @@ class ChildWorkflowMachine:
                     close_status=status,
                 )
             )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 # --- signals to other runs ---------------------------------------------------------------------
@@ -482,14 +534,73 @@ class SignalExternalMachine:
     def handle(self, event: HistoryEvent) -> None:
         if self.future.done():
             return
-        kind = str(event.event_type)
-        if kind == "ExternalWorkflowExecutionSignaled":
-            self.future.set_result(None)
-        elif kind == "SignalExternalWorkflowExecutionFailed":
-            cause = str(event.get("cause") or "signal failed")
-            self.future.set_exception(
-                WorkflowFailure(
-                    f"signal {self.signal_name!r} to workflow {self.workflow_id!r} failed: {cause}",
-                    reason=cause,
+        match event.event_type:
+            case EventType.ExternalWorkflowExecutionSignaled:
+                self.future.set_result(None)
+            case EventType.SignalExternalWorkflowExecutionFailed:
+                cause = str(event.get("cause") or "signal failed")
+                self.future.set_exception(
+                    WorkflowFailure(
+                        f"signal {self.signal_name!r} to workflow {self.workflow_id!r} "
+                        f"failed: {cause}",
+                        reason=cause,
+                    )
                 )
+
+
+# --- cancellation requests to other runs ---------------------------------------------------------
+
+
+class CancelExternalMachine:
+    """A cancellation request to another run (or a child): initiated -> requested | failed.
+
+    The future resolves once the target recorded the request
+    (ExternalWorkflowExecutionCancelRequested); RequestCancelExternalWorkflowExecutionFailed
+    fails it with a :class:`~cadenza.error.WorkflowFailure` whose ``reason`` is the cause
+    (``UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION`` ...). Cancelled before it was sent, the request
+    is dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        manager: DecisionManager,
+        loop: asyncio.AbstractEventLoop,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.workflow_id: str = attributes["workflow_id"]
+        self.run_id: str = attributes.get("run_id") or ""
+        self.initiated_event_id: int | None = None
+        self.future: asyncio.Future[None] = loop.create_future()
+        self._manager = manager
+        self.request = manager.add(
+            PendingDecision(
+                Decision(DecisionType.RequestCancelExternalWorkflowExecution, attributes),
+                on_recorded=self._on_initiated,
             )
+        )
+        self.future.add_done_callback(self._on_future_done)
+
+    def _on_initiated(self, event: HistoryEvent) -> None:
+        self.initiated_event_id = event.event_id
+
+    def _on_future_done(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            self._manager.discard(self.request)
+
+    def handle(self, event: HistoryEvent) -> None:
+        if self.future.done():
+            return
+        match event.event_type:
+            case EventType.ExternalWorkflowExecutionCancelRequested:
+                self.future.set_result(None)
+            case EventType.RequestCancelExternalWorkflowExecutionFailed:
+                cause = str(event.get("cause") or "cancel request failed")
+                target = self.workflow_id + (f" (run {self.run_id})" if self.run_id else "")
+                self.future.set_exception(
+                    WorkflowFailure(
+                        f"cancellation request to workflow {target!r} failed: {cause}",
+                        reason=cause,
+                        details=event.get("details"),
+                    )
+                )

@@ -18,34 +18,39 @@ from cadenza.core.events import EventType, HistoryEvent
 
 __all__ = ["DECISION_EVENT_TYPES", "DecisionBatch", "ParsedHistory", "parse_history"]
 
-#: Events that record a decision of the workflow (named as strings so that event types the
-#: engine adds later, such as child workflow ones, are recognised without a code change here).
-DECISION_EVENT_TYPES = frozenset(
+#: Events that record a decision of the workflow.
+DECISION_EVENT_TYPES: frozenset[EventType] = frozenset(
     {
-        "ActivityTaskScheduled",
-        "ActivityTaskCancelRequested",
-        "RequestCancelActivityTaskFailed",
-        "TimerStarted",
-        "TimerCanceled",
-        "CancelTimerFailed",
-        "MarkerRecorded",
-        "WorkflowExecutionCompleted",
-        "WorkflowExecutionFailed",
-        "WorkflowExecutionCanceled",
-        "WorkflowExecutionContinuedAsNew",
-        "CompleteWorkflowExecutionFailed",
-        "FailWorkflowExecutionFailed",
-        "CancelWorkflowExecutionFailed",
-        "ContinueAsNewWorkflowExecutionFailed",
-        "StartChildWorkflowExecutionInitiated",
-        "SignalExternalWorkflowExecutionInitiated",
-        "RequestCancelExternalWorkflowExecutionInitiated",
-        "UpsertWorkflowSearchAttributes",
+        EventType.ActivityTaskScheduled,
+        EventType.ActivityTaskCancelRequested,
+        EventType.RequestCancelActivityTaskFailed,
+        EventType.TimerStarted,
+        EventType.TimerCanceled,
+        EventType.CancelTimerFailed,
+        EventType.MarkerRecorded,
+        EventType.WorkflowExecutionCompleted,
+        EventType.WorkflowExecutionFailed,
+        EventType.WorkflowExecutionCanceled,
+        EventType.WorkflowExecutionContinuedAsNew,
+        EventType.CompleteWorkflowExecutionFailed,
+        EventType.FailWorkflowExecutionFailed,
+        EventType.CancelWorkflowExecutionFailed,
+        EventType.ContinueAsNewWorkflowExecutionFailed,
+        EventType.StartChildWorkflowExecutionInitiated,
+        EventType.SignalExternalWorkflowExecutionInitiated,
+        EventType.RequestCancelExternalWorkflowExecutionInitiated,
+        EventType.UpsertWorkflowSearchAttributes,
     }
 )
 
 #: Close events the engine may write on its own (not as the result of a decision).
-_ENGINE_CLOSE_EVENTS = frozenset({"WorkflowExecutionTimedOut", "WorkflowExecutionTerminated"})
+_ENGINE_CLOSE_EVENTS: frozenset[EventType] = frozenset(
+    {EventType.WorkflowExecutionTimedOut, EventType.WorkflowExecutionTerminated}
+)
+#: A decision task that ended without decisions: its inputs are seen again by the next one.
+_DECISION_TASK_LOST: frozenset[EventType] = frozenset(
+    {EventType.DecisionTaskFailed, EventType.DecisionTaskTimedOut}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +95,15 @@ def parse_history(history: Sequence[HistoryEvent]) -> ParsedHistory:
     closed_by_engine = False
 
     for event in history:
-        kind = str(event.event_type)
-        if kind == "DecisionTaskScheduled":
+        kind = event.event_type
+        if kind == EventType.DecisionTaskScheduled:
             continue
-        if kind == "DecisionTaskStarted":
+        if kind == EventType.DecisionTaskStarted:
             if started is not None:  # a started task that never closed: its inputs remain
                 pending = started_inputs + pending
             started, started_inputs, pending = event, pending, []
             continue
-        if kind == "DecisionTaskCompleted":
+        if kind == EventType.DecisionTaskCompleted:
             if started is None:
                 raise ValueError(
                     f"malformed history: DecisionTaskCompleted (event {event.event_id}) "
@@ -110,7 +115,7 @@ def parse_history(history: Sequence[HistoryEvent]) -> ParsedHistory:
             by_completed_id[event.event_id] = batch
             started, started_inputs = None, []
             continue
-        if kind in ("DecisionTaskFailed", "DecisionTaskTimedOut"):
+        if kind in _DECISION_TASK_LOST:
             if started is not None:
                 pending = started_inputs + pending
                 started, started_inputs = None, []

@@ -28,7 +28,7 @@ from cadenza._workflow_context import (
 )
 from cadenza._workflow_definition import WorkflowDefinition
 from cadenza.core.decisions import Decision, DecisionType
-from cadenza.core.events import HistoryEvent
+from cadenza.core.events import EventType, HistoryEvent
 from cadenza.core.retry import RetryPolicy
 from cadenza.data_converter import DataConverter
 from cadenza.error import (
@@ -38,7 +38,12 @@ from cadenza.error import (
     QueryFailedError,
 )
 from cadenza.replay.decisions import (
+    LOCAL_ACTIVITY_MARKER,
+    MUTABLE_SIDE_EFFECT_MARKER,
+    SIDE_EFFECT_MARKER,
+    VERSION_MARKER,
     ActivityMachine,
+    CancelExternalMachine,
     ChildWorkflowMachine,
     DecisionManager,
     PendingDecision,
@@ -53,11 +58,6 @@ __all__ = ["LocalActivityRequest", "LocalActivityRunner", "WorkflowInstance"]
 
 logger = logging.getLogger(__name__)
 
-LOCAL_ACTIVITY_MARKER = "LocalActivity"
-SIDE_EFFECT_MARKER = "SideEffect"
-MUTABLE_SIDE_EFFECT_MARKER = "MutableSideEffect"
-VERSION_MARKER = "Version"
-
 _ACTIVITY_OPTIONS = frozenset(
     {
         "task_list",
@@ -71,28 +71,34 @@ _ACTIVITY_OPTIONS = frozenset(
     }
 )
 _LOCAL_ACTIVITY_OPTIONS = frozenset({"schedule_to_close_timeout", "retry_policy"})
-_ACTIVITY_EVENTS = frozenset(
+_ACTIVITY_EVENTS: frozenset[EventType] = frozenset(
     {
-        "ActivityTaskStarted",
-        "ActivityTaskCompleted",
-        "ActivityTaskFailed",
-        "ActivityTaskTimedOut",
-        "ActivityTaskCanceled",
+        EventType.ActivityTaskStarted,
+        EventType.ActivityTaskCompleted,
+        EventType.ActivityTaskFailed,
+        EventType.ActivityTaskTimedOut,
+        EventType.ActivityTaskCanceled,
     }
 )
-_CHILD_EVENTS = frozenset(
+_CHILD_EVENTS: frozenset[EventType] = frozenset(
     {
-        "StartChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionStarted",
-        "ChildWorkflowExecutionCompleted",
-        "ChildWorkflowExecutionFailed",
-        "ChildWorkflowExecutionCanceled",
-        "ChildWorkflowExecutionTimedOut",
-        "ChildWorkflowExecutionTerminated",
+        EventType.StartChildWorkflowExecutionFailed,
+        EventType.ChildWorkflowExecutionStarted,
+        EventType.ChildWorkflowExecutionCompleted,
+        EventType.ChildWorkflowExecutionFailed,
+        EventType.ChildWorkflowExecutionCanceled,
+        EventType.ChildWorkflowExecutionTimedOut,
+        EventType.ChildWorkflowExecutionTerminated,
     }
 )
-_SIGNAL_EXTERNAL_EVENTS = frozenset(
-    {"ExternalWorkflowExecutionSignaled", "SignalExternalWorkflowExecutionFailed"}
+_SIGNAL_EXTERNAL_EVENTS: frozenset[EventType] = frozenset(
+    {EventType.ExternalWorkflowExecutionSignaled, EventType.SignalExternalWorkflowExecutionFailed}
+)
+_CANCEL_EXTERNAL_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.ExternalWorkflowExecutionCancelRequested,
+        EventType.RequestCancelExternalWorkflowExecutionFailed,
+    }
 )
 _BUILTIN_QUERY_TYPES = "__query_types"
 
@@ -201,13 +207,16 @@ class WorkflowInstance(WorkflowContext):
         self._children: dict[str, ChildWorkflowMachine] = {}
         self._children_by_event: dict[int, ChildWorkflowMachine] = {}
         self._signals_by_event: dict[int, SignalExternalMachine] = {}
+        self._cancels_by_event: dict[int, CancelExternalMachine] = {}
         self._activity_seq = 0
         self._timer_seq = 0
         self._child_seq = 0
         self._signal_seq = 0
+        self._cancel_seq = 0
         self._side_effect_seq = 0
         self._local_seq = 0
         self._local_held = False
+        self._quiet = False
         self._local_pending: list[tuple[LocalActivityRequest, asyncio.Future[str | None]]] = []
         self._markers: dict[tuple[str, str | None], str | None] = {}
         self._emitted_markers: set[tuple[str, str | None]] = set()
@@ -219,6 +228,20 @@ class WorkflowInstance(WorkflowContext):
         self._completed = False
         self._closing = False
         self._in_query = False
+        #: How each kind of input event reaches the workflow (see :meth:`apply`).
+        self._routes: dict[EventType, Callable[[HistoryEvent], None]] = {
+            EventType.WorkflowExecutionStarted: self._start,
+            EventType.TimerFired: self._timer_fired,
+            EventType.WorkflowExecutionSignaled: self._signal,
+            EventType.WorkflowExecutionCancelRequested: self._cancel_requested_event,
+        }
+        for kinds, route in (
+            (_ACTIVITY_EVENTS, self._activity_event),
+            (_CHILD_EVENTS, self._child_event),
+            (_SIGNAL_EXTERNAL_EVENTS, self._signal_external_event),
+            (_CANCEL_EXTERNAL_EVENTS, self._cancel_external_event),
+        ):
+            self._routes.update(dict.fromkeys(kinds, route))
 
     # -- driving (called by the replayer) ----------------------------------------------------
 
@@ -234,6 +257,12 @@ class WorkflowInstance(WorkflowContext):
         """Never run local activities (queries): unrecorded ones simply stay pending."""
         self._local_held = True
 
+    def prepare_query(self) -> None:
+        """Replay for a query: no local activity runs and no warning about history is logged
+        (the decision task that processes those events logs them)."""
+        self._local_held = True
+        self._quiet = True
+
     def begin_task(self, time: datetime, *, replaying: bool, batch: DecisionBatch | None) -> None:
         self._time = time
         self._replaying = replaying
@@ -241,56 +270,71 @@ class WorkflowInstance(WorkflowContext):
             # Markers this task recorded are known before its code runs: side_effect and
             # get_version read their values from them instead of recomputing.
             for event in batch.decision_events:
-                if str(event.event_type) == "MarkerRecorded":
+                if event.event_type == EventType.MarkerRecorded:
                     name = str(event.get("marker_name") or "")
                     details = event.get("details")
                     self._markers[(name, self._marker_id(details))] = details
 
     def apply(self, event: HistoryEvent) -> None:
         """Feed one non-decision event to the workflow (resolves futures, starts handlers)."""
-        kind = str(event.event_type)
-        if kind == "WorkflowExecutionStarted":
-            self._start(event)
-        elif kind in _ACTIVITY_EVENTS:
-            machine = self._activities_by_event.get(event.get("scheduled_event_id"))
-            if machine is None:
-                raise NonDeterministicError(
-                    f"history {describe_event(event)} refers to scheduled event "
-                    f"{event.get('scheduled_event_id')}, which is not an activity the workflow "
-                    "code scheduled"
-                )
-            machine.handle(event)
-        elif kind == "TimerFired":
-            timer = self._timers.get(str(event.get("timer_id")))
-            if timer is None:
-                raise NonDeterministicError(
-                    f"history {describe_event(event)} fires a timer the workflow code never started"
-                )
-            timer.handle(event)
-        elif kind == "WorkflowExecutionSignaled":
-            self._signal(event)
-        elif kind == "WorkflowExecutionCancelRequested":
-            self._cancel_requested = True
-            if self._main is not None and not self._main.done():
-                self._main.cancel()
-        elif kind in _CHILD_EVENTS:
-            child = self._children_by_event.get(event.get("initiated_event_id"))
-            if child is None:
-                raise NonDeterministicError(
-                    f"history {describe_event(event)} refers to a child workflow the workflow "
-                    "code never started"
-                )
-            child.handle(event)
-        elif kind in _SIGNAL_EXTERNAL_EVENTS:
-            signal = self._signals_by_event.get(event.get("initiated_event_id"))
-            if signal is None:
-                raise NonDeterministicError(
-                    f"history {describe_event(event)} refers to a signal the workflow code "
-                    "never sent"
-                )
-            signal.handle(event)
+        route = self._routes.get(event.event_type)
         # Anything else (ActivityTaskCancelRequested results, timeouts written by the engine,
         # search attribute updates ...) carries nothing the workflow code waits for.
+        if route is not None:
+            route(event)
+
+    def _activity_event(self, event: HistoryEvent) -> None:
+        machine = self._activities_by_event.get(event.get("scheduled_event_id"))
+        if machine is None:
+            raise NonDeterministicError(
+                f"history {describe_event(event)} refers to scheduled event "
+                f"{event.get('scheduled_event_id')}, which is not an activity the workflow "
+                "code scheduled"
+            )
+        machine.handle(event)
+
+    def _timer_fired(self, event: HistoryEvent) -> None:
+        timer = self._timers.get(str(event.get("timer_id")))
+        if timer is None:
+            raise NonDeterministicError(
+                f"history {describe_event(event)} fires a timer the workflow code never started"
+            )
+        timer.handle(event)
+
+    def _cancel_requested_event(self, event: HistoryEvent) -> None:
+        self._cancel_requested = True
+        if self._main is not None and not self._main.done():
+            self._main.cancel()
+
+    def _child_event(self, event: HistoryEvent) -> None:
+        child = self._children_by_event.get(event.get("initiated_event_id"))
+        if child is None:
+            raise NonDeterministicError(
+                f"history {describe_event(event)} refers to initiated event "
+                f"{event.get('initiated_event_id')}, which is not a child workflow the "
+                "workflow code started"
+            )
+        child.handle(event)
+
+    def _signal_external_event(self, event: HistoryEvent) -> None:
+        signal = self._signals_by_event.get(event.get("initiated_event_id"))
+        if signal is None:
+            raise NonDeterministicError(
+                f"history {describe_event(event)} refers to initiated event "
+                f"{event.get('initiated_event_id')}, which is not a signal the workflow code "
+                "sent"
+            )
+        signal.handle(event)
+
+    def _cancel_external_event(self, event: HistoryEvent) -> None:
+        cancel = self._cancels_by_event.get(event.get("initiated_event_id"))
+        if cancel is None:
+            raise NonDeterministicError(
+                f"history {describe_event(event)} refers to initiated event "
+                f"{event.get('initiated_event_id')}, which is not a cancellation request the "
+                "workflow code made"
+            )
+        cancel.handle(event)
 
     def run(self) -> None:
         """Run workflow code until it waits on history; add the completion decision if done."""
@@ -387,25 +431,42 @@ class WorkflowInstance(WorkflowContext):
         name = str(event.get("signal_name") or "")
         signal = self._definition.signals.get(name)
         if signal is None:
-            logger.warning(
+            self._warn(
                 "workflow %s (%s) has no handler for signal %r; dropped",
                 self._info.workflow_id,
                 self._definition.name,
                 name,
             )
             return
-        task = self._spawn(self._run_signal(signal.method_name, signal.decode_args, event))
+        try:
+            args = signal.decode_args(self._converter, event.get("input"))
+        except Exception as error:
+            # Arguments that do not fit the handler would fail every later decision task and
+            # wedge the run: the signal is dropped instead. Whether it fits depends on the
+            # payload and the handler's signature only, so every replay drops it too.
+            self._warn(
+                "workflow %s (%s): signal %r (event %s) dropped, its arguments do not fit "
+                "handler %s: %s: %s",
+                self._info.workflow_id,
+                self._definition.name,
+                name,
+                event.event_id,
+                signal.method_name,
+                type(error).__name__,
+                error,
+            )
+            return
+        task = self._spawn(self._run_signal(signal.method_name, args))
         task.add_done_callback(lambda done: self._signal_done(name, done))
 
-    async def _run_signal(
-        self,
-        method_name: str,
-        decode: Callable[[DataConverter, str | None], list[Any]],
-        event: HistoryEvent,
-    ) -> None:
+    def _warn(self, message: str, *args: Any) -> None:
+        """Log a warning about history once: when it is new, not on every replay or query."""
+        if not self._replaying and not self._quiet:
+            logger.warning(message, *args)
+
+    async def _run_signal(self, method_name: str, args: list[Any]) -> None:
         if self._object is None:  # the run method failed before the object existed
             return
-        args = decode(self._converter, event.get("input"))
         result = getattr(self._object, method_name)(*args)
         if asyncio.iscoroutine(result):
             await result
@@ -931,7 +992,12 @@ class WorkflowInstance(WorkflowContext):
             or None,
         }
         machine = ChildWorkflowMachine(
-            manager=self._decisions, loop=self._loop, attributes=attributes
+            manager=self._decisions,
+            loop=self._loop,
+            attributes=attributes,
+            request_cancel=lambda domain, child_id: self._cancel_external(
+                domain, child_id, "", child_workflow_only=True
+            ),
         )
         self._children[workflow_id] = machine
         self._index_on_record(machine, self._children_by_event)
@@ -946,6 +1012,7 @@ class WorkflowInstance(WorkflowContext):
             run_id,
             _Decoded(machine.result, self._converter, result_type),
             cancel=machine.result.cancel,
+            domain=machine.domain,
         )
 
     def signal_external_workflow(
@@ -975,6 +1042,40 @@ class WorkflowInstance(WorkflowContext):
         )
         self._index_on_record(machine, self._signals_by_event)
         return machine.future
+
+    def request_cancel_external_workflow(
+        self,
+        workflow_id: str,
+        run_id: str,
+        *,
+        domain: str,
+        child_workflow_only: bool,
+    ) -> Awaitable[None]:
+        self._check_usable(f"requesting cancellation of workflow {workflow_id!r}")
+        machine = self._cancel_external(
+            domain, workflow_id, run_id, child_workflow_only=child_workflow_only
+        )
+        return machine.future
+
+    def _cancel_external(
+        self, domain: str, workflow_id: str, run_id: str, *, child_workflow_only: bool
+    ) -> CancelExternalMachine:
+        """A RequestCancelExternalWorkflowExecution decision, its outcome routed back to it
+        by the id of its initiated event (``initiated_event_id`` of the outcome events)."""
+        control = str(self._cancel_seq)
+        self._cancel_seq += 1
+        attributes = {
+            "domain": domain or self._info.domain,
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "control": control,
+            "child_workflow_only": child_workflow_only,
+        }
+        machine = CancelExternalMachine(
+            manager=self._decisions, loop=self._loop, attributes=attributes
+        )
+        self._index_on_record(machine, self._cancels_by_event)
+        return machine
 
 
 def _optional_seconds(value: timedelta | None) -> int | None:

@@ -78,9 +78,7 @@ class HistoryBuilder:
             input=input,
             execution_start_to_close_timeout_seconds=execution_timeout_seconds,
             task_start_to_close_timeout_seconds=10,
-            attempt=0,
-            identity="test",
-            **started_attributes,
+            **{"attempt": 0, "identity": "test", **started_attributes},
         )
         self.schedule_decision()
 
