@@ -5,6 +5,7 @@ Nothing here performs I/O, reads a clock or draws random numbers; callers pass `
 
 from __future__ import annotations
 
+from . import runs
 from .commands import (
     CancelActivityTask,
     Command,
@@ -27,6 +28,8 @@ from .state import PendingActivity, PendingDecision, PendingTimer, RunState, Run
 from .tasks import (
     ActivityTask,
     DecisionTask,
+    EffectKind,
+    EffectTask,
     QueryTask,
     Task,
     TaskKind,
@@ -50,6 +53,8 @@ __all__ = [
     "Decision",
     "DecisionTask",
     "DecisionType",
+    "EffectKind",
+    "EffectTask",
     "EventType",
     "FailActivityTask",
     "FailDecisionTask",
@@ -76,6 +81,7 @@ __all__ = [
     "apply",
     "due_retry",
     "from_millis",
+    "runs",
     "start",
     "task_from_dict",
     "task_to_dict",

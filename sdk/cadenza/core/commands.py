@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from .decisions import Decision
+from .state import ParentRun, RunStatus
 from .tasks import TimerKind
 
 
@@ -28,6 +29,18 @@ class StartWorkflow:
     retry_policy: Mapping[str, Any] | None = None
     cron_schedule: str | None = None
     attempt: int = 0
+    #: Seconds before the first decision task (delay_start, a cron period, a retry backoff).
+    delay_start_seconds: int = 0
+    parent: ParentRun | None = None
+    #: Set for a run that continues another (continue-as-new, cron, retry).
+    continued_execution_run_id: str = ""
+    initiator: str = ""
+    first_execution_run_id: str = ""
+    #: When the first attempt of a retried workflow started (epoch ms); 0 for this run's start.
+    first_attempt_time: int = 0
+    last_completion_result: str | None = None
+    continued_failure_reason: str | None = None
+    continued_failure_details: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +145,40 @@ class TerminateWorkflow:
     identity: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordChildStarted:
+    """The child of ``initiated_event_id`` started as ``run_id`` (reported by the child)."""
+
+    initiated_event_id: int
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordChildStartFailed:
+    """The child could not start (its id is taken): StartChildWorkflowExecutionFailed."""
+
+    initiated_event_id: int
+    cause: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordChildClosed:
+    """The child closed: ChildWorkflowExecution<Completed|Failed|...> with its attributes."""
+
+    initiated_event_id: int
+    run_id: str
+    status: RunStatus
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordExternalOutcome:
+    """A signal or cancel request sent to another run was delivered, or failed with ``cause``."""
+
+    initiated_event_id: int
+    failed_cause: str | None = None
+
+
 Command = (
     StartWorkflow
     | CompleteDecisionTask
@@ -145,4 +192,8 @@ Command = (
     | FireTimer
     | RequestCancelWorkflow
     | TerminateWorkflow
+    | RecordChildStarted
+    | RecordChildStartFailed
+    | RecordChildClosed
+    | RecordExternalOutcome
 )

@@ -5,6 +5,7 @@ sent to a task list, what a listing returns. Plain data, so neither side imports
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,10 @@ class VisibilityRecord:
     start_time: int
     close_time: int | None
     history_length: int | None
+    #: The close status (COMPLETED, FAILED, ...) of a closed run; None while it is open.
+    close_status: str | None = None
+    search_attributes: Mapping[str, Any] | None = None
+    memo: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

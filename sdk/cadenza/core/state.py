@@ -79,6 +79,50 @@ class PendingTimer:
 
 
 @dataclass(frozen=True, slots=True)
+class ParentRun:
+    """The run that started this one as a child, and its StartChildWorkflowExecutionInitiated."""
+
+    domain: str
+    workflow_id: str
+    run_id: str
+    initiated_event_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChild:
+    """A child this run initiated and that has not closed (as far as this run knows)."""
+
+    initiated_event_id: int
+    domain: str
+    workflow_id: str
+    workflow_type: str
+    parent_close_policy: str
+    #: Set by ChildWorkflowExecutionStarted.
+    run_id: str = ""
+
+    @property
+    def started(self) -> bool:
+        return bool(self.run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExternal:
+    """A signal or cancel request this run sent to another run, awaiting its outcome."""
+
+    initiated_event_id: int
+    domain: str
+    workflow_id: str
+    run_id: str
+    cancel: bool = False
+    signal_name: str = ""
+    child_workflow_only: bool = False
+
+
+#: How many request ids of recent signals a run remembers to drop a repeated one.
+SIGNAL_REQUEST_IDS_KEPT = 200
+
+
+@dataclass(frozen=True, slots=True)
 class RunState:
     domain: str
     workflow_id: str
@@ -103,6 +147,23 @@ class RunState:
     cancel_requested: bool = False
     memo: Mapping[str, Any] | None = None
     search_attributes: Mapping[str, Any] | None = None
+    #: The request id of the start that created the run: a start retried with it is the same.
+    start_request_id: str = ""
+    parent: ParentRun | None = None
+    children: tuple[PendingChild, ...] = ()
+    externals: tuple[PendingExternal, ...] = ()
+    #: Request ids of the latest signals (at most SIGNAL_REQUEST_IDS_KEPT), oldest first.
+    signal_request_ids: tuple[str, ...] = ()
+    #: Workflow retries: the run's attempt (0 first) and when its first attempt started.
+    attempt: int = 0
+    retry_policy: Mapping[str, Any] | None = None
+    first_attempt_time: int = 0
+    cron_schedule: str | None = None
+    first_execution_run_id: str = ""
+    #: Seconds between the start and the first decision task (delay_start, cron, retry).
+    backoff_seconds: int = 0
+    #: True until the backoff timer schedules the first decision task.
+    awaiting_backoff: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -113,6 +174,20 @@ class RunState:
             if pending.scheduled_event_id == scheduled_event_id:
                 return pending
         return None
+
+    def child(self, initiated_event_id: int) -> PendingChild | None:
+        return next((c for c in self.children if c.initiated_event_id == initiated_event_id),
+                    None)
+
+    def external(self, initiated_event_id: int) -> PendingExternal | None:
+        return next((e for e in self.externals if e.initiated_event_id == initiated_event_id),
+                    None)
+
+    @property
+    def timeout_at(self) -> int:
+        """Epoch ms of the execution timeout: it counts from the first decision task's time."""
+        return self.start_time + 1000 * (
+            self.backoff_seconds + self.execution_start_to_close_timeout_seconds)
 
     def with_changes(self, **changes: Any) -> RunState:
         return replace(self, **changes)
@@ -130,7 +205,22 @@ class RunState:
         values["decision"] = PendingDecision(**decision) if decision else None
         values["activities"] = tuple(PendingActivity(**a) for a in values.get("activities") or ())
         values["timers"] = tuple(PendingTimer(**t) for t in values.get("timers") or ())
+        parent = values.get("parent")
+        values["parent"] = ParentRun(**parent) if parent else None
+        values["children"] = tuple(PendingChild(**c) for c in values.get("children") or ())
+        values["externals"] = tuple(PendingExternal(**e) for e in values.get("externals") or ())
+        values["signal_request_ids"] = tuple(values.get("signal_request_ids") or ())
         return cls(**values)
 
 
-__all__ = ["PendingActivity", "PendingDecision", "PendingTimer", "RunState", "RunStatus"]
+__all__ = [
+    "SIGNAL_REQUEST_IDS_KEPT",
+    "ParentRun",
+    "PendingActivity",
+    "PendingChild",
+    "PendingDecision",
+    "PendingExternal",
+    "PendingTimer",
+    "RunState",
+    "RunStatus",
+]

@@ -9,11 +9,11 @@ same for every copy of one task, which is how queues drop the duplicates a redri
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from .events import EventType, HistoryEvent, to_millis
+from .events import CLOSE_EVENTS, EventType, HistoryEvent, to_millis
 
 if TYPE_CHECKING:
     from .state import RunState
@@ -26,6 +26,10 @@ class TaskKind(StrEnum):
     QUERY = "query"
     #: A durable timer: a delayed message on the stack's timer queue, checked when it fires.
     TIMER = "timer"
+    #: A change to another run (start a child, signal, cancel, report to a parent ...): the
+    #: engine performs it right after the commit and again from the history stream, so it
+    #: survives a crash like a task; every effect is idempotent.
+    EFFECT = "effect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,9 @@ class TimerKind(StrEnum):
     ACTIVITY_TIMEOUT = "activity_timeout"
     #: The end of a retry backoff: the next attempt goes to its task list.
     ACTIVITY_RETRY = "activity_retry"
+    #: The end of a run's start backoff (delay_start, cron, workflow retry): its first
+    #: decision task is scheduled.
+    WORKFLOW_BACKOFF = "workflow_backoff"
 
 
 _TIMER_CODES = {
@@ -116,7 +123,9 @@ _TIMER_CODES = {
     TimerKind.WORKFLOW_TIMEOUT: "w",
     TimerKind.ACTIVITY_TIMEOUT: "a",
     TimerKind.ACTIVITY_RETRY: "r",
+    TimerKind.WORKFLOW_BACKOFF: "b",
 }
+_RUN_TIMERS = frozenset({TimerKind.USER, TimerKind.WORKFLOW_TIMEOUT, TimerKind.WORKFLOW_BACKOFF})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +159,7 @@ class TimerTask:
     @property
     def key(self) -> str:
         code = _TIMER_CODES[self.timer_kind]
-        if self.timer_kind is TimerKind.USER or self.timer_kind is TimerKind.WORKFLOW_TIMEOUT:
+        if self.timer_kind in _RUN_TIMERS:
             return f"{self.run_id}-t{code}-{self.started_event_id}"
         return (f"{self.run_id}-t{code}-{self.started_event_id}.{self.attempt}.{self.seq}."
                 f"{self.fire_at}")
@@ -160,7 +169,69 @@ class TimerTask:
         return replace(self, fire_at=fire_at)
 
 
-Task = DecisionTask | ActivityTask | QueryTask | TimerTask
+class EffectKind(StrEnum):
+    """What an effect does to the run it targets."""
+
+    #: StartChildWorkflowExecutionInitiated: start the child run.
+    START_CHILD = "start_child"
+    #: A child's first WorkflowExecutionStarted: ChildWorkflowExecutionStarted in the parent.
+    REPORT_CHILD_STARTED = "report_child_started"
+    #: A child's close (not a continue-as-new): ChildWorkflowExecution<Closed> in the parent.
+    REPORT_CHILD_CLOSED = "report_child_closed"
+    SIGNAL_EXTERNAL = "signal_external"
+    CANCEL_EXTERNAL = "cancel_external"
+    #: The parent closed: terminate or cancel one of its open children.
+    PARENT_CLOSE_POLICY = "parent_close_policy"
+    #: WorkflowExecutionContinuedAsNew (continue-as-new, cron, workflow retry): the next run.
+    START_NEXT_RUN = "start_next_run"
+
+
+_EFFECT_CODES = {
+    EffectKind.START_CHILD: "c",
+    EffectKind.REPORT_CHILD_STARTED: "s",
+    EffectKind.REPORT_CHILD_CLOSED: "x",
+    EffectKind.SIGNAL_EXTERNAL: "g",
+    EffectKind.CANCEL_EXTERNAL: "k",
+    EffectKind.PARENT_CLOSE_POLICY: "p",
+    EffectKind.START_NEXT_RUN: "n",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EffectTask:
+    """A change to another run that the commit of ``event_id`` implies.
+
+    The source is the run that committed the event; the target is the run the effect changes
+    (``target_run_id`` empty: the workflow id's current run). ``attributes`` are the
+    implying event's attributes (and, for reports, the close attributes).
+    """
+
+    domain: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    effect: EffectKind
+    event_id: int
+    target_domain: str
+    target_workflow_id: str
+    target_run_id: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    kind = TaskKind.EFFECT
+    task_list = ""
+    attempt = 0
+
+    @property
+    def scheduled_event_id(self) -> int:
+        return self.event_id
+
+    @property
+    def key(self) -> str:
+        code = _EFFECT_CODES[self.effect]
+        return f"{self.run_id}-e{code}-{self.event_id}-{self.target_workflow_id}"
+
+
+Task = DecisionTask | ActivityTask | QueryTask | TimerTask | EffectTask
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
@@ -171,12 +242,15 @@ def task_to_dict(task: Task) -> dict[str, Any]:
         data[name] = getattr(task, name)
     if isinstance(task, TimerTask):
         data["timer_kind"] = str(task.timer_kind)
+    elif isinstance(task, EffectTask):
+        data["effect"] = str(task.effect)
+        data["attributes"] = dict(task.attributes)
     return data
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in fields(cls))
-    for cls in (DecisionTask, ActivityTask, QueryTask, TimerTask)
+    for cls in (DecisionTask, ActivityTask, QueryTask, TimerTask, EffectTask)
 }
 
 
@@ -190,6 +264,9 @@ def task_from_dict(data: Mapping[str, Any]) -> Task:
     if kind is TaskKind.TIMER:
         values["timer_kind"] = TimerKind(values.get("timer_kind") or TimerKind.USER)
         return TimerTask(**values)
+    if kind is TaskKind.EFFECT:
+        values["effect"] = EffectKind(values["effect"])
+        return EffectTask(**values)
     return ActivityTask(**values)
 
 
@@ -197,19 +274,10 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
     """The tasks a batch of events creates for the run whose state follows them."""
     tasks: list[Task] = []
     for event in events:
-        if event.event_type is EventType.WorkflowExecutionStarted:
-            tasks.append(TimerTask(
-                domain=state.domain,
-                workflow_id=state.workflow_id,
-                run_id=state.run_id,
-                workflow_type=state.workflow_type,
-                timer_id="",
-                started_event_id=event.event_id,
-                timer_kind=TimerKind.WORKFLOW_TIMEOUT,
-                fire_at=to_millis(event.timestamp)
-                + 1000 * int(event.attributes["execution_start_to_close_timeout_seconds"]),
-            ))
-        elif event.event_type is EventType.DecisionTaskScheduled:
+        kind = event.event_type
+        if kind is EventType.WorkflowExecutionStarted:
+            tasks += _started_tasks(state, event)
+        elif kind is EventType.DecisionTaskScheduled:
             tasks.append(DecisionTask(
                 domain=state.domain,
                 workflow_id=state.workflow_id,
@@ -221,21 +289,84 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                 start_to_close_timeout_seconds=int(
                     event.attributes.get("start_to_close_timeout_seconds") or 10),
             ))
-        elif event.event_type is EventType.ActivityTaskScheduled:
+        elif kind is EventType.ActivityTaskScheduled:
             tasks.append(activity_task(state, event, attempt=0,
                                        scheduled_time=to_millis(event.timestamp)))
-        elif event.event_type is EventType.TimerStarted:
-            tasks.append(TimerTask(
-                domain=state.domain,
-                workflow_id=state.workflow_id,
-                run_id=state.run_id,
-                workflow_type=state.workflow_type,
-                timer_id=str(event.attributes["timer_id"]),
-                started_event_id=event.event_id,
-                fire_at=to_millis(event.timestamp)
-                + 1000 * int(event.attributes["start_to_fire_timeout_seconds"]),
-            ))
+        elif kind is EventType.TimerStarted:
+            tasks.append(_timer(state, event, TimerKind.USER, str(event.attributes["timer_id"]),
+                                to_millis(event.timestamp)
+                                + 1000 * int(event.attributes["start_to_fire_timeout_seconds"])))
+        elif kind in _EFFECT_OF_INITIATED:
+            tasks.append(_effect(state, event, _EFFECT_OF_INITIATED[kind],
+                                 str(event.attributes.get("domain") or state.domain),
+                                 str(event.attributes["workflow_id"]),
+                                 str(event.attributes.get("run_id") or "")))
+        elif kind in CLOSE_EVENTS:
+            tasks += _closed_tasks(state, event)
     return tuple(tasks)
+
+
+_EFFECT_OF_INITIATED = {
+    EventType.StartChildWorkflowExecutionInitiated: EffectKind.START_CHILD,
+    EventType.SignalExternalWorkflowExecutionInitiated: EffectKind.SIGNAL_EXTERNAL,
+    EventType.RequestCancelExternalWorkflowExecutionInitiated: EffectKind.CANCEL_EXTERNAL,
+}
+
+
+def _timer(state: RunState, event: HistoryEvent, kind: TimerKind, timer_id: str,
+           fire_at: int) -> TimerTask:
+    return TimerTask(
+        domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
+        workflow_type=state.workflow_type, timer_id=timer_id, started_event_id=event.event_id,
+        timer_kind=kind, fire_at=fire_at,
+    )
+
+
+def _effect(state: RunState, event: HistoryEvent, effect: EffectKind, domain: str,
+            workflow_id: str, run_id: str, **attributes: Any) -> EffectTask:
+    return EffectTask(
+        domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
+        workflow_type=state.workflow_type, effect=effect, event_id=event.event_id,
+        target_domain=domain, target_workflow_id=workflow_id, target_run_id=run_id,
+        attributes={**event.attributes, **attributes},
+    )
+
+
+def _started_tasks(state: RunState, event: HistoryEvent) -> list[Task]:
+    started = to_millis(event.timestamp)
+    backoff = int(event.attributes.get("first_decision_task_backoff_seconds") or 0)
+    timeout = int(event.attributes["execution_start_to_close_timeout_seconds"])
+    tasks: list[Task] = [
+        _timer(state, event, TimerKind.WORKFLOW_TIMEOUT, "", started + 1000 * (backoff + timeout))
+    ]
+    if backoff:
+        tasks.append(_timer(state, event, TimerKind.WORKFLOW_BACKOFF, "",
+                            started + 1000 * backoff))
+    parent = state.parent
+    if parent is not None and not event.attributes.get("continued_execution_run_id"):
+        tasks.append(_effect(state, event, EffectKind.REPORT_CHILD_STARTED, parent.domain,
+                             parent.workflow_id, parent.run_id,
+                             initiated_event_id=parent.initiated_event_id))
+    return tasks
+
+
+def _closed_tasks(state: RunState, event: HistoryEvent) -> list[Task]:
+    tasks: list[Task] = []
+    if event.event_type is EventType.WorkflowExecutionContinuedAsNew:
+        tasks.append(_effect(state, event, EffectKind.START_NEXT_RUN, state.domain,
+                             state.workflow_id, str(event.attributes["new_execution_run_id"])))
+    elif state.parent is not None:
+        tasks.append(_effect(state, event, EffectKind.REPORT_CHILD_CLOSED, state.parent.domain,
+                             state.parent.workflow_id, state.parent.run_id,
+                             close_status=str(state.status),
+                             initiated_event_id=state.parent.initiated_event_id))
+    for child in state.children:
+        if child.parent_close_policy != "ABANDON":
+            tasks.append(_effect(state, event, EffectKind.PARENT_CLOSE_POLICY, child.domain,
+                                 child.workflow_id, "",
+                                 parent_close_policy=child.parent_close_policy,
+                                 initiated_event_id=child.initiated_event_id))
+    return tasks
 
 
 def activity_task(

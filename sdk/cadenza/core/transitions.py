@@ -7,7 +7,7 @@ tested without AWS, and adapters only persist and deliver what this module decid
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +16,21 @@ from ..error import (
     BadRequestError,
     CancellationAlreadyRequestedError,
     HistoryChangedError,
-    PayloadTooLargeError,
     StaleTaskError,
     TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
 )
-from . import activities
+from . import activities, cron, runs
+from .batch import (
+    Batch,
+    DecisionHandler,
+    Seen,
+    Transition,
+    check_id,
+    check_payload,
+    check_reason,
+    truncate,
+)
 from .commands import (
     CancelActivityTask,
     Command,
@@ -38,116 +47,17 @@ from .commands import (
     TerminateWorkflow,
 )
 from .decisions import Decision, DecisionType
-from .events import EventType, HistoryEvent, from_millis, to_millis
-from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
-from .state import PendingActivity, PendingDecision, PendingTimer, RunState, RunStatus
-from .tasks import Task, TimerKind, TimerTask, tasks_of
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """What one commit stores: the state after it, its events, and the tasks it sends.
-
-    ``outbox`` holds the tasks that no event implies (an activity's timeout timers, a retry's
-    backoff timer); they are stored with the commit, so they survive a crash like the rest.
-    A commit may change only the state (an activity started, a heartbeat, a retry), with
-    ``events`` empty and ``commit`` true.
-    """
-
-    state: RunState
-    events: tuple[HistoryEvent, ...] = ()
-    outbox: tuple[Task, ...] = ()
-    commit: bool = False
-
-    @property
-    def changed(self) -> bool:
-        return self.commit or bool(self.events)
-
-    @property
-    def tasks(self) -> tuple[Task, ...]:
-        return (*tasks_of(self.state, self.events), *self.outbox)
-
-
-class _Batch:
-    """Events of one commit, numbered densely from the run's next event id."""
-
-    def __init__(self, state: RunState, now: datetime) -> None:
-        self.state = state
-        #: The version this commit will have; a commit at a taken version is a conflict.
-        self.version = state.version + 1
-        # Stored times have millisecond precision; events carry exactly what is stored.
-        self.now = from_millis(to_millis(now))
-        self.events: list[HistoryEvent] = []
-        self.outbox: list[Task] = []
-        self.touched = False
-
-    @property
-    def now_ms(self) -> int:
-        return to_millis(self.now)
-
-    def add(self, event_type: EventType, *, at: datetime | None = None, **attributes: Any) -> int:
-        """Append an event; ``at`` overrides the commit time (the worker's start of a task)."""
-        event_id = self.state.next_event_id
-        self.events.append(HistoryEvent(event_id, event_type, at or self.now, attributes))
-        self.state = self.state.with_changes(next_event_id=event_id + 1)
-        return event_id
-
-    def schedule_decision(self, *, attempt: int = 0) -> None:
-        state = self.state
-        scheduled_id = self.add(
-            EventType.DecisionTaskScheduled,
-            task_list=state.task_list,
-            start_to_close_timeout_seconds=state.task_start_to_close_timeout_seconds,
-            attempt=attempt,
-        )
-        self.state = self.state.with_changes(
-            decision=PendingDecision(
-                scheduled_event_id=scheduled_id,
-                attempt=attempt,
-                task_list=state.task_list,
-                start_to_close_timeout_seconds=state.task_start_to_close_timeout_seconds,
-            )
-        )
-
-    def close(self, status: RunStatus, event_type: EventType, **attributes: Any) -> None:
-        event_id = self.add(event_type, **attributes)
-        self.state = self.state.with_changes(
-            status=status,
-            close_time=to_millis(self.now),
-            close_event_id=event_id,
-            close_attributes=dict(attributes),
-            decision=None,
-            activities=(),
-            timers=(),
-        )
-
-    def timer(self, kind: TimerKind, event_id: int, fire_at: int, *, timer_id: str = "",
-              attempt: int = 0, seq: int = 0) -> None:
-        state = self.state
-        self.outbox.append(TimerTask(
-            domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
-            workflow_type=state.workflow_type, timer_id=timer_id, started_event_id=event_id,
-            fire_at=fire_at, timer_kind=kind, attempt=attempt, seq=seq,
-        ))
-
-    def replace_activity(self, pending: PendingActivity | None, scheduled_event_id: int) -> None:
-        """Put ``pending`` in place of the activity (or drop it when ``None``)."""
-        kept = []
-        for activity in self.state.activities:
-            if activity.scheduled_event_id != scheduled_event_id:
-                kept.append(activity)
-            elif pending is not None:
-                kept.append(pending)
-        self.state = self.state.with_changes(activities=tuple(kept))
-        self.touched = True
-
-    def done(self) -> Transition:
-        if not self.events and not self.touched:
-            return Transition(self.state)
-        return Transition(
-            self.state.with_changes(version=self.version), tuple(self.events),
-            tuple(self.outbox), commit=True,
-        )
+from .events import EventType, from_millis, to_millis
+from .limits import MAX_REASON_LENGTH
+from .state import (
+    SIGNAL_REQUEST_IDS_KEPT,
+    PendingActivity,
+    PendingDecision,
+    PendingTimer,
+    RunState,
+    RunStatus,
+)
+from .tasks import TimerKind, TimerTask
 
 
 def start(
@@ -160,9 +70,9 @@ def start(
     """
     if signal is not None:
         _check_signal(signal)
-    _check_id("workflow_id", command.workflow_id)
-    _check_id("workflow_type", command.workflow_type)
-    _check_id("task_list", command.task_list)
+    check_id("workflow_id", command.workflow_id)
+    check_id("workflow_type", command.workflow_type)
+    check_id("task_list", command.task_list)
     check_payload("input", command.input)
     if command.execution_start_to_close_timeout_seconds <= 0:
         raise BadRequestError(
@@ -174,6 +84,17 @@ def start(
             "task_start_to_close_timeout must be greater than 0",
             field="task_start_to_close_timeout",
         )
+    if command.delay_start_seconds < 0:
+        raise BadRequestError("delay_start cannot be negative", field="delay_start_seconds")
+    activities.check_retry_policy(command.retry_policy)
+    if command.cron_schedule:
+        cron.CronSchedule.parse(command.cron_schedule)
+    started = to_millis(now)
+    parent = command.parent
+    backoff = command.delay_start_seconds
+    if command.cron_schedule and not command.continued_execution_run_id:
+        # A cron chain's first run waits for the first scheduled time (after any delay).
+        backoff += cron.backoff_seconds(command.cron_schedule, started + 1000 * backoff)
     state = RunState(
         domain=command.domain,
         workflow_id=command.workflow_id,
@@ -182,12 +103,21 @@ def start(
         task_list=command.task_list,
         execution_start_to_close_timeout_seconds=command.execution_start_to_close_timeout_seconds,
         task_start_to_close_timeout_seconds=command.task_start_to_close_timeout_seconds,
-        start_time=to_millis(now),
+        start_time=started,
         next_event_id=1,
         memo=command.memo,
         search_attributes=command.search_attributes,
+        start_request_id=command.request_id,
+        parent=parent,
+        attempt=command.attempt,
+        retry_policy=command.retry_policy,
+        first_attempt_time=command.first_attempt_time or started,
+        cron_schedule=command.cron_schedule or None,
+        first_execution_run_id=command.first_execution_run_id or command.run_id,
+        backoff_seconds=backoff,
+        awaiting_backoff=backoff > 0,
     )
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     batch.add(
         EventType.WorkflowExecutionStarted,
         workflow_type=command.workflow_type,
@@ -201,13 +131,23 @@ def start(
         memo=dict(command.memo) if command.memo else None,
         search_attributes=dict(command.search_attributes) if command.search_attributes else None,
         retry_policy=dict(command.retry_policy) if command.retry_policy else None,
-        cron_schedule=command.cron_schedule,
+        cron_schedule=command.cron_schedule or None,
+        first_decision_task_backoff_seconds=backoff,
         original_execution_run_id=command.run_id,
-        first_execution_run_id=command.run_id,
+        first_execution_run_id=state.first_execution_run_id,
+        continued_execution_run_id=command.continued_execution_run_id or None,
+        initiator=command.initiator or None,
+        last_completion_result=command.last_completion_result,
+        continued_failure_reason=command.continued_failure_reason,
+        continued_failure_details=command.continued_failure_details,
+        parent_workflow_domain=parent.domain if parent else None,
+        parent_workflow_execution=(
+            {"workflow_id": parent.workflow_id, "run_id": parent.run_id} if parent else None),
+        parent_initiated_event_id=parent.initiated_event_id if parent else None,
     )
     if signal is not None:
         _add_signal(batch, signal)
-    batch.schedule_decision()
+    batch.need_decision()
     return batch.done()
 
 
@@ -229,10 +169,11 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
 
 def _signal(state: RunState, command: SignalWorkflow, now: datetime) -> Transition:
     _check_signal(command)
-    batch = _Batch(state, now)
+    if command.request_id and command.request_id in state.signal_request_ids:
+        return Transition(state)  # the same request again (its answer was lost): done already
+    batch = Batch(state, now)
     _add_signal(batch, command)
-    if batch.state.decision is None:
-        batch.schedule_decision()
+    batch.need_decision()
     return batch.done()
 
 
@@ -242,23 +183,22 @@ def _request_cancel(state: RunState, command: RequestCancelWorkflow, now: dateti
             "cancellation of this run was already requested",
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
-    _check_reason(command.cause)
-    batch = _Batch(state.with_changes(cancel_requested=True), now)
+    check_reason(command.cause)
+    batch = Batch(state.with_changes(cancel_requested=True), now)
     batch.add(
         EventType.WorkflowExecutionCancelRequested,
         cause=command.cause,
         identity=command.identity,
         request_id=command.request_id,
     )
-    if batch.state.decision is None:
-        batch.schedule_decision()
+    batch.need_decision()
     return batch.done()
 
 
 def _terminate(state: RunState, command: TerminateWorkflow, now: datetime) -> Transition:
-    _check_reason(command.reason)
+    check_reason(command.reason)
     check_payload("details", command.details)
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     batch.close(
         RunStatus.TERMINATED,
         EventType.WorkflowExecutionTerminated,
@@ -322,7 +262,7 @@ def _complete_decision(
             ),
             now,
         )
-    batch = _Batch(state.with_changes(decision=None), now)
+    batch = Batch(state.with_changes(decision=None), now)
     started_id = batch.add(
         EventType.DecisionTaskStarted,
         at=_started_time(state, command.started_at, now),
@@ -367,7 +307,7 @@ def _fail_decision(state: RunState, command: FailDecisionTask, now: datetime) ->
     decision = _pending_decision(state, command.scheduled_event_id, command.attempt)
     if decision.attempt > 0:
         return Transition(state)
-    batch = _Batch(state.with_changes(decision=None), now)
+    batch = Batch(state.with_changes(decision=None), now)
     started_id = batch.add(
         EventType.DecisionTaskStarted,
         at=_started_time(state, command.started_at, now),
@@ -379,48 +319,18 @@ def _fail_decision(state: RunState, command: FailDecisionTask, now: datetime) ->
         scheduled_event_id=decision.scheduled_event_id,
         started_event_id=started_id,
         cause=command.cause,
-        details=_truncate(command.details),
+        details=truncate(command.details),
         identity=command.identity,
     )
     batch.schedule_decision(attempt=decision.attempt + 1)
     return batch.done()
 
 
-def _truncate(details: str | None) -> str | None:
-    if details is None or payload_size(details) <= MAX_PAYLOAD_BYTES:
-        return details
-    return details.encode("utf-8")[: MAX_PAYLOAD_BYTES - 64].decode("utf-8", "ignore") + (
-        "\n... (truncated)"
-    )
-
-
-class _Seen:
-    """Ids used so far by the decisions of one task (and the run), to refuse duplicates."""
-
-    def __init__(self, state: RunState) -> None:
-        self.activity_ids = {pending.activity_id for pending in state.activities}
-        self.timer_ids = {timer.timer_id for timer in state.timers}
-
-
-@dataclass(frozen=True, slots=True)
-class _DecisionHandler:
-    """How one decision type is checked (before anything is written) and applied.
-
-    ``check`` raises BadRequestError describing what is wrong; ``apply`` returns the
-    activities it cancelled at once (their ActivityTaskCanceled events follow the decisions).
-    """
-
-    bad_cause: str
-    check: Callable[[RunState, Decision, _Seen], None]
-    apply: Callable[[_Batch, Decision, int], list[PendingActivity]]
-    closes: bool = False
-
-
 def _validate_decisions(
     state: RunState, decisions: tuple[Decision, ...] | Any
 ) -> tuple[str, str] | None:
     """The first invalid decision as (cause, details), or None when all can be applied."""
-    seen = _Seen(state)
+    seen = Seen(state)
     for index, item in enumerate(decisions):
         kind = item.decision_type
         handler = _DECISIONS.get(kind)
@@ -479,10 +389,10 @@ def _activity_timeouts(state: RunState, attributes: Mapping[str, Any]) -> dict[s
     }
 
 
-def _check_schedule_activity(state: RunState, item: Decision, seen: _Seen) -> None:
+def _check_schedule_activity(state: RunState, item: Decision, seen: Seen) -> None:
     activity_id = str(item.get("activity_id") or "")
-    _check_id("activity_id", activity_id)
-    _check_id("activity_type", str(item.get("activity_type") or ""))
+    check_id("activity_id", activity_id)
+    check_id("activity_type", str(item.get("activity_type") or ""))
     if activity_id in seen.activity_ids:
         raise BadRequestError(f"activity id {activity_id!r} is already in use",
                               field="activity_id")
@@ -495,7 +405,7 @@ def _check_schedule_activity(state: RunState, item: Decision, seen: _Seen) -> No
     check_payload("input", item.get("input"))
 
 
-def _apply_schedule_activity(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_schedule_activity(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     attributes = item.attributes
     timeouts: dict[str, Any] = dict(_activity_timeouts(batch.state, attributes))
@@ -532,11 +442,11 @@ def _apply_schedule_activity(batch: _Batch, item: Decision, completed_id: int) \
     return []
 
 
-def _check_request_cancel_activity(state: RunState, item: Decision, seen: _Seen) -> None:
-    _check_id("activity_id", str(item.get("activity_id") or ""))
+def _check_request_cancel_activity(state: RunState, item: Decision, seen: Seen) -> None:
+    check_id("activity_id", str(item.get("activity_id") or ""))
 
 
-def _apply_request_cancel_activity(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_request_cancel_activity(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     """TRY_CANCEL unless the activity waits for its cancellation and is running: then the
     request is recorded and the activity learns of it at its next heartbeat."""
@@ -562,9 +472,9 @@ def _apply_request_cancel_activity(batch: _Batch, item: Decision, completed_id: 
     return [target]
 
 
-def _check_start_timer(state: RunState, item: Decision, seen: _Seen) -> None:
+def _check_start_timer(state: RunState, item: Decision, seen: Seen) -> None:
     timer_id = str(item.get("timer_id") or "")
-    _check_id("timer_id", timer_id)
+    check_id("timer_id", timer_id)
     if timer_id in seen.timer_ids:
         raise BadRequestError(f"timer id {timer_id!r} is already in use", field="timer_id")
     seen.timer_ids.add(timer_id)
@@ -574,7 +484,7 @@ def _check_start_timer(state: RunState, item: Decision, seen: _Seen) -> None:
         )
 
 
-def _apply_start_timer(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_start_timer(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     seconds = _optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
     assert seconds is not None
@@ -590,11 +500,11 @@ def _apply_start_timer(batch: _Batch, item: Decision, completed_id: int) \
     return []
 
 
-def _check_cancel_timer(state: RunState, item: Decision, seen: _Seen) -> None:
-    _check_id("timer_id", str(item.get("timer_id") or ""))
+def _check_cancel_timer(state: RunState, item: Decision, seen: Seen) -> None:
+    check_id("timer_id", str(item.get("timer_id") or ""))
 
 
-def _apply_cancel_timer(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_cancel_timer(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     timer_id = str(item.get("timer_id"))
     found = next((t for t in batch.state.timers if t.timer_id == timer_id), None)
@@ -618,12 +528,12 @@ def _apply_cancel_timer(batch: _Batch, item: Decision, completed_id: int) \
     return []
 
 
-def _check_record_marker(state: RunState, item: Decision, seen: _Seen) -> None:
-    _check_id("marker_name", str(item.get("marker_name") or ""))
+def _check_record_marker(state: RunState, item: Decision, seen: Seen) -> None:
+    check_id("marker_name", str(item.get("marker_name") or ""))
     check_payload("details", item.get("details"))
 
 
-def _apply_record_marker(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_record_marker(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     batch.add(
         EventType.MarkerRecorded,
@@ -635,12 +545,13 @@ def _apply_record_marker(batch: _Batch, item: Decision, completed_id: int) \
     return []
 
 
-def _check_complete(state: RunState, item: Decision, seen: _Seen) -> None:
+def _check_complete(state: RunState, item: Decision, seen: Seen) -> None:
     check_payload("result", item.get("result"))
 
 
-def _apply_complete(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
-    batch.close(
+def _apply_complete(batch: Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
+    runs.close_run(
+        batch,
         RunStatus.COMPLETED,
         EventType.WorkflowExecutionCompleted,
         result=item.get("result"),
@@ -649,27 +560,30 @@ def _apply_complete(batch: _Batch, item: Decision, completed_id: int) -> list[Pe
     return []
 
 
-def _check_fail(state: RunState, item: Decision, seen: _Seen) -> None:
-    _check_reason(str(item.get("reason") or ""))
+def _check_fail(state: RunState, item: Decision, seen: Seen) -> None:
+    check_reason(str(item.get("reason") or ""))
     check_payload("details", item.get("details"))
 
 
-def _apply_fail(batch: _Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
-    batch.close(
+def _apply_fail(batch: Batch, item: Decision, completed_id: int) -> list[PendingActivity]:
+    reason = str(item.get("reason") or "")
+    runs.close_run(
+        batch,
         RunStatus.FAILED,
         EventType.WorkflowExecutionFailed,
-        reason=str(item.get("reason") or ""),
+        failure_reason=reason,
+        reason=reason,
         details=item.get("details"),
         decision_task_completed_event_id=completed_id,
     )
     return []
 
 
-def _check_cancel_workflow(state: RunState, item: Decision, seen: _Seen) -> None:
+def _check_cancel_workflow(state: RunState, item: Decision, seen: Seen) -> None:
     check_payload("details", item.get("details"))
 
 
-def _apply_cancel_workflow(batch: _Batch, item: Decision, completed_id: int) \
+def _apply_cancel_workflow(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
     batch.close(
         RunStatus.CANCELED,
@@ -680,24 +594,25 @@ def _apply_cancel_workflow(batch: _Batch, item: Decision, completed_id: int) \
     return []
 
 
-_DECISIONS: Mapping[DecisionType, _DecisionHandler] = {
-    DecisionType.ScheduleActivityTask: _DecisionHandler(
+_DECISIONS: Mapping[DecisionType, DecisionHandler] = {
+    **runs.DECISIONS,
+    DecisionType.ScheduleActivityTask: DecisionHandler(
         "BAD_SCHEDULE_ACTIVITY_ATTRIBUTES", _check_schedule_activity, _apply_schedule_activity),
-    DecisionType.RequestCancelActivityTask: _DecisionHandler(
+    DecisionType.RequestCancelActivityTask: DecisionHandler(
         "BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES", _check_request_cancel_activity,
         _apply_request_cancel_activity),
-    DecisionType.StartTimer: _DecisionHandler(
+    DecisionType.StartTimer: DecisionHandler(
         "BAD_START_TIMER_ATTRIBUTES", _check_start_timer, _apply_start_timer),
-    DecisionType.CancelTimer: _DecisionHandler(
+    DecisionType.CancelTimer: DecisionHandler(
         "BAD_CANCEL_TIMER_ATTRIBUTES", _check_cancel_timer, _apply_cancel_timer),
-    DecisionType.RecordMarker: _DecisionHandler(
+    DecisionType.RecordMarker: DecisionHandler(
         "BAD_RECORD_MARKER_ATTRIBUTES", _check_record_marker, _apply_record_marker),
-    DecisionType.CompleteWorkflowExecution: _DecisionHandler(
+    DecisionType.CompleteWorkflowExecution: DecisionHandler(
         "BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES", _check_complete, _apply_complete,
         closes=True),
-    DecisionType.FailWorkflowExecution: _DecisionHandler(
+    DecisionType.FailWorkflowExecution: DecisionHandler(
         "BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES", _check_fail, _apply_fail, closes=True),
-    DecisionType.CancelWorkflowExecution: _DecisionHandler(
+    DecisionType.CancelWorkflowExecution: DecisionHandler(
         "BAD_CANCEL_WORKFLOW_EXECUTION_ATTRIBUTES", _check_cancel_workflow,
         _apply_cancel_workflow, closes=True),
 }
@@ -717,7 +632,7 @@ def _pending_activity(state: RunState, scheduled_event_id: int, attempt: int) ->
     return pending
 
 
-def _arm_deadline(batch: _Batch, pending: PendingActivity) -> PendingActivity:
+def _arm_deadline(batch: Batch, pending: PendingActivity) -> PendingActivity:
     """Start a new deadline-timer chain for the attempt; older chains become stale."""
     armed = replace(pending, timer_seq=pending.timer_seq + 1)
     batch.replace_activity(armed, pending.scheduled_event_id)
@@ -735,7 +650,7 @@ def _start_activity(state: RunState, command: StartActivityTask, now: datetime) 
             f"running ({pending.started_identity or 'unknown worker'})",
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     before, _ = activities.deadline(pending)
     started = replace(pending, started_time=batch.now_ms, started_identity=command.identity)
     batch.replace_activity(started, pending.scheduled_event_id)
@@ -749,7 +664,7 @@ def _start_activity(state: RunState, command: StartActivityTask, now: datetime) 
 def _heartbeat(state: RunState, command: RecordActivityHeartbeat, now: datetime) -> Transition:
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("details", command.details)
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     beat = replace(
         pending,
         last_heartbeat_time=batch.now_ms,
@@ -763,7 +678,7 @@ def _heartbeat(state: RunState, command: RecordActivityHeartbeat, now: datetime)
     return batch.done()
 
 
-def _add_activity_started(batch: _Batch, pending: PendingActivity, identity: str) -> int:
+def _add_activity_started(batch: Batch, pending: PendingActivity, identity: str) -> int:
     return batch.add(
         EventType.ActivityTaskStarted,
         at=from_millis(pending.started_time) if pending.started_time else None,
@@ -774,7 +689,7 @@ def _add_activity_started(batch: _Batch, pending: PendingActivity, identity: str
     )
 
 
-def _close_activity(batch: _Batch, pending: PendingActivity, started_by: str | None,
+def _close_activity(batch: Batch, pending: PendingActivity, started_by: str | None,
                     outcome: EventType, **attributes: Any) -> None:
     """The activity's outcome: ActivityTaskStarted of the last attempt (none for an attempt
     that never started: ``started_by`` None), then ``outcome``."""
@@ -783,15 +698,14 @@ def _close_activity(batch: _Batch, pending: PendingActivity, started_by: str | N
     batch.add(outcome, scheduled_event_id=pending.scheduled_event_id,
               started_event_id=started_id, **attributes)
     batch.replace_activity(None, pending.scheduled_event_id)
-    if batch.state.decision is None:
-        batch.schedule_decision()
+    batch.need_decision()
 
 
 def _complete_activity(state: RunState, command: CompleteActivityTask, now: datetime) \
         -> Transition:
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("result", command.result)
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     _close_activity(batch, pending, command.identity, EventType.ActivityTaskCompleted,
                     result=command.result, identity=command.identity)
     return batch.done()
@@ -801,7 +715,7 @@ def _fail_activity(state: RunState, command: FailActivityTask, now: datetime) ->
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("details", command.details)
     reason = command.reason[:MAX_REASON_LENGTH]
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     delay = activities.retry_delay(pending, reason, batch.now_ms)
     if delay is not None:
         _retry(batch, pending, delay, reason, command.details)
@@ -814,14 +728,14 @@ def _fail_activity(state: RunState, command: FailActivityTask, now: datetime) ->
 def _cancel_activity(state: RunState, command: CancelActivityTask, now: datetime) -> Transition:
     pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
     check_payload("details", command.details)
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     _close_activity(batch, pending, command.identity, EventType.ActivityTaskCanceled,
                     activity_id=pending.activity_id, details=command.details,
                     identity=command.identity)
     return batch.done()
 
 
-def _retry(batch: _Batch, pending: PendingActivity, delay: Any, reason: str,
+def _retry(batch: Batch, pending: PendingActivity, delay: Any, reason: str,
            details: str | None) -> None:
     """The next attempt after ``delay``: no history event, a backoff timer and a new chain."""
     due = batch.now_ms + int(delay.total_seconds() * 1000)
@@ -833,7 +747,7 @@ def _retry(batch: _Batch, pending: PendingActivity, delay: Any, reason: str,
         started_identity="",
         last_heartbeat_time=None,
         last_failure_reason=reason,
-        last_failure_details=_truncate(details),
+        last_failure_details=truncate(details),
     )
     batch.replace_activity(following, pending.scheduled_event_id)
     batch.timer(TimerKind.ACTIVITY_RETRY, pending.scheduled_event_id, due,
@@ -855,7 +769,7 @@ def _time_out_activity(state: RunState, command: FireTimer, now: datetime) -> Tr
             f"activity {pending.activity_id!r} has no timeout due before {due}", fire_at=due,
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
-    batch = _Batch(state, now)
+    batch = Batch(state, now)
     reason = activities.timeout_reason(timeout)
     if timeout in activities.RETRYABLE_TIMEOUTS:
         delay = activities.retry_delay(pending, reason, batch.now_ms)
@@ -903,6 +817,8 @@ def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transitio
     """Fire a timer that is still pending and due; anything else is stale (never early)."""
     if command.timer_kind is TimerKind.WORKFLOW_TIMEOUT:
         return _time_out_workflow(state, now)
+    if command.timer_kind is TimerKind.WORKFLOW_BACKOFF:
+        return _end_backoff(state, now)
     if command.timer_kind is TimerKind.ACTIVITY_TIMEOUT:
         return _time_out_activity(state, command, now)
     if command.timer_kind is TimerKind.ACTIVITY_RETRY:
@@ -923,29 +839,43 @@ def _fire_timer(state: RunState, command: FireTimer, now: datetime) -> Transitio
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
     remaining = tuple(t for t in state.timers if t is not timer)
-    batch = _Batch(state.with_changes(timers=remaining), now)
+    batch = Batch(state.with_changes(timers=remaining), now)
     batch.add(EventType.TimerFired, timer_id=timer.timer_id,
               started_event_id=timer.started_event_id)
-    if batch.state.decision is None:
-        batch.schedule_decision()
+    batch.need_decision()
     return batch.done()
 
 
 def _time_out_workflow(state: RunState, now: datetime) -> Transition:
     """Close the run at its execution_start_to_close_timeout (it is open: apply checked)."""
-    due = state.start_time + 1000 * state.execution_start_to_close_timeout_seconds
+    due = state.timeout_at
     if to_millis(now) < due:
         raise TimerNotDueError(
             "the workflow execution timeout is not due yet", fire_at=due,
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
-    batch = _Batch(state, now)
-    batch.close(RunStatus.TIMED_OUT, EventType.WorkflowExecutionTimedOut,
-                timeout_type="START_TO_CLOSE")
+    batch = Batch(state, now)
+    runs.close_run(batch, RunStatus.TIMED_OUT, EventType.WorkflowExecutionTimedOut,
+                   failure_reason=runs.WORKFLOW_TIMEOUT_REASON, timeout_type="START_TO_CLOSE")
+    return batch.done()
+
+
+def _end_backoff(state: RunState, now: datetime) -> Transition:
+    """The start backoff passed: the run's first decision task."""
+    if not state.awaiting_backoff:
+        raise StaleTaskError("the run's start backoff is over", workflow_id=state.workflow_id,
+                             run_id=state.run_id)
+    due = state.start_time + 1000 * state.backoff_seconds
+    if to_millis(now) < due:
+        raise TimerNotDueError("the run's start backoff is not over", fire_at=due,
+                               workflow_id=state.workflow_id, run_id=state.run_id)
+    batch = Batch(state.with_changes(awaiting_backoff=False), now)
+    batch.need_decision()
     return batch.done()
 
 
 _COMMANDS: Mapping[type, Callable[[RunState, Any, datetime], Transition]] = {
+    **runs.COMMANDS,
     CompleteDecisionTask: _complete_decision,
     FailDecisionTask: _fail_decision,
     StartActivityTask: _start_activity,
@@ -964,11 +894,14 @@ _COMMANDS: Mapping[type, Callable[[RunState, Any, datetime], Transition]] = {
 
 
 def _check_signal(signal: SignalWorkflow) -> None:
-    _check_id("signal_name", signal.signal_name)
+    check_id("signal_name", signal.signal_name)
     check_payload("input", signal.input)
 
 
-def _add_signal(batch: _Batch, signal: SignalWorkflow) -> None:
+def _add_signal(batch: Batch, signal: SignalWorkflow) -> None:
+    if signal.request_id:
+        kept = (*batch.state.signal_request_ids, signal.request_id)[-SIGNAL_REQUEST_IDS_KEPT:]
+        batch.state = batch.state.with_changes(signal_request_ids=kept)
     batch.add(
         EventType.WorkflowExecutionSignaled,
         signal_name=signal.signal_name,
@@ -976,37 +909,6 @@ def _add_signal(batch: _Batch, signal: SignalWorkflow) -> None:
         identity=signal.identity,
         request_id=signal.request_id,
     )
-
-
-# --- input checks -----------------------------------------------------------------------------
-
-
-def _check_id(name: str, value: str) -> None:
-    if not value or not value.strip():
-        raise BadRequestError(f"{name} is required", field=name)
-    if len(value) > MAX_ID_LENGTH:
-        raise BadRequestError(
-            f"{name} is longer than {MAX_ID_LENGTH} characters", field=name
-        )
-
-
-def _check_reason(reason: str) -> None:
-    if len(reason) > MAX_REASON_LENGTH:
-        raise BadRequestError(
-            f"reason is longer than {MAX_REASON_LENGTH} characters", field="reason"
-        )
-
-
-def check_payload(name: str, payload: str | None) -> None:
-    """PayloadTooLargeError, naming the limit, for a payload over it."""
-    size = payload_size(payload)
-    if size > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(
-            f"{name} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes",
-            field=name,
-            limit=MAX_PAYLOAD_BYTES,
-            size=size,
-        )
 
 
 __all__ = ["Transition", "apply", "check_payload", "due_retry", "start"]

@@ -201,10 +201,12 @@ def test_invalid_decision_fails_the_decision_task_once_and_retries() -> None:
     assert again.events == () and again.state == retry_state
 
 
-def test_unsupported_decision_is_reported_not_applied() -> None:
+def test_a_bad_child_decision_fails_the_task_naming_the_field() -> None:
     failed = decide(started(), Decision(DecisionType.StartChildWorkflowExecution,
                                         {"workflow_id": "child"}))
-    assert failed.events[1].attributes["cause"] == "UNSUPPORTED_DECISION"  # type: ignore
+    attributes = failed.events[1].attributes  # type: ignore[attr-defined]
+    assert attributes["cause"] == "BAD_START_CHILD_EXECUTION_ATTRIBUTES"
+    assert "workflow_type is required" in attributes["details"]
 
 
 def test_terminate_closes_and_drops_pending_work() -> None:
