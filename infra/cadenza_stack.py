@@ -112,12 +112,18 @@ class CadenzaStack(Stack):
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )
-        visibility.add_global_secondary_index(
-            index_name="by_start",
-            partition_key=dynamodb.Attribute(name="list_pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="start_time", type=dynamodb.AttributeType.NUMBER),
-            projection_type=dynamodb.ProjectionType.ALL,
-        )
+        # The listing indexes (docs/design.md, "Visibility"), each ordered by start time.
+        for index_name, partition in (("by_start", "list_pk"), ("by_type", "type_pk"),
+                                      ("by_close_status", "close_pk"),
+                                      ("by_attribute", "attr_pk")):
+            visibility.add_global_secondary_index(
+                index_name=index_name,
+                partition_key=dynamodb.Attribute(
+                    name=partition, type=dynamodb.AttributeType.STRING),
+                sort_key=dynamodb.Attribute(
+                    name="start_time", type=dynamodb.AttributeType.NUMBER),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
 
         # ---------------------------------------------------------------- failures
         stream_failures = sqs.Queue(

@@ -56,7 +56,8 @@ def check_resources(endpoint: str, stack_name: str) -> None:
                                               "StreamViewType": "NEW_IMAGE"}
     assert history["LatestStreamArn"]
     visibility = dynamodb.describe_table(TableName=f"{stack_name}-VisibilityTable")["Table"]
-    assert [i["IndexName"] for i in visibility["GlobalSecondaryIndexes"]] == ["by_start"]
+    assert {i["IndexName"] for i in visibility["GlobalSecondaryIndexes"]} == {
+        "by_start", "by_type", "by_close_status", "by_attribute"}
     sqs = aws_client(endpoint, "sqs")
     for kind in ("decision", "activity"):
         url = sqs.get_queue_url(QueueName=f"{stack_name}-default-orders-{kind}.fifo")["QueueUrl"]

@@ -55,8 +55,8 @@ def test_tables_match_the_sam_template(synthesized: dict[str, Any]) -> None:
         assert table["DeletionPolicy"] == sam[name]["DeletionPolicy"] == "Retain"
     assert tables["HistoryTable"]["Properties"]["StreamSpecification"] == {
         "StreamViewType": "NEW_IMAGE"}
-    (index,) = tables["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert index == sam["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"][0]
+    indexes = tables["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert indexes == sam["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"]
 
 
 def _sam_resources(kind: str) -> dict[str, dict[str, Any]]:

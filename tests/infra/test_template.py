@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from cadenza.aws.models import VisibilityModel
 from cadenza.aws.tasklists import SqsTaskLists, queue_name
+from cadenza.aws.visibility import INDEXES
 from cadenza.core import TaskKind
 from cadenza.local.template import load_template
 
@@ -83,14 +85,25 @@ def test_visibility_table_keys_and_listing_index(sam: dict[str, Any]) -> None:
     props = sam["Resources"]["VisibilityTable"]["Properties"]
     assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
     types = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
-    assert types == {"pk": "S", "sk": "S", "list_pk": "S", "start_time": "N"}
-    (index,) = props["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by_start"
-    assert index["KeySchema"] == [
-        {"AttributeName": "list_pk", "KeyType": "HASH"},
-        {"AttributeName": "start_time", "KeyType": "RANGE"},
-    ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
+    assert types == {"pk": "S", "sk": "S", "list_pk": "S", "type_pk": "S", "close_pk": "S",
+                     "attr_pk": "S", "start_time": "N"}
+    # The listing indexes the adapter queries (aws/visibility.py), each newest first by start.
+    indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
+    assert set(indexes) == set(INDEXES)
+    for name, partition in INDEXES.items():
+        assert indexes[name]["KeySchema"] == [
+            {"AttributeName": partition, "KeyType": "HASH"},
+            {"AttributeName": "start_time", "KeyType": "RANGE"},
+        ]
+        assert indexes[name]["Projection"] == {"ProjectionType": "ALL"}
+    # The pynamodb model declares the same indexes.
+    declared = {
+        name: {a.attr_name: "HASH" if a.is_hash_key else "RANGE"
+               for a in index.Meta.attributes.values()}
+        for name, index in VisibilityModel._indexes.items()
+    }
+    assert declared == {name: {partition: "HASH", "start_time": "RANGE"}
+                        for name, partition in INDEXES.items()}
 
 
 def test_tables_survive_stack_deletion(sam: dict[str, Any]) -> None:

@@ -8,17 +8,24 @@ History table, one item per commit ("history batch"):
   existing: two writers that read the same state compute the same key and exactly one wins. The
   latest item of a run is its state.
 
-Visibility table, one item per run, written from the history stream (eventually consistent, as
-Cadence's visibility is): pk = "<domain>#<workflow id>", sk = run id; GSI ``by_start`` on
-(list_pk = "<domain>#OPEN" | "<domain>#CLOSED", start_time). Query answers live there too,
-under pk = "query#<query id>" (outside the index: they have no list_pk).
+Visibility table, written from the history stream (eventually consistent, as Cadence's
+visibility is): a record per run, pk = "<domain>#<workflow id>", sk = run id, and an index item
+per search attribute value, pk = "sa:<domain>#<workflow id>"; sparse GSIs by_start, by_type,
+by_close_status and by_attribute, each ranged by start_time (:class:`VisibilityModel`;
+aws/visibility.py reads and writes them). Query answers live there too, under
+pk = "query#<query id>" (outside every index: they have none of the index keys).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import (
+    BinaryAttribute,
+    NumberAttribute,
+    UnicodeAttribute,
+    UnicodeSetAttribute,
+)
 from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -40,6 +47,8 @@ class HistoryBatchModel(Model):
 
 
 class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):
+    """Open runs, or closed runs, of a domain: list_pk = "<domain>#OPEN" | "<domain>#CLOSED"."""
+
     class Meta:
         index_name = "by_start"
         projection = AllProjection()
@@ -48,13 +57,52 @@ class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):
     start_time = NumberAttribute(range_key=True)
 
 
+class ByTypeIndex(GlobalSecondaryIndex["VisibilityModel"]):
+    """Runs of a workflow type by status: type_pk = "<domain>#<type>#OPEN" | "...#CLOSED"."""
+
+    class Meta:
+        index_name = "by_type"
+        projection = AllProjection()
+
+    type_pk = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class ByCloseStatusIndex(GlobalSecondaryIndex["VisibilityModel"]):
+    """Closed runs by close status: close_pk = "<domain>#<close status>"."""
+
+    class Meta:
+        index_name = "by_close_status"
+        projection = AllProjection()
+
+    close_pk = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
+class ByAttributeIndex(GlobalSecondaryIndex["VisibilityModel"]):
+    """Search attribute index items: attr_pk = "<domain>#<attribute key>"."""
+
+    class Meta:
+        index_name = "by_attribute"
+        projection = AllProjection()
+
+    attr_pk = UnicodeAttribute(hash_key=True)
+    start_time = NumberAttribute(range_key=True)
+
+
 class VisibilityModel(Model):
+    """A run's visibility record (its search attribute index items copy it, with attr_pk and
+    without the other index keys; a tombstone keeps only pk, sk and version)."""
+
     class Meta:
         table_name = "cadenza-visibility"
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
-    list_pk = UnicodeAttribute()
+    list_pk = UnicodeAttribute(null=True)
+    type_pk = UnicodeAttribute(null=True)
+    close_pk = UnicodeAttribute(null=True)  # closed runs only
+    attr_pk = UnicodeAttribute(null=True)  # index items only
     start_time = NumberAttribute()
     close_time = NumberAttribute(null=True)
     domain = UnicodeAttribute()
@@ -63,8 +111,19 @@ class VisibilityModel(Model):
     workflow_type = UnicodeAttribute()
     task_list = UnicodeAttribute()
     status = UnicodeAttribute()
+    close_status = UnicodeAttribute(null=True)
     history_length = NumberAttribute(null=True)
+    #: The run's version (one per commit): a record older than the stored one changes nothing.
+    version = NumberAttribute(null=True)
+    search_attributes = UnicodeAttribute(null=True)  # JSON
+    memo = UnicodeAttribute(null=True)  # JSON
+    #: Keys of the run's search attribute values, and of values it had and no longer has.
+    sa_keys = UnicodeSetAttribute(null=True)
+    stale_keys = UnicodeSetAttribute(null=True)
     by_start = ByStartIndex()
+    by_type = ByTypeIndex()
+    by_close_status = ByCloseStatusIndex()
+    by_attribute = ByAttributeIndex()
 
 
 class QueryAnswerModel(Model):
@@ -106,5 +165,7 @@ def bind(model: type[Model], *, table_name: str, region: str, host: str | None) 
         meta["host"] = host
     namespace: dict[str, Any] = {"Meta": type("Meta", (), meta)}
     if issubclass(model, VisibilityModel):
-        namespace["by_start"] = ByStartIndex()  # an index object belongs to one model class
+        # An index object belongs to one model class.
+        namespace.update(by_start=ByStartIndex(), by_type=ByTypeIndex(),
+                         by_close_status=ByCloseStatusIndex(), by_attribute=ByAttributeIndex())
     return type(f"Bound{model.__name__}", (model,), namespace)

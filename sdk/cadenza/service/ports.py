@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ..core import HistoryEvent, RunState, Transition
 from ..core.records import OutgoingMessage, QueryAnswer, StoredBatch, VisibilityRecord
+from ..core.visibility import VisibilityQuery
 
 
 class HistoryStore(Protocol):
@@ -39,9 +40,16 @@ class QueryAnswers(Protocol):
 
 
 class VisibilityStore(Protocol):
-    def record(self, state: RunState) -> None: ...
+    def record(self, state: RunState) -> None:
+        """Write the run's visibility record as of ``state`` (at its start, after a search
+        attribute upsert, at its close). Order-independent: a state older (by version) than
+        the one recorded changes nothing, so an open record never overwrites a closed one."""
 
     def list(
-        self, domain: str, *, open_runs: bool, workflow_type: str | None = None,
-        workflow_id: str | None = None, page_size: int = 100, page_token: str | None = None,
-    ) -> tuple[list[VisibilityRecord], str | None]: ...
+        self, domain: str, query: VisibilityQuery, *, page_size: int = 100,
+        page_token: str | None = None,
+    ) -> tuple[list[VisibilityRecord], str | None]:
+        """One page of the runs matching ``query``, newest first, and the token of the next
+        page (None after the last). A page may be short, even empty, when predicates filter;
+        the token continues. BadRequestError for a query no index serves or a token this
+        listing did not hand out."""

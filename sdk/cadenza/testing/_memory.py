@@ -8,8 +8,10 @@ SQS FIFO queues do; timers wait on the virtual clock. The environment (``_env.py
 
 from __future__ import annotations
 
+import base64
 import heapq
 import itertools
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 
 from ..core import HistoryEvent, RunState, TaskKind, Transition, from_millis, to_millis
 from ..core.records import OutgoingMessage, QueryAnswer, StoredBatch, VisibilityRecord
+from ..core.visibility import VisibilityQuery, choose_index
 from ..error import BadRequestError, CommitConflictError
 
 #: How long a FIFO queue remembers a task's deduplication id (SQS: five minutes).
@@ -226,8 +229,13 @@ class InMemoryTaskQueues:
 
 
 class InMemoryVisibility:
+    """Visibility records by run, listed with the DynamoDB adapter's semantics: the same index
+    choice refuses the same queries, a record older (by version) than the one kept changes
+    nothing, listings are newest first and pages continue from a position (runs started
+    between two pages do not shift the next one)."""
+
     def __init__(self) -> None:
-        self._records: dict[tuple[str, str, str], VisibilityRecord] = {}
+        self._records: dict[tuple[str, str, str], tuple[int, VisibilityRecord]] = {}
         self._lock = threading.Lock()
 
     def record(self, state: RunState) -> None:
@@ -235,27 +243,56 @@ class InMemoryVisibility:
             domain=state.domain, workflow_id=state.workflow_id, run_id=state.run_id,
             workflow_type=state.workflow_type, task_list=state.task_list,
             status=str(state.status), start_time=state.start_time, close_time=state.close_time,
-            history_length=None if state.is_open else state.next_event_id - 1,
+            history_length=state.next_event_id - 1,
+            close_status=None if state.is_open else str(state.status),
+            search_attributes=dict(state.search_attributes) if state.search_attributes else None,
+            memo=dict(state.memo) if state.memo else None,
         )
+        key = (state.domain, state.workflow_id, state.run_id)
         with self._lock:
-            self._records[(state.domain, state.workflow_id, state.run_id)] = record
+            kept = self._records.get(key)
+            if kept is None or kept[0] <= state.version:
+                self._records[key] = (state.version, record)
 
     def list(
-        self, domain: str, *, open_runs: bool, workflow_type: str | None = None,
-        workflow_id: str | None = None, page_size: int = 100, page_token: str | None = None,
+        self, domain: str, query: VisibilityQuery, *, page_size: int = 100,
+        page_token: str | None = None,
     ) -> tuple[list[VisibilityRecord], str | None]:
+        choose_index(query)  # refuses what the DynamoDB indexes cannot serve
+        digest = query.digest(domain)
+        after = _visibility_position(page_token, digest)
         with self._lock:
-            records = [
-                r for r in self._records.values()
-                if r.domain == domain and (r.status == "OPEN") == open_runs
-                and (workflow_type is None or r.workflow_type == workflow_type)
-                and (workflow_id is None or r.workflow_id == workflow_id)
-            ]
-        records.sort(key=lambda r: (r.start_time, r.run_id), reverse=True)
-        start = _page_start(page_token, len(records))
-        page = records[start:start + page_size]
-        following = start + page_size
-        return page, str(following) if following < len(records) else None
+            records = [r for _, r in self._records.values()
+                       if r.domain == domain and query.matches(r)]
+        records.sort(key=_newest_first, reverse=True)
+        if after is not None:
+            records = [r for r in records if _newest_first(r) < after]
+        page = records[:page_size]
+        if len(records) <= page_size:
+            return page, None
+        last = _newest_first(page[-1])
+        token = base64.urlsafe_b64encode(json.dumps([digest, *last]).encode()).decode()
+        return page, token
+
+
+def _newest_first(record: VisibilityRecord) -> tuple[int, str, str]:
+    return record.start_time, record.workflow_id, record.run_id
+
+
+def _visibility_position(token: str | None, digest: str) -> tuple[int, str, str] | None:
+    """The position a listing's page token continues after, if this listing handed it out."""
+    if not token:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not (isinstance(value, list) and len(value) == 4 and value[0] == digest
+                and type(value[1]) is int and isinstance(value[2], str)
+                and isinstance(value[3], str)):
+            raise ValueError
+    except ValueError as error:  # binascii.Error and JSONDecodeError are ValueErrors
+        raise BadRequestError("next_page_token is not valid for this listing",
+                              field="next_page_token") from error
+    return value[1], value[2], value[3]
 
 
 class InMemoryQueryAnswers:
