@@ -8,7 +8,6 @@ the same connection for history reads and task completions.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import time
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 
 from ._http import ApiTransport, Transport, path_part
 from .core import Decision, HistoryEvent, from_millis
+from .core.cron import CronSchedule
 from .core.records import ActivityStart
 from .core.retry import RetryPolicy
 from .data_converter import DataConverter, DefaultDataConverter
@@ -58,6 +58,10 @@ class WorkflowExecutionInfo:
     close_time: datetime | None
     history_length: int | None
     raw: dict[str, Any]
+    #: COMPLETED, FAILED, ... once closed; None while open.
+    close_status: str | None = None
+    search_attributes: dict[str, Any] | None = None
+    memo: dict[str, Any] | None = None
 
     @property
     def is_open(self) -> bool:
@@ -75,6 +79,10 @@ class WorkflowExecutionInfo:
             close_time=from_millis(int(data["close_time"])) if data.get("close_time") else None,
             history_length=data.get("history_length"),
             raw=data,
+            close_status=data.get("close_status") or (
+                None if data["status"] == "OPEN" else data["status"]),
+            search_attributes=data.get("search_attributes"),
+            memo=data.get("memo"),
         )
 
 
@@ -243,8 +251,13 @@ class Client:
             )
         retry_policy = RetryPolicy.from_value(options.get("retry_policy"))
         delay = options.get("delay_start")
-        if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
+        if delay is not None and not isinstance(delay, timedelta):
+            raise BadRequestError("delay_start must be a timedelta", field="delay_start")
+        if delay is not None and delay < timedelta(0):
             raise BadRequestError("delay_start cannot be negative", field="delay_start")
+        cron = options.get("cron_schedule") or None
+        if cron is not None:
+            cron = CronSchedule.parse(cron).text  # refused here, before any request
         policy = options.get("workflow_id_reuse_policy")
         body: dict[str, Any] = {
             "workflow_id": options.get("workflow_id") or str(uuid.uuid4()),
@@ -255,7 +268,7 @@ class Client:
             "task_start_to_close_timeout_seconds": _seconds(options, "task_start_to_close_timeout"),
             "workflow_id_reuse_policy": getattr(policy, "name", policy),
             "retry_policy": retry_policy.to_attributes() if retry_policy else None,
-            "cron_schedule": options.get("cron_schedule"),
+            "cron_schedule": cron,
             "delay_start_seconds": delay.total_seconds() if delay else None,
             "memo": options.get("memo"),
             "search_attributes": options.get("search_attributes"),
@@ -388,6 +401,41 @@ class Client:
             },
         )
 
+    async def reset_workflow(
+        self,
+        workflow_id: str,
+        run_id: str = "",
+        *,
+        decision_finish_event_id: int,
+        reason: str = "",
+        request_id: str | None = None,
+    ) -> str:
+        """Reset a run (the current one when ``run_id`` is empty) to a DecisionTaskCompleted
+        event; returns the new run's id.
+
+        The new run's history is the old one up to ``decision_finish_event_id`` and continues
+        from there; the old run, if still open, is terminated. ``request_id`` makes a retried
+        call answer as the first one did (a fresh one is drawn when not given).
+        """
+        if isinstance(decision_finish_event_id, bool) or not isinstance(
+            decision_finish_event_id, int
+        ) or decision_finish_event_id <= 0:
+            raise BadRequestError(
+                "decision_finish_event_id must be a positive integer",
+                field="decision_finish_event_id",
+            )
+        answer = await self.transport.call(
+            "POST", self._workflow_path(workflow_id, "/reset"),
+            json={
+                "run_id": run_id,
+                "decision_finish_event_id": decision_finish_event_id,
+                "reason": reason,
+                "identity": self._identity,
+                "request_id": request_id or str(uuid.uuid4()),
+            },
+        )
+        return str(answer["run_id"])
+
     async def list_workflows(
         self,
         query: str | None = None,
@@ -395,35 +443,54 @@ class Client:
         status: str | None = None,
         workflow_type: str | None = None,
         workflow_id: str | None = None,
-        page_size: int = 100,
+        page_size: int | None = 100,
     ) -> list[WorkflowExecutionInfo]:
-        """Runs of the domain, newest first.
+        """Runs of the domain that match the visibility ``query``, newest first: at most
+        ``page_size`` of them, every one with ``page_size=None``.
 
-        ``query`` accepts the common Cadence visibility filters joined by AND:
-        ``WorkflowType = 'X'``, ``WorkflowID = 'x'``, ``CloseTime = missing`` (open runs),
-        ``ExecutionStatus = 'Open'|'Closed'``. With no status, open and closed runs are listed.
+        The server reads the query (API.md: ``WorkflowType``, ``WorkflowID``, ``RunID``,
+        ``CloseStatus``, ``ExecutionStatus``, ``CloseTime = missing``, ``StartTime`` and
+        ``CloseTime`` ranges, search attributes, joined by AND); ``status`` ("open", "closed"
+        or a close status), ``workflow_type`` and ``workflow_id`` are conditions added to it.
+        Pages are followed until enough runs came or none is left.
         """
-        filters = _parse_query(query)
-        status = status or filters.get("status")
-        workflow_type = workflow_type or filters.get("workflow_type")
-        workflow_id = workflow_id or filters.get("workflow_id")
-        statuses = [status.lower()] if status else ["open", "closed"]
         runs: list[WorkflowExecutionInfo] = []
-        for which in statuses:
-            token: str | None = None
-            while True:
-                answer = await self.transport.call(
-                    "GET", f"/api/v1/domains/{path_part(self._domain)}/workflows",
-                    params={"status": which, "workflow_type": workflow_type,
-                            "workflow_id": workflow_id, "page_size": page_size,
-                            "next_page_token": token},
-                )
-                runs.extend(WorkflowExecutionInfo.from_wire(r) for r in answer["executions"])
-                token = answer.get("next_page_token")
-                if not token or len(runs) >= page_size:
-                    break
-        runs.sort(key=lambda r: r.start_time, reverse=True)
-        return runs[:page_size]
+        token: str | None = None
+        while page_size is None or len(runs) < page_size:
+            wanted = 1000 if page_size is None else min(page_size - len(runs), 1000)
+            page, token = await self._list_page(
+                query or "", wanted, token,
+                status=status, workflow_type=workflow_type, workflow_id=workflow_id,
+            )
+            runs.extend(page)
+            if not token:
+                break
+        return runs if page_size is None else runs[:page_size]
+
+    async def list_workflows_page(
+        self, query: str = "", page_size: int = 100, next_page_token: str | None = None, *,
+        status: str | None = None, workflow_type: str | None = None,
+        workflow_id: str | None = None,
+    ) -> tuple[list[WorkflowExecutionInfo], str | None]:
+        """One page of the runs matching ``query``, newest first, and the token of the next
+        page (None after the last). A page may hold fewer than ``page_size`` runs, even none,
+        when the query filters; the token continues. ``status``, ``workflow_type`` and
+        ``workflow_id`` add conditions, as in :meth:`list_workflows`."""
+        return await self._list_page(query, page_size, next_page_token, status=status,
+                                     workflow_type=workflow_type, workflow_id=workflow_id)
+
+    async def _list_page(
+        self, query: str, page_size: int, token: str | None, *, status: str | None = None,
+        workflow_type: str | None = None, workflow_id: str | None = None,
+    ) -> tuple[list[WorkflowExecutionInfo], str | None]:
+        answer = await self.transport.call(
+            "GET", f"/api/v1/domains/{path_part(self._domain)}/workflows",
+            params={"query": query, "status": status, "workflow_type": workflow_type,
+                    "workflow_id": workflow_id, "page_size": page_size,
+                    "next_page_token": token},
+        )
+        runs = [WorkflowExecutionInfo.from_wire(r) for r in answer["executions"]]
+        return runs, answer.get("next_page_token") or None
 
     # --- activities completed outside their worker ----------------------------------------
 
@@ -524,31 +591,3 @@ def _close_error(workflow_id: str, status: str, answer: dict[str, Any]) -> Workf
         "TIMED_OUT": WorkflowExecutionTimedOutError,
     }.get(status, WorkflowFailure)
     return kind(message, reason=reason, details=details, close_status=status)
-
-
-_CLAUSE = re.compile(r"^\s*(\w+)\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|(\w+))\s*$")
-
-
-def _parse_query(query: str | None) -> dict[str, str]:
-    if not query or not query.strip():
-        return {}
-    filters: dict[str, str] = {}
-    for clause in re.split(r"\s+AND\s+", query.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE.match(clause)
-        if not match:
-            raise BadRequestError(f"cannot read query clause {clause!r}", field="query")
-        name = match.group(1).lower()
-        value = next(g for g in match.groups()[1:] if g is not None)
-        if name == "workflowtype":
-            filters["workflow_type"] = value
-        elif name == "workflowid":
-            filters["workflow_id"] = value
-        elif name == "closetime" and value.lower() == "missing":
-            filters["status"] = "open"
-        elif name in {"executionstatus", "closestatus"}:
-            filters["status"] = "open" if value.lower() in {"open", "running"} else "closed"
-        else:
-            raise BadRequestError(f"query field {match.group(1)!r} is not supported", field="query")
-    return filters
-
-

@@ -118,6 +118,10 @@ def test_start_result_describe_show_list(cli: Cli, worker: str) -> None:
     assert all(r["workflow_type"] == "SingleActivity" for r in closed)
     by_query = cli.json("workflow", "list", "-q", f"WorkflowID = '{workflow_id}'")
     assert [r["run_id"] for r in by_query] == [started["run_id"]]
+    page = cli.json("workflow", "list", "--page", "--page-size", "1", "-q",
+                    f"WorkflowID = '{workflow_id}' AND CloseStatus = 'COMPLETED'")
+    assert [r["run_id"] for r in page["executions"]] == [started["run_id"]]
+    assert page["next_page_token"] is None
 
 
 def test_rich_output_names_the_events(cli: Cli, worker: str) -> None:

@@ -280,12 +280,16 @@ def test_visibility_lists_open_and_closed_runs(
     service.terminate_workflow("default", "b")
     for batch in stream_batches(aws_settings):
         service.on_committed(batch)
-    open_runs, _ = service.list_workflows("default", open_runs=True)
-    closed, _ = service.list_workflows("default", open_runs=False)
+    open_runs, _ = service.list_workflows("default", query="ExecutionStatus = 'Open'")
+    closed, _ = service.list_workflows("default", query="CloseTime > '2000-01-01'")
     assert [r["workflow_id"] for r in open_runs] == ["a"]
-    assert [(r["workflow_id"], r["status"]) for r in closed] == [("b", "TERMINATED")]
-    typed, _ = service.list_workflows("default", open_runs=False, workflow_type="Order")
+    assert [(r["workflow_id"], r["status"], r["close_status"]) for r in closed] == [
+        ("b", "TERMINATED", "TERMINATED")]
+    typed, _ = service.list_workflows(
+        "default", query="WorkflowType = 'Order' AND ExecutionStatus = 'Closed'")
     assert typed == []
+    every, _ = service.list_workflows("default")
+    assert sorted(r["workflow_id"] for r in every) == ["a", "b"]
 
 
 def test_concurrent_signal_with_start_creates_one_run_and_loses_no_signal(

@@ -40,6 +40,7 @@ def test_routes_are_the_api_of_the_lambda_function() -> None:
         ("POST", "/api/v1/tasks/query/answer"),
         ("POST", f"{WORKFLOW}/cancel"),
         ("POST", f"{WORKFLOW}/terminate"),
+        ("POST", f"{WORKFLOW}/reset"),
         ("POST", "/api/v1/tasks/decision/complete"),
         ("POST", "/api/v1/tasks/decision/fail"),
         ("POST", "/api/v1/tasks/activity/start"),
@@ -237,8 +238,26 @@ def test_list_workflows_checks_before_calling() -> None:
     assert answer == ApiResponse(200, {"executions": [{"workflow_id": "w"}],
                                        "next_page_token": "tok"})
     assert service.calls == [("list_workflows", ("default",), {
-        "open_runs": False, "workflow_type": None, "workflow_id": None, "page_size": 5,
-        "page_token": None})]
+        "query": "ExecutionStatus = 'closed'", "page_size": 5, "page_token": None})]
+
+
+def test_list_workflows_translates_the_older_parameters_into_the_query() -> None:
+    service = FakeService(list_workflows=([], None))
+    path = "/api/v1/domains/default/workflows"
+    call("GET", path, service, query={"query": "CustomIntField = 3", "next_page_token": "t"})
+    call("GET", path, service, query={"status": "failed", "workflow_type": "Order",
+                                      "workflow_id": "it's", "query": "StartTime > '2026-01-01'"})
+    call("GET", path, service, query={"workflow_type": "Order",
+                                      "query": "ORDER BY StartTime DESC"})
+    call("GET", path, service)
+    assert [kwargs["query"] for _, _, kwargs in service.calls] == [
+        "CustomIntField = 3",
+        "ExecutionStatus = 'failed' AND WorkflowType = 'Order' AND WorkflowID = 'it\\'s' "
+        "AND StartTime > '2026-01-01'",
+        "WorkflowType = 'Order' ORDER BY StartTime DESC",
+        "",
+    ]
+    assert service.calls[0][2]["page_token"] == "t"
 
 
 def test_start_workflow_answers_201() -> None:

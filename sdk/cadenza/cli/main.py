@@ -72,6 +72,24 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--input", "-i", action="append", default=[],
                        help="one JSON argument (repeat for several)")
     start.add_argument("--reuse-policy", default=None)
+    start.add_argument("--delay-start", type=float, default=None, metavar="SECONDS",
+                       help="wait this long before the first decision task")
+    start.add_argument("--cron", dest="cron_schedule", default=None, metavar="EXPRESSION",
+                       help='cron schedule in UTC, e.g. "*/15 * * * *" or @daily')
+    retry = start.add_argument_group("retry policy of the run (any --retry-* sets one)")
+    retry.add_argument("--retry-initial-interval", type=float, default=None, metavar="SECONDS",
+                       help="backoff before the first retry (default 1)")
+    retry.add_argument("--retry-backoff", "--retry-backoff-coefficient", type=float,
+                       dest="retry_backoff", default=None, metavar="FACTOR",
+                       help="each backoff is this times the previous one (default 2)")
+    retry.add_argument("--retry-max-interval", type=float, default=None, metavar="SECONDS",
+                       help="longest backoff (default 100 x the initial interval)")
+    retry.add_argument("--retry-max-attempts", type=int, default=None, metavar="N",
+                       help="attempts in all, the first included (0: no limit)")
+    retry.add_argument("--retry-expiration", type=float, default=None, metavar="SECONDS",
+                       help="no retry starts later than this after the first attempt")
+    retry.add_argument("--retry-non-retryable", action="append", default=[], metavar="REASON",
+                       help="a failure reason never retried (repeat for several)")
 
     for name, text in (("describe", "show a run's state"), ("show", "show a run's history"),
                        ("result", "wait for a run's result")):
@@ -85,6 +103,17 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("workflow_id")
     terminate.add_argument("--run-id", "--rid", default="")
     terminate.add_argument("--reason", default="terminated from the command line")
+
+    reset = actions.add_parser(
+        "reset", parents=[common],
+        help="start a new run from a run's history up to a DecisionTaskCompleted event")
+    reset.add_argument("workflow_id", nargs="?", default=None)
+    reset.add_argument("--workflow-id", "--wid", dest="workflow_id_option", default=None)
+    reset.add_argument("--run-id", "--rid", default="")
+    reset.add_argument("--event-id", "--decision-finish-event-id", dest="event_id", type=int,
+                       required=True, metavar="N",
+                       help="id of the DecisionTaskCompleted event to reset to")
+    reset.add_argument("--reason", default="reset from the command line")
 
     query = actions.add_parser("query", parents=[common], help="ask a run's workflow code")
     query.add_argument("workflow_id")
@@ -105,11 +134,22 @@ def _parser() -> argparse.ArgumentParser:
     signal.add_argument("--input", "-i", action="append", default=[],
                         help="one JSON argument (repeat for several)")
 
-    listing = actions.add_parser("list", parents=[common], help="list runs")
-    listing.add_argument("--status", choices=["open", "closed"], default=None)
+    listing = actions.add_parser("list", parents=[common], help="list runs, newest first")
+    listing.add_argument("--status", type=str.lower, default=None,
+                         choices=["open", "closed", "completed", "failed", "canceled",
+                                  "terminated", "continued_as_new", "timed_out"])
     listing.add_argument("--type", dest="workflow_type", default=None)
-    listing.add_argument("--query", "-q", default=None, help="Cadence visibility query")
-    listing.add_argument("--page-size", type=int, default=100)
+    listing.add_argument(
+        "--query", "-q", default=None,
+        help="visibility query, e.g. \"WorkflowType = 'Order' AND CloseStatus = 'FAILED' AND "
+             "StartTime > '2026-01-01T00:00:00Z'\" (fields and search attributes joined by AND)")
+    listing.add_argument("--page-size", type=int, default=100,
+                         help="at most this many runs (a page's size with --page)")
+    listing.add_argument("--all", action="store_true", help="every matching run")
+    listing.add_argument("--page", action="store_true",
+                         help="one page and the token of the next one")
+    listing.add_argument("--next-page-token", default=None,
+                         help="with --page: the page this token (of an earlier --page) names")
 
     replay = actions.add_parser(
         "replay", help="replay a stored history (show --json) against today's workflow code")
@@ -190,6 +230,7 @@ async def _workflow(args: argparse.Namespace) -> int:
                 options["task_start_to_close_timeout"] = timedelta(seconds=args.decision_timeout)
             if args.reuse_policy:
                 options["workflow_id_reuse_policy"] = args.reuse_policy
+            options.update(_start_schedule_options(args))
             execution = await client.start_workflow(args.workflow_type, *values, **options)
             _out(args, {"workflow_id": execution.workflow_id, "run_id": execution.run_id},
                  f"started [bold]{escape(execution.workflow_id)}[/] "
@@ -215,6 +256,16 @@ async def _workflow(args: argparse.Namespace) -> int:
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
             _out(args, {"terminated": args.workflow_id},
                  f"terminated {escape(args.workflow_id)}")
+        elif action == "reset":
+            workflow_id = _reset_workflow_id(args)
+            new_run_id = await client.reset_workflow(
+                workflow_id, args.run_id, decision_finish_event_id=args.event_id,
+                reason=args.reason,
+            )
+            if args.json:
+                print(json.dumps({"workflow_id": workflow_id, "run_id": new_run_id}))
+            else:
+                print(new_run_id)  # the bare id, for scripts: RUN=$(cadenza workflow reset ...)
         elif action == "query":
             values = [_json_input(text) for text in args.input]
             result = await client.query_workflow(args.workflow_id, args.run_id, args.query_type,
@@ -230,14 +281,63 @@ async def _workflow(args: argparse.Namespace) -> int:
             _out(args, {"signaled": args.workflow_id, "signal_name": args.name},
                  f"signaled {escape(args.workflow_id)} with {escape(args.name)}")
         elif action == "list":
-            runs = await client.list_workflows(args.query, status=args.status,
-                                               workflow_type=args.workflow_type,
-                                               page_size=args.page_size)
-            if args.json:
-                print(json.dumps([r.raw for r in runs], indent=2))
+            if args.page or args.next_page_token:
+                runs, token = await client.list_workflows_page(
+                    args.query or "", args.page_size, args.next_page_token,
+                    status=args.status, workflow_type=args.workflow_type)
+                if args.json:
+                    print(json.dumps({"executions": [r.raw for r in runs],
+                                      "next_page_token": token}, indent=2))
+                else:
+                    console.print(runs_table(runs))
+                    if token:
+                        console.print(f"next page: --page --next-page-token {escape(token)}")
             else:
-                console.print(runs_table(runs))
+                runs = await client.list_workflows(
+                    args.query, status=args.status, workflow_type=args.workflow_type,
+                    page_size=None if args.all else args.page_size)
+                if args.json:
+                    print(json.dumps([r.raw for r in runs], indent=2))
+                else:
+                    console.print(runs_table(runs))
     return 0
+
+
+def _start_schedule_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The start options of --delay-start, --cron and --retry-* (only those given)."""
+    options: dict[str, Any] = {}
+    if args.delay_start is not None:
+        if args.delay_start < 0:
+            raise BadRequestError("--delay-start cannot be negative", field="delay_start")
+        options["delay_start"] = timedelta(seconds=args.delay_start)
+    if args.cron_schedule:
+        options["cron_schedule"] = args.cron_schedule
+    retry: dict[str, Any] = {}
+    for option, key in (("retry_initial_interval", "initial_interval"),
+                        ("retry_backoff", "backoff_coefficient"),
+                        ("retry_max_interval", "maximum_interval"),
+                        ("retry_max_attempts", "maximum_attempts"),
+                        ("retry_expiration", "expiration_interval")):
+        value = getattr(args, option)
+        if value is not None:
+            retry[key] = value
+    if args.retry_non_retryable:
+        retry["non_retryable_error_reasons"] = list(args.retry_non_retryable)
+    if retry:
+        # RetryPolicy reads durations given in seconds and checks every value.
+        options["retry_policy"] = retry
+    return options
+
+
+def _reset_workflow_id(args: argparse.Namespace) -> str:
+    given = {value for value in (args.workflow_id, args.workflow_id_option) if value}
+    if len(given) != 1:
+        raise BadRequestError(
+            "give the workflow id once: WORKFLOW_ID or --workflow-id"
+            if given else "the workflow id is required (--workflow-id)",
+            field="workflow_id",
+        )
+    return given.pop()
 
 
 async def _activity(args: argparse.Namespace) -> int:

@@ -8,12 +8,13 @@ committed item and the stream redrive sends them again (SQS drops the duplicate 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -23,6 +24,8 @@ from ..core import (
     CompleteActivityTask,
     CompleteDecisionTask,
     Decision,
+    EffectKind,
+    EffectTask,
     FailActivityTask,
     FailDecisionTask,
     FireTimer,
@@ -44,11 +47,20 @@ from ..core import (
     due_retry,
     to_millis,
 )
+from ..core.commands import (
+    RecordChildClosed,
+    RecordChildStarted,
+    RecordChildStartFailed,
+    RecordExternalOutcome,
+)
 from ..core.ids import next_run_id
+from ..core.policies import ReusePolicy
 from ..core.records import ActivityStart, OutgoingMessage, StoredBatch, TaskMessage
+from ..core.state import ParentRun
 from ..core.transitions import check_payload
 from ..error import (
     BadRequestError,
+    CancellationAlreadyRequestedError,
     CommitConflictError,
     EntityNotExistsError,
     QueryFailedError,
@@ -60,7 +72,7 @@ from ..error import (
     WorkflowExecutionAlreadyStartedError,
 )
 from .ports import HistoryStore, QueryAnswers, TaskQueues, VisibilityStore
-from .requests import ReusePolicy, StartWorkflowRequest, check_domain
+from .requests import StartWorkflowRequest, check_domain
 from .tokens import TaskToken, TaskTokens
 
 T = TypeVar("T")
@@ -123,12 +135,44 @@ class WorkflowService:
     ) -> str:
         """Start a run; with ``signal``, signal-with-start: signal the running run if there is
         one, else start a new run with the signal recorded before its first decision task."""
+        command = StartWorkflow(
+            domain=request.domain,
+            workflow_id=request.workflow_id,
+            run_id="",
+            workflow_type=request.workflow_type,
+            task_list=request.task_list,
+            input=request.input,
+            execution_start_to_close_timeout_seconds=(
+                request.execution_start_to_close_timeout_seconds
+            ),
+            task_start_to_close_timeout_seconds=request.task_start_to_close_timeout_seconds,
+            identity=request.identity,
+            request_id=request.request_id,
+            memo=request.memo,
+            search_attributes=request.search_attributes,
+            retry_policy=request.retry_policy,
+            cron_schedule=request.cron_schedule,
+            delay_start_seconds=request.delay_start_seconds,
+        )
+        return self._start(command, request.workflow_id_reuse_policy, signal=signal)
+
+    def _start(
+        self, command: StartWorkflow, policy: ReusePolicy, *, signal: SignalWorkflow | None = None
+    ) -> str:
+        """Create the workflow id's next run as ``policy`` allows; the new (or same) run id.
+
+        A start whose request id created the latest run is that start again (its answer was
+        lost): it answers with that run. A chain caught between a run's continue-as-new and
+        the next run's creation is moved on first, so a start never takes the next run's place.
+        """
         for attempt in range(MAX_CONFLICT_RETRIES):
-            latest = self.store.latest(request.domain, request.workflow_id)
+            latest = self.store.latest(command.domain, command.workflow_id)
             to_terminate: RunState | None = None
             if latest is not None:
                 previous = latest.state
-                policy = request.workflow_id_reuse_policy
+                if signal is None and command.request_id \
+                        and previous.start_request_id == command.request_id:
+                    return previous.run_id
                 if previous.is_open and signal is not None:
                     try:
                         self._commit(previous, signal)
@@ -136,10 +180,13 @@ class WorkflowService:
                         self._back_off(attempt)
                         continue
                     return previous.run_id
+                if previous.status is RunStatus.CONTINUED_AS_NEW:
+                    self._continue_chain(previous)
+                    continue
                 if previous.is_open:
                     if policy is not ReusePolicy.TERMINATE_IF_RUNNING:
                         raise WorkflowExecutionAlreadyStartedError(
-                            f"workflow {request.workflow_id!r} is already running",
+                            f"workflow {command.workflow_id!r} is already running",
                             run_id=previous.run_id,
                         )
                     to_terminate = previous
@@ -148,36 +195,16 @@ class WorkflowService:
                     and previous.status not in _FAILED_STATES
                 ):
                     raise WorkflowExecutionAlreadyStartedError(
-                        f"workflow {request.workflow_id!r} already ran "
+                        f"workflow {command.workflow_id!r} already ran "
                         f"(run {previous.run_id}, {previous.status}) and the reuse policy "
                         f"{policy.value} refuses another run",
                         run_id=previous.run_id,
                     )
             run_id = next_run_id(
-                request.domain, request.workflow_id, latest.run_id if latest else None
+                command.domain, command.workflow_id, latest.run_id if latest else None
             )
             now = self.clock()
-            transition = core.start(
-                StartWorkflow(
-                    domain=request.domain,
-                    workflow_id=request.workflow_id,
-                    run_id=run_id,
-                    workflow_type=request.workflow_type,
-                    task_list=request.task_list,
-                    input=request.input,
-                    execution_start_to_close_timeout_seconds=(
-                        request.execution_start_to_close_timeout_seconds
-                    ),
-                    task_start_to_close_timeout_seconds=request.task_start_to_close_timeout_seconds,
-                    identity=request.identity,
-                    request_id=request.request_id,
-                    memo=request.memo,
-                    search_attributes=request.search_attributes,
-                    retry_policy=request.retry_policy,
-                ),
-                now=now,
-                signal=signal,
-            )
+            transition = core.start(replace(command, run_id=run_id), now=now, signal=signal)
             try:
                 if to_terminate is None:
                     batches = [self.store.append(transition, committed_at=to_millis(now))]
@@ -186,7 +213,7 @@ class WorkflowService:
                         to_terminate,
                         TerminateWorkflow(
                             reason="terminated by a start with TerminateIfRunning",
-                            identity=request.identity,
+                            identity=command.identity,
                         ),
                         now=now,
                     )
@@ -249,11 +276,33 @@ class WorkflowService:
     def get_result(
         self, domain: str, workflow_id: str, run_id: str = "", *, wait_seconds: float = 0.0
     ) -> RunResult:
-        """The run's close status and attributes; OPEN when it did not close in time."""
+        """The run's close status and attributes; OPEN when it did not close in time.
+
+        A run that continued as new (continue-as-new, cron, workflow retry) is followed to the
+        next run of its chain, as Cadence's clients do: the result is the chain's.
+        """
+        deadline = time.monotonic() + min(max(wait_seconds, 0.0), MAX_WAIT_SECONDS)
         state = self.latest(domain, workflow_id, run_id).state
-        if state.is_open and wait_seconds > 0:
-            state = self._wait_closed(state, wait_seconds)
+        while True:
+            remaining = deadline - time.monotonic()
+            if state.is_open and remaining > 0:
+                state = self._wait_closed(state, remaining)
+            if state.status is not RunStatus.CONTINUED_AS_NEW:
+                break
+            following = self._next_in_chain(state)
+            if following is None:
+                break
+            state = following
         return RunResult(state.run_id, state.status, dict(state.close_attributes or {}))
+
+    def _next_in_chain(self, state: RunState) -> RunState | None:
+        """The run that continues ``state``, created here if its effect has not run yet."""
+        next_run = str((state.close_attributes or {}).get("new_execution_run_id") or "")
+        found = self.store.latest(state.domain, state.workflow_id, next_run)
+        if found is None:
+            self._continue_chain(state)
+            found = self.store.latest(state.domain, state.workflow_id, next_run)
+        return found.state if found is not None else None
 
     def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
         closed = self._poll(
@@ -290,24 +339,105 @@ class WorkflowService:
         self,
         domain: str,
         *,
-        open_runs: bool,
-        workflow_type: str | None = None,
-        workflow_id: str | None = None,
+        query: str = "",
         page_size: int = 100,
         page_token: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the domain's runs that match the visibility ``query`` (see
+        service/visibility_query.py), newest first, and the next page's token (None after the
+        last). Pages may be short when predicates filter; every page is reachable."""
+        from .visibility_query import parse_query
+
         check_domain(domain)
         if not 0 < page_size <= 1000:
             raise BadRequestError("page_size must be between 1 and 1000", field="page_size")
         records, token = self.visibility.list(
-            domain,
-            open_runs=open_runs,
-            workflow_type=workflow_type,
-            workflow_id=workflow_id,
-            page_size=page_size,
-            page_token=page_token,
+            domain, parse_query(query), page_size=page_size, page_token=page_token or None,
         )
         return [asdict(record) for record in records], token
+
+    # --- reset ----------------------------------------------------------------------------
+
+    def reset_workflow(
+        self, domain: str, workflow_id: str, run_id: str = "", *, decision_finish_event_id: int,
+        reason: str = "", identity: str = "", request_id: str = "",
+    ) -> str:
+        """Start a new run from a run's history up to one of its DecisionTaskCompleted events
+        (the code decides again from there; later signals are applied again) and terminate the
+        workflow id's open run, in one transaction. The new run's id."""
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            old = self.latest(domain, workflow_id, run_id).state
+            current = self.latest(domain, workflow_id).state
+            if request_id and current.start_request_id == request_id:
+                return current.run_id  # this reset again: its answer was lost
+            events = self._all_events(old)
+            completed = next((e for e in events if e.event_id == decision_finish_event_id), None)
+            if completed is None \
+                    or completed.event_type is not core.EventType.DecisionTaskCompleted:
+                what = (f"event {decision_finish_event_id} is {completed.event_type}"
+                        if completed is not None else
+                        f"run {old.run_id} has no event {decision_finish_event_id}")
+                raise BadRequestError(
+                    f"a reset needs the id of a DecisionTaskCompleted event; {what}",
+                    field="decision_finish_event_id",
+                )
+            started_id = int(completed.attributes["started_event_id"])
+            now = self.clock()
+            new_run_id = next_run_id(domain, workflow_id, current.run_id)
+            transition = core.runs.reset(
+                self._state_before(old, started_id),
+                [e for e in events if e.event_id <= started_id],
+                [e for e in events if e.event_id > decision_finish_event_id
+                 and e.event_type is core.EventType.WorkflowExecutionSignaled],
+                new_run_id=new_run_id, reason=reason, identity=identity,
+                request_id=request_id, now=now,
+            )
+            try:
+                if current.is_open:
+                    terminated = core.apply(current, TerminateWorkflow(
+                        reason=f"reset to event {decision_finish_event_id} of run "
+                               f"{old.run_id} as run {new_run_id}: {reason}"[:1000],
+                        identity=identity), now=now)
+                    batches = self.store.append_together([terminated, transition],
+                                                         committed_at=to_millis(now))
+                else:
+                    batches = [self.store.append(transition, committed_at=to_millis(now))]
+            except CommitConflictError:
+                self._back_off(attempt)
+                continue
+            for batch in batches:
+                self._after(batch)
+            return new_run_id
+        raise ServiceBusyError("the workflow id is changing too fast; try again")
+
+    def _all_events(self, state: RunState) -> list[HistoryEvent]:
+        events: list[HistoryEvent] = []
+        token: str | None = None
+        while True:
+            page, token = self.store.history_pages(state.domain, state.workflow_id, state.run_id,
+                                                   page_token=token)
+            events += page
+            if token is None:
+                return events
+
+    def _state_before(self, state: RunState, event_id: int) -> RunState:
+        """The run's state after the last commit before the one that wrote ``event_id``:
+        a binary search over commit versions (each stores the state after it)."""
+        low, high = 1, state.version  # the commit writing event_id is in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            batch = self.store.read_batch(state.domain, state.workflow_id, state.run_id, middle)
+            if batch is None:  # pragma: no cover - versions are dense
+                raise StaleTaskError(f"commit {middle} of run {state.run_id} is missing")
+            if batch.state.next_event_id > event_id:
+                high = middle
+            else:
+                low = middle + 1
+        before = self.store.read_batch(state.domain, state.workflow_id, state.run_id, low - 1)
+        if before is None:
+            raise BadRequestError("a run cannot be reset to its first decision task's start",
+                                  field="decision_finish_event_id")
+        return before.state
 
     # --- changing a run -------------------------------------------------------------------
 
@@ -576,6 +706,10 @@ class WorkflowService:
     ) -> StoredBatch | None:
         for attempt in range(MAX_CONFLICT_RETRIES):
             state = self.latest(domain, workflow_id, run_id).state
+            if not run_id and state.status is RunStatus.CONTINUED_AS_NEW:
+                # The workflow id's current run is the chain's next one, even in the moment
+                # before its effect created it.
+                state = self._next_in_chain(state) or state
             try:
                 return self._commit(state, command)
             except CommitConflictError:
@@ -613,18 +747,215 @@ class WorkflowService:
         ]
 
     def dispatch(self, tasks: Sequence[Task]) -> None:
-        if tasks:
-            self.queues.send(self.messages(tasks))
+        """Send the tasks to their queues, then perform the effects on other runs.
+
+        Every effect is tried even when one fails; the first failure is raised afterwards, so
+        the stream consumer retries the batch (effects are idempotent).
+        """
+        queued = [task for task in tasks if not isinstance(task, EffectTask)]
+        if queued:
+            self.queues.send(self.messages(queued))
+        failure: Exception | None = None
+        for task in tasks:
+            if isinstance(task, EffectTask):
+                try:
+                    self.perform(task)
+                except Exception as error:
+                    logger.warning("effect %s of run %s failed: %s", task.effect, task.run_id,
+                                   error)
+                    failure = failure or error
+        if failure is not None:
+            raise failure
+
+    # --- effects on other runs ------------------------------------------------------------
+
+    def perform(self, effect: EffectTask) -> None:
+        """Carry out one effect of a commit on another run (or the next run of a chain).
+
+        Safe to repeat: each effect first checks that the source still waits for it, the
+        change it makes carries a request id the target recognises, and the outcome it
+        reports is checked against the source's pending entry (a repeat is stale).
+        """
+        _EFFECTS[effect.effect](self, effect)
+
+    def _report(self, domain: str, workflow_id: str, run_id: str, command: core.Command) -> None:
+        # Stale: reported already; gone or closed: nobody waits for the report any more.
+        with contextlib.suppress(StaleTaskError, EntityNotExistsError,
+                                 WorkflowExecutionAlreadyCompletedError):
+            self._update(domain, workflow_id, run_id, command)
+
+    def _source(self, effect: EffectTask) -> RunState | None:
+        batch = self.store.latest(effect.domain, effect.workflow_id, effect.run_id)
+        return batch.state if batch is not None else None
+
+    def _start_child(self, effect: EffectTask) -> None:
+        source = self._source(effect)
+        child = source.child(effect.event_id) if source is not None else None
+        if child is None or child.started:
+            return  # its start was reported already
+        a = effect.attributes
+        command = StartWorkflow(
+            domain=effect.target_domain,
+            workflow_id=effect.target_workflow_id,
+            run_id="",
+            workflow_type=str(a["workflow_type"]),
+            task_list=str(a["task_list"]),
+            input=a.get("input"),
+            execution_start_to_close_timeout_seconds=int(
+                a["execution_start_to_close_timeout_seconds"]),
+            task_start_to_close_timeout_seconds=int(a["task_start_to_close_timeout_seconds"]),
+            identity=f"parent {effect.workflow_id}",
+            request_id=f"{effect.run_id}:{effect.event_id}",
+            memo=a.get("memo"),
+            search_attributes=a.get("search_attributes"),
+            retry_policy=a.get("retry_policy"),
+            cron_schedule=a.get("cron_schedule"),
+            parent=ParentRun(effect.domain, effect.workflow_id, effect.run_id, effect.event_id),
+        )
+        try:
+            self._start(command, ReusePolicy.parse(a.get("workflow_id_reuse_policy")))
+        except WorkflowExecutionAlreadyStartedError:
+            self._report(effect.domain, effect.workflow_id, effect.run_id, RecordChildStartFailed(
+                initiated_event_id=effect.event_id, cause="WORKFLOW_ALREADY_RUNNING"))
+        except BadRequestError as error:  # e.g. a domain name that cannot exist
+            self._report(effect.domain, effect.workflow_id, effect.run_id, RecordChildStartFailed(
+                initiated_event_id=effect.event_id, cause=f"BAD_REQUEST: {error.message}"))
+
+    def _report_child_started(self, effect: EffectTask) -> None:
+        self._report(effect.target_domain, effect.target_workflow_id, effect.target_run_id,
+                     RecordChildStarted(
+                         initiated_event_id=int(effect.attributes["initiated_event_id"]),
+                         run_id=effect.run_id))
+
+    def _report_child_closed(self, effect: EffectTask) -> None:
+        self._report(effect.target_domain, effect.target_workflow_id, effect.target_run_id,
+                     RecordChildClosed(
+                         initiated_event_id=int(effect.attributes["initiated_event_id"]),
+                         run_id=effect.run_id,
+                         status=RunStatus(effect.attributes["close_status"]),
+                         attributes=effect.attributes))
+
+    def _signal_or_cancel_external(self, effect: EffectTask) -> None:
+        source = self._source(effect)
+        external = source.external(effect.event_id) if source is not None else None
+        if external is None:
+            return  # its outcome was recorded already (or the source closed)
+        request_id = f"{effect.run_id}:{effect.event_id}"
+        cause: str | None = None
+        try:
+            target = self.latest(external.domain, external.workflow_id, external.run_id).state
+            if external.child_workflow_only and (
+                    target.parent is None or target.parent.run_id != effect.run_id):
+                raise EntityNotExistsError("the target is not a child of this run")
+            command: core.Command = (
+                RequestCancelWorkflow(cause="requested by another workflow",
+                                      identity=f"workflow {effect.workflow_id}",
+                                      request_id=request_id)
+                if external.cancel else
+                SignalWorkflow(signal_name=external.signal_name,
+                               input=effect.attributes.get("input"),
+                               identity=f"workflow {effect.workflow_id}", request_id=request_id))
+            self._update(target.domain, target.workflow_id, target.run_id, command)
+        except CancellationAlreadyRequestedError:
+            pass  # this request, repeated, or an earlier one: the target has it either way
+        except (EntityNotExistsError, WorkflowExecutionAlreadyCompletedError):
+            cause = "UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION"
+        except BadRequestError as error:
+            cause = f"BAD_REQUEST: {error.message}"
+        self._report(effect.domain, effect.workflow_id, effect.run_id,
+                     RecordExternalOutcome(initiated_event_id=effect.event_id, failed_cause=cause))
+
+    def _apply_parent_close_policy(self, effect: EffectTask) -> None:
+        batch = self.store.latest(effect.target_domain, effect.target_workflow_id)
+        if batch is None:
+            return
+        child = batch.state
+        if not child.is_open or child.parent is None or child.parent.run_id != effect.run_id:
+            return  # closed already, or the id now belongs to a run that is not this child
+        reason = f"parent {effect.workflow_id} closed (parent close policy)"
+        command: core.Command = (
+            RequestCancelWorkflow(cause=reason, identity="parent close policy",
+                                  request_id=f"{effect.run_id}:close:{effect.target_workflow_id}")
+            if effect.attributes.get("parent_close_policy") == "REQUEST_CANCEL"
+            else TerminateWorkflow(reason=reason, identity="parent close policy"))
+        with contextlib.suppress(CancellationAlreadyRequestedError,
+                                 WorkflowExecutionAlreadyCompletedError):
+            self._update(child.domain, child.workflow_id, child.run_id, command)
+
+    def _start_next_run(self, effect: EffectTask) -> None:
+        source = self._source(effect)
+        if source is not None and source.status is RunStatus.CONTINUED_AS_NEW:
+            self._continue_chain(source)
+
+    def _continue_chain(self, closed: RunState) -> None:
+        """Create the run that continues ``closed``, once: its id is fixed by the close."""
+        attributes = closed.close_attributes or {}
+        latest = self.store.latest(closed.domain, closed.workflow_id)
+        if latest is None or latest.run_id != closed.run_id:
+            return  # the next run exists already
+        payload = attributes.get("input")
+        if attributes.get("same_input"):
+            first = self.store.read_batch(closed.domain, closed.workflow_id, closed.run_id, 1)
+            payload = first.events[0].get("input") if first is not None and first.events \
+                else None
+        command = StartWorkflow(
+            domain=closed.domain,
+            workflow_id=closed.workflow_id,
+            run_id=str(attributes["new_execution_run_id"]),
+            workflow_type=str(attributes["workflow_type"]),
+            task_list=str(attributes["task_list"]),
+            input=payload,
+            execution_start_to_close_timeout_seconds=int(
+                attributes["execution_start_to_close_timeout_seconds"]),
+            task_start_to_close_timeout_seconds=int(
+                attributes["task_start_to_close_timeout_seconds"]),
+            request_id=f"{closed.run_id}:continued",
+            memo=closed.memo,
+            search_attributes=closed.search_attributes,
+            retry_policy=closed.retry_policy,
+            cron_schedule=closed.cron_schedule,
+            attempt=int(attributes.get("attempt") or 0),
+            delay_start_seconds=int(attributes.get("backoff_start_interval_seconds") or 0),
+            parent=closed.parent,
+            continued_execution_run_id=closed.run_id,
+            initiator=str(attributes.get("initiator") or ""),
+            first_execution_run_id=closed.first_execution_run_id,
+            first_attempt_time=int(attributes.get("first_attempt_time") or 0),
+            last_completion_result=attributes.get("last_completion_result"),
+            continued_failure_reason=attributes.get("failure_reason"),
+            continued_failure_details=attributes.get("failure_details"),
+        )
+        now = self.clock()
+        try:
+            stored = self.store.append(core.start(command, now=now), committed_at=to_millis(now))
+        except CommitConflictError:
+            return  # created meanwhile by another helper of the chain: the same run
+        self._after(stored)
 
     def on_committed(self, batch: StoredBatch) -> None:
         """What the history stream does with every new batch: redrive and visibility."""
         self.dispatch(batch.tasks)
         state = batch.state
-        starts = any(
-            e.event_type is core.EventType.WorkflowExecutionStarted for e in batch.events
-        )
-        if starts or not state.is_open:
+        visible = any(e.event_type in _VISIBLE_EVENTS for e in batch.events)
+        if visible or not state.is_open:
             self.visibility.record(state)
+
+
+#: Events after which the visibility record changes (besides the close).
+_VISIBLE_EVENTS = frozenset({
+    core.EventType.WorkflowExecutionStarted,
+    core.EventType.UpsertWorkflowSearchAttributes,
+})
+
+_EFFECTS: dict[EffectKind, Callable[[WorkflowService, EffectTask], None]] = {
+    EffectKind.START_CHILD: WorkflowService._start_child,
+    EffectKind.REPORT_CHILD_STARTED: WorkflowService._report_child_started,
+    EffectKind.REPORT_CHILD_CLOSED: WorkflowService._report_child_closed,
+    EffectKind.SIGNAL_EXTERNAL: WorkflowService._signal_or_cancel_external,
+    EffectKind.CANCEL_EXTERNAL: WorkflowService._signal_or_cancel_external,
+    EffectKind.PARENT_CLOSE_POLICY: WorkflowService._apply_parent_close_policy,
+    EffectKind.START_NEXT_RUN: WorkflowService._start_next_run,
+}
 
 
 def describe(state: RunState) -> dict[str, Any]:
@@ -671,4 +1002,20 @@ def describe(state: RunState) -> dict[str, Any]:
         ],
         "memo": dict(state.memo) if state.memo else None,
         "search_attributes": dict(state.search_attributes) if state.search_attributes else None,
+        "attempt": state.attempt,
+        "cron_schedule": state.cron_schedule,
+        "first_execution_run_id": state.first_execution_run_id,
+        "new_execution_run_id": (state.close_attributes or {}).get("new_execution_run_id"),
+        "execution_delay_seconds": state.backoff_seconds,
+        "parent": (
+            {"domain": state.parent.domain, "workflow_id": state.parent.workflow_id,
+             "run_id": state.parent.run_id}
+            if state.parent else None
+        ),
+        "pending_children": [
+            {"workflow_id": c.workflow_id, "run_id": c.run_id, "workflow_type": c.workflow_type,
+             "initiated_event_id": c.initiated_event_id,
+             "parent_close_policy": c.parent_close_policy}
+            for c in state.children
+        ] if state.is_open else [],
     }

@@ -9,38 +9,19 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from ..core import Decision
+from ..core.activities import check_retry_policy
+from ..core.cron import CronSchedule
 from ..core.decisions import DecisionType
+from ..core.policies import ReusePolicy
 from ..error import BadRequestError
 
 _DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 #: Longest timeout accepted, in seconds: Cadence's int32 seconds (about 68 years). Larger values
 #: (and NaN or infinity, which JSON parsers accept) would overflow DynamoDB numbers and timers.
 MAX_TIMEOUT_SECONDS = 2**31 - 1
-
-
-class ReusePolicy(StrEnum):
-    ALLOW_DUPLICATE_FAILED_ONLY = "AllowDuplicateFailedOnly"
-    ALLOW_DUPLICATE = "AllowDuplicate"
-    REJECT_DUPLICATE = "RejectDuplicate"
-    TERMINATE_IF_RUNNING = "TerminateIfRunning"
-
-    @classmethod
-    def parse(cls, value: Any) -> ReusePolicy:
-        if value is None or value == "":
-            return cls.ALLOW_DUPLICATE_FAILED_ONLY
-        text = str(getattr(value, "value", value))
-        wanted = re.sub(r"[^a-z]", "", text.lower()).removeprefix("workflowidreusepolicy")
-        for policy in cls:
-            if policy.value.lower() == wanted:
-                return policy
-        raise BadRequestError(
-            f"workflow_id_reuse_policy {text!r} is not one of {', '.join(p.value for p in cls)}",
-            field="workflow_id_reuse_policy",
-        )
 
 
 def check_domain(domain: Any) -> str:
@@ -111,8 +92,13 @@ class StartWorkflowRequest:
     request_id: str = ""
     memo: dict[str, Any] | None = None
     search_attributes: dict[str, Any] | None = None
+    #: Cadence's attribute form (``initial_interval_in_seconds`` ...), checked as an
+    #: activity's is; None: a failed run is not retried.
     retry_policy: dict[str, Any] | None = None
+    #: A valid cron expression (core.cron), stripped; None: not a cron workflow.
     cron_schedule: str | None = None
+    #: Whole seconds before the first decision task; 0: at once.
+    delay_start_seconds: int = 0
 
     @classmethod
     def from_dict(cls, domain: str, data: Mapping[str, Any]) -> StartWorkflowRequest:
@@ -122,11 +108,6 @@ class StartWorkflowRequest:
         execution = _seconds(data, "execution_start_to_close_timeout_seconds", required=True)
         task = _seconds(data, "task_start_to_close_timeout_seconds", default=10)
         assert execution is not None and task is not None
-        if data.get("delay_start_seconds") or data.get("cron_schedule"):
-            raise BadRequestError(
-                "delay_start and cron_schedule need durable timers, which are not built yet",
-                field="delay_start_seconds" if data.get("delay_start_seconds") else "cron_schedule",
-            )
         return cls(
             domain=domain,
             workflow_id=_string(data, "workflow_id"),
@@ -140,8 +121,92 @@ class StartWorkflowRequest:
             request_id=_string(data, "request_id", required=False),
             memo=_mapping(data, "memo"),
             search_attributes=_mapping(data, "search_attributes"),
-            retry_policy=_mapping(data, "retry_policy"),
+            retry_policy=_retry_policy(data),
+            cron_schedule=_cron_schedule(data),
+            delay_start_seconds=_delay_seconds(data, "delay_start_seconds"),
         )
+
+
+#: Longest reason a reset records.
+MAX_RESET_REASON = 1000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetWorkflowRequest:
+    """Reset a run to one of its DecisionTaskCompleted events: a new run continues from there."""
+
+    domain: str
+    workflow_id: str
+    #: Empty: the current run.
+    run_id: str
+    #: The DecisionTaskCompleted event the new run's history stops after.
+    decision_finish_event_id: int
+    reason: str = ""
+    identity: str = ""
+    request_id: str = ""
+
+    @classmethod
+    def from_dict(cls, domain: str, workflow_id: str, run_id: str,
+                  data: Mapping[str, Any]) -> ResetWorkflowRequest:
+        if not isinstance(data, Mapping):
+            raise BadRequestError("request body must be a JSON object", field="body")
+        domain = check_domain(domain)
+        ids = {"workflow_id": workflow_id, "run_id": run_id}
+        event_id = data.get("decision_finish_event_id")
+        if event_id is None:
+            raise BadRequestError(
+                "decision_finish_event_id is required", field="decision_finish_event_id"
+            )
+        if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id <= 0:
+            raise BadRequestError(
+                "decision_finish_event_id must be a positive integer (the event id of a "
+                "DecisionTaskCompleted event)", field="decision_finish_event_id",
+            )
+        reason = _string(data, "reason", required=False)
+        if len(reason) > MAX_RESET_REASON:
+            raise BadRequestError(
+                f"reason must be at most {MAX_RESET_REASON} characters", field="reason",
+                limit=MAX_RESET_REASON,
+            )
+        return cls(
+            domain=domain,
+            workflow_id=_string(ids, "workflow_id"),
+            run_id=_string(ids, "run_id", required=False),
+            decision_finish_event_id=event_id,
+            reason=reason,
+            identity=_string(data, "identity", required=False),
+            request_id=_string(data, "request_id", required=False),
+        )
+
+
+def _retry_policy(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    policy = _mapping(data, "retry_policy") or None  # {}: no policy, as RetryPolicy reads it
+    check_retry_policy(policy)  # exactly as an activity's: BadRequestError naming the key
+    return policy
+
+
+def _cron_schedule(data: Mapping[str, Any]) -> str | None:
+    value = data.get("cron_schedule")
+    if value is None or value == "":
+        return None
+    return CronSchedule.parse(value).text  # BadRequestError naming the expression
+
+
+def _delay_seconds(data: Mapping[str, Any], name: str) -> int:
+    """A non-negative number of seconds, rounded up to whole seconds (0 when absent)."""
+    value = data.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequestError(f"{name} must be a number of seconds", field=name)
+    if value < 0:
+        raise BadRequestError(f"{name} cannot be negative", field=name)
+    if value > MAX_TIMEOUT_SECONDS:
+        raise BadRequestError(
+            f"{name} must be at most {MAX_TIMEOUT_SECONDS} seconds", field=name,
+            limit=MAX_TIMEOUT_SECONDS,
+        )
+    return math.ceil(value)
 
 
 def parse_decisions(value: Any) -> tuple[Decision, ...]:

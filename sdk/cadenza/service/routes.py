@@ -24,6 +24,7 @@ from ..error import BadRequestError
 from .api import cluster_info, history_page, run_result
 from .engine import WorkflowService
 from .requests import (
+    ResetWorkflowRequest,
     StartWorkflowRequest,
     optional_payload,
     optional_string,
@@ -165,14 +166,31 @@ def signal_with_start_workflow(service: WorkflowService, request: ApiRequest) ->
 
 
 def list_workflows(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    status = request.query_value("status", "open").lower()
-    if status not in {"open", "closed"}:
-        raise BadRequestError("status must be open or closed", field="status")
+    """``query`` in the visibility query language; the older ``status`` (open, closed or a
+    close status), ``workflow_type`` and ``workflow_id`` parameters are conditions ANDed to
+    it. Without any, every run of the domain is listed, newest first."""
+    from .visibility_query import CLOSE_STATUSES, quote
+
+    conditions: list[str] = []
+    status = request.query_value("status").lower()
+    if status:
+        if status not in {"open", "closed", *(s.lower() for s in CLOSE_STATUSES)}:
+            raise BadRequestError(
+                f"status must be open, closed or one of {', '.join(CLOSE_STATUSES)}",
+                field="status")
+        conditions.append(f"ExecutionStatus = {quote(status)}")
+    for parameter, name in (("workflow_type", "WorkflowType"), ("workflow_id", "WorkflowID")):
+        if request.query_value(parameter):
+            conditions.append(f"{name} = {quote(request.query_value(parameter))}")
+    query = request.query_value("query").strip()
+    if conditions and query:
+        joiner = " " if query.lower().startswith("order ") else " AND "
+        query = " AND ".join(conditions) + joiner + query
+    elif conditions:
+        query = " AND ".join(conditions)
     runs, token = service.list_workflows(
         request.param("domain"),
-        open_runs=status == "open",
-        workflow_type=request.query_value("workflow_type") or None,
-        workflow_id=request.query_value("workflow_id") or None,
+        query=query,
         page_size=int(request.number("page_size", 100)),
         page_token=request.query_value("next_page_token") or None,
     )
@@ -260,6 +278,22 @@ def terminate_workflow(service: WorkflowService, request: ApiRequest) -> ApiResp
         identity=optional_string(body, "identity"),
     )
     return _ok({})
+
+
+def reset_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
+    body = request.json_body()
+    reset = ResetWorkflowRequest.from_dict(
+        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
+        body,
+    )
+    run_id = service.reset_workflow(
+        reset.domain, reset.workflow_id, reset.run_id,
+        decision_finish_event_id=reset.decision_finish_event_id,
+        reason=reset.reason,
+        identity=reset.identity,
+        request_id=reset.request_id,
+    )
+    return _ok({"run_id": run_id})
 
 
 def complete_decision_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
@@ -360,6 +394,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/tasks/query/answer", answer_query_task),
     Route("POST", f"{_WORKFLOW}/cancel", cancel_workflow),
     Route("POST", f"{_WORKFLOW}/terminate", terminate_workflow),
+    Route("POST", f"{_WORKFLOW}/reset", reset_workflow),
     Route("POST", "/api/v1/tasks/decision/complete", complete_decision_task),
     Route("POST", "/api/v1/tasks/decision/fail", fail_decision_task),
     Route("POST", "/api/v1/tasks/activity/start", start_activity_task),
