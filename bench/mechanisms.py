@@ -53,6 +53,32 @@ class Mechanism:
             retry_policy={"initial_interval": timedelta(seconds=1), "maximum_attempts": 3}))
 
 
+@registry.workflow()
+class Leaf:
+    """No activity: the floor a child or a chained run adds."""
+
+    @workflow.run
+    async def run(self, name: str, key: str) -> str:
+        return key
+
+
+@registry.workflow()
+class ChildOf:
+    @workflow.run
+    async def run(self, name: str, key: str) -> str:
+        return str(await workflow.execute_child_workflow(
+            "Leaf", str, name, key, execution_start_to_close_timeout=TIMEOUT))
+
+
+@registry.workflow()
+class Chain:
+    @workflow.run
+    async def run(self, name: str, key: str) -> str:
+        if name == "continue":
+            workflow.continue_as_new("done", key)
+        return key
+
+
 async def _completer(client: Client, heartbeats: int) -> None:
     """Completes the async activities by token, after ``heartbeats`` heartbeats each."""
     while True:
@@ -65,14 +91,14 @@ async def _completer(client: Client, heartbeats: int) -> None:
 
 
 async def scenario(stack: LocalStack, meter: Meter, runs: int, name: str, *,
-                   heartbeats: int = 0) -> Counter[str]:
+                   heartbeats: int = 0, workflow_type: str = "Mechanism") -> Counter[str]:
     task_list = f"mech-{uuid.uuid4().hex[:6]}"
     async with Client(target=stack.api_url) as client, Worker(client, task_list, registry):
         helper = asyncio.create_task(_completer(client, heartbeats))
         try:
             async def one() -> None:
                 run = await client.start_workflow(
-                    Mechanism, name, uuid.uuid4().hex, task_list=task_list,
+                    workflow_type, name, uuid.uuid4().hex, task_list=task_list,
                     execution_start_to_close_timeout=TIMEOUT)
                 await client.get_workflow_result(run.workflow_id, timeout=TIMEOUT)
 
@@ -87,22 +113,26 @@ async def scenario(stack: LocalStack, meter: Meter, runs: int, name: str, *,
             helper.cancel()
 
 
-SCENARIOS: tuple[tuple[str, str, int], ...] = (
-    ("one activity, first attempt succeeds", "once", 0),
-    ("one activity retried once (1 s backoff)", "fails_once", 0),
-    ("one activity completed by token", "completes_later", 0),
-    ("... and heartbeated 5 times by token", "completes_later", 5),
+SCENARIOS: tuple[tuple[str, str, int, str], ...] = (
+    ("one activity, first attempt succeeds", "once", 0, "Mechanism"),
+    ("one activity retried once (1 s backoff)", "fails_once", 0, "Mechanism"),
+    ("one activity completed by token", "completes_later", 0, "Mechanism"),
+    ("... and heartbeated 5 times by token", "completes_later", 5, "Mechanism"),
+    ("no activity (the floor of a run)", "leaf", 0, "Leaf"),
+    ("a parent whose child has no activity", "leaf", 0, "ChildOf"),
+    ("a run that continues as new once", "continue", 0, "Chain"),
 )
 
 
 async def measure(stack: LocalStack, meter: Meter, runs: int,
                   cost: Callable[[Counter[str], int], float]) -> list[str]:
     """Markdown rows: scenario, requests per workflow, engine cost per million."""
-    lines = ["## What each activity mechanism costs (requests per workflow)", "",
+    lines = ["## What each mechanism costs (requests per workflow)", "",
              "| scenario | PutItem | Query | SendMessageBatch | Receive | Delete | engine $/M |",
              "|---|---|---|---|---|---|---|"]
-    for label, name, heartbeats in SCENARIOS:
-        delta = await scenario(stack, meter, runs, name, heartbeats=heartbeats)
+    for label, name, heartbeats, workflow_type in SCENARIOS:
+        delta = await scenario(stack, meter, runs, name, heartbeats=heartbeats,
+                               workflow_type=workflow_type)
         per = {key: value / runs for key, value in delta.items()}
         lines.append(
             f"| {label} | {per.get('dynamodb:PutItem', 0):.2f} | "

@@ -204,3 +204,15 @@ class Canceller:
         except WorkflowFailure as failure:
             return f"failed: {failure.reason}"
         return "requested"
+
+
+@api.workflow()
+class ParentOfStranger:
+    """Starts a child of a type no worker knows and waits for it to start."""
+
+    @workflow.run
+    async def run(self, child_id: str) -> str:
+        child = await workflow.start_child_workflow(
+            "NoSuchWorkflow", str, workflow_id=child_id, parent_close_policy="ABANDON",
+            execution_start_to_close_timeout=MINUTE)
+        return child.run_id

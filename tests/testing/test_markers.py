@@ -7,7 +7,6 @@ code deployed later (get_version) keeps the path a run started on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,8 @@ from cadenza import Registry, workflow
 from cadenza.core import EventType
 from cadenza.error import NonDeterministicError
 from cadenza.testing import Replayer, TestWorkflowEnvironment
+
+from .semantic_workflows import Deployment
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -34,28 +35,6 @@ def markers(history: list[Any], name: str) -> list[Any]:
 
 def decision_tasks(history: list[Any]) -> int:
     return sum(1 for event in history if event.event_type is EventType.DecisionTaskCompleted)
-
-
-class Deployment:
-    """The registry the environment's worker serves, swapped as a deployment swaps code:
-    the same workflow names, another version of their classes."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.current = registry
-
-    def get_workflow(self, name: str) -> Any:
-        return self.current.get_workflow(name)
-
-    def get_activity(self, name: str) -> Any:
-        return self.current.get_activity(name)
-
-    @property
-    def workflows(self) -> Mapping[str, Any]:
-        return self.current.workflows
-
-    @property
-    def activities(self) -> Mapping[str, Any]:
-        return self.current.activities
 
 
 # --- side_effect -------------------------------------------------------------------------------

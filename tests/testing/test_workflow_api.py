@@ -139,6 +139,17 @@ async def test_a_parent_signals_its_child_through_the_future() -> None:
     assert received.attributes["signal_name"] == "ping"
 
 
+async def test_a_child_of_an_unknown_type_starts_and_its_decision_tasks_fail_visibly() -> None:
+    async with env_of() as env:
+        run = await start(env, "ParentOfStranger", "stranger")
+        child_run = await env.client.get_workflow_result(run.workflow_id)
+        await env.sleep(timedelta(seconds=1))
+        child = await history(env, "stranger", child_run)
+        assert not env.is_workflow_completed("stranger")
+    failed = of(child, "DecisionTaskFailed")
+    assert failed and "NoSuchWorkflow" in failed[0].attributes["details"]
+
+
 # -- signals and cancels to other runs -----------------------------------------------------------
 
 

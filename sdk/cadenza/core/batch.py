@@ -6,7 +6,7 @@ runs do to each other) so that every rule writes events the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -185,6 +185,16 @@ def check_reason(reason: str) -> None:
         )
 
 
+def optional_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
+    """A decision attribute in whole seconds: None when absent, > 0 when given."""
+    value = attributes.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise BadRequestError(f"{name} must be a positive number of seconds", field=name)
+    return int(value)
+
+
 def check_payload(name: str, payload: str | None) -> None:
     """PayloadTooLargeError, naming the limit, for a payload over it."""
     size = payload_size(payload)
@@ -202,4 +212,10 @@ __all__ = [
     "Batch",
     "DecisionHandler",
     "Seen",
-    "Transition", "check_id", "check_payload", "check_reason", "truncate"]
+    "Transition",
+    "check_id",
+    "check_payload",
+    "check_reason",
+    "optional_seconds",
+    "truncate",
+]

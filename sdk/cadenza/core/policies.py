@@ -9,14 +9,24 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from ..error import BadRequestError
 
+_P = TypeVar("_P", bound=StrEnum)
 
-def _normalized(value: Any, prefix: str) -> str:
+
+def _parse(cls: type[_P], value: Any, *, field: str, prefix: str, default: _P) -> _P:
+    """The member ``value`` names in any spelling (``default`` for none); a 400 otherwise."""
+    if value is None or value == "":
+        return default
     text = str(getattr(value, "value", value))
-    return re.sub(r"[^a-z]", "", text.lower()).removeprefix(prefix)
+    wanted = re.sub(r"[^a-z]", "", text.lower()).removeprefix(prefix)
+    for member in cls:
+        if member.value.replace("_", "").lower() == wanted:
+            return member
+    raise BadRequestError(
+        f"{field} {text!r} is not one of {', '.join(m.value for m in cls)}", field=field)
 
 
 class ReusePolicy(StrEnum):
@@ -29,17 +39,8 @@ class ReusePolicy(StrEnum):
 
     @classmethod
     def parse(cls, value: Any, *, field: str = "workflow_id_reuse_policy") -> ReusePolicy:
-        if value is None or value == "":
-            return cls.ALLOW_DUPLICATE_FAILED_ONLY
-        wanted = _normalized(value, "workflowidreusepolicy")
-        for policy in cls:
-            if policy.value.lower() == wanted:
-                return policy
-        raise BadRequestError(
-            f"{field} {str(getattr(value, 'value', value))!r} is not one of "
-            f"{', '.join(p.value for p in cls)}",
-            field=field,
-        )
+        return _parse(cls, value, field=field, prefix="workflowidreusepolicy",
+                      default=cls.ALLOW_DUPLICATE_FAILED_ONLY)
 
 
 class ParentClosePolicy(StrEnum):
@@ -51,17 +52,7 @@ class ParentClosePolicy(StrEnum):
 
     @classmethod
     def parse(cls, value: Any, *, field: str = "parent_close_policy") -> ParentClosePolicy:
-        if value is None or value == "":
-            return cls.TERMINATE
-        wanted = _normalized(value, "parentclosepolicy")
-        for policy in cls:
-            if policy.value.replace("_", "").lower() == wanted:
-                return policy
-        raise BadRequestError(
-            f"{field} {str(getattr(value, 'value', value))!r} is not one of "
-            f"{', '.join(p.value for p in cls)}",
-            field=field,
-        )
+        return _parse(cls, value, field=field, prefix="parentclosepolicy", default=cls.TERMINATE)
 
 
 __all__ = ["ParentClosePolicy", "ReusePolicy"]

@@ -17,7 +17,16 @@ from typing import Any
 
 from ..error import BadRequestError, StaleTaskError
 from . import activities, cron
-from .batch import Batch, DecisionHandler, Seen, Transition, check_id, check_payload, truncate
+from .batch import (
+    Batch,
+    DecisionHandler,
+    Seen,
+    Transition,
+    check_id,
+    check_payload,
+    optional_seconds,
+    truncate,
+)
 from .commands import (
     RecordChildClosed,
     RecordChildStarted,
@@ -174,15 +183,6 @@ def reset(
 # --- decisions --------------------------------------------------------------------------------
 
 
-def _positive_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
-    value = attributes.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise BadRequestError(f"{name} must be a positive number of seconds", field=name)
-    return int(value)
-
-
 def _optional_mapping(attributes: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     value = attributes.get(name)
     if value is None:
@@ -196,14 +196,11 @@ def _check_start_child(state: RunState, item: Decision, seen: Seen) -> None:
     workflow_id = str(item.get("workflow_id") or "")
     check_id("workflow_id", workflow_id)
     check_id("workflow_type", str(item.get("workflow_type") or ""))
-    if item.get("task_list"):
-        check_id("task_list", str(item.get("task_list")))
     if workflow_id in seen.child_ids:
         raise BadRequestError(f"child workflow id {workflow_id!r} is already in use by this run",
                               field="workflow_id")
     seen.child_ids.add(workflow_id)
-    _positive_seconds(item.attributes, "execution_start_to_close_timeout_seconds")
-    _positive_seconds(item.attributes, "task_start_to_close_timeout_seconds")
+    _check_run_options(item)
     ParentClosePolicy.parse(item.get("parent_close_policy"))
     ReusePolicy.parse(item.get("workflow_id_reuse_policy"))
     activities.check_retry_policy(item.get("retry_policy"))
@@ -211,6 +208,14 @@ def _check_start_child(state: RunState, item: Decision, seen: Seen) -> None:
         cron.CronSchedule.parse(str(item.get("cron_schedule")))
     _optional_mapping(item.attributes, "memo")
     _optional_mapping(item.attributes, "search_attributes")
+
+
+def _check_run_options(item: Decision) -> None:
+    """What a decision that starts a run (a child, the next run of a chain) may set."""
+    if item.get("task_list"):
+        check_id("task_list", str(item.get("task_list")))
+    optional_seconds(item.attributes, "execution_start_to_close_timeout_seconds")
+    optional_seconds(item.attributes, "task_start_to_close_timeout_seconds")
     check_payload("input", item.get("input"))
 
 
@@ -230,10 +235,10 @@ def _apply_start_child(batch: Batch, item: Decision, completed_id: int) \
         task_list=str(attributes.get("task_list") or state.task_list),
         input=attributes.get("input"),
         execution_start_to_close_timeout_seconds=(
-            _positive_seconds(attributes, "execution_start_to_close_timeout_seconds")
+            optional_seconds(attributes, "execution_start_to_close_timeout_seconds")
             or state.execution_start_to_close_timeout_seconds),
         task_start_to_close_timeout_seconds=(
-            _positive_seconds(attributes, "task_start_to_close_timeout_seconds")
+            optional_seconds(attributes, "task_start_to_close_timeout_seconds")
             or state.task_start_to_close_timeout_seconds),
         parent_close_policy=str(policy),
         workflow_id_reuse_policy=str(ReusePolicy.parse(attributes.get("workflow_id_reuse_policy"))),
@@ -305,11 +310,7 @@ def _apply_cancel_external(batch: Batch, item: Decision, completed_id: int) \
 def _check_continue_as_new(state: RunState, item: Decision, seen: Seen) -> None:
     if item.get("workflow_type"):
         check_id("workflow_type", str(item.get("workflow_type")))
-    if item.get("task_list"):
-        check_id("task_list", str(item.get("task_list")))
-    _positive_seconds(item.attributes, "execution_start_to_close_timeout_seconds")
-    _positive_seconds(item.attributes, "task_start_to_close_timeout_seconds")
-    check_payload("input", item.get("input"))
+    _check_run_options(item)
 
 
 def _apply_continue_as_new(batch: Batch, item: Decision, completed_id: int) \
@@ -319,8 +320,8 @@ def _apply_continue_as_new(batch: Batch, item: Decision, completed_id: int) \
         batch, initiator=Initiator.DECIDER, input=attributes.get("input"), same_input=False,
         workflow_type=attributes.get("workflow_type") or None,
         task_list=attributes.get("task_list") or None,
-        execution_timeout=_positive_seconds(attributes, "execution_start_to_close_timeout_seconds"),
-        task_timeout=_positive_seconds(attributes, "task_start_to_close_timeout_seconds"),
+        execution_timeout=optional_seconds(attributes, "execution_start_to_close_timeout_seconds"),
+        task_timeout=optional_seconds(attributes, "task_start_to_close_timeout_seconds"),
         completed_id=completed_id,
     )
     return []

@@ -29,6 +29,7 @@ from .batch import (
     check_id,
     check_payload,
     check_reason,
+    optional_seconds,
     truncate,
 )
 from .commands import (
@@ -345,23 +346,14 @@ def _validate_decisions(
     return None
 
 
-def _optional_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
-    value = attributes.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise BadRequestError(f"{name} must be a positive number of seconds", field=name)
-    return int(value)
-
-
 def _activity_timeouts(state: RunState, attributes: Mapping[str, Any]) -> dict[str, int]:
     """Cadence's rule: schedule-to-close, or both schedule-to-start and start-to-close, are
     required; the missing ones are derived from them and none exceeds the run's timeout."""
     workflow_timeout = state.execution_start_to_close_timeout_seconds
-    schedule_to_close = _optional_seconds(attributes, "schedule_to_close_timeout_seconds")
-    schedule_to_start = _optional_seconds(attributes, "schedule_to_start_timeout_seconds")
-    start_to_close = _optional_seconds(attributes, "start_to_close_timeout_seconds")
-    heartbeat = _optional_seconds(attributes, "heartbeat_timeout_seconds")
+    schedule_to_close = optional_seconds(attributes, "schedule_to_close_timeout_seconds")
+    schedule_to_start = optional_seconds(attributes, "schedule_to_start_timeout_seconds")
+    start_to_close = optional_seconds(attributes, "start_to_close_timeout_seconds")
+    heartbeat = optional_seconds(attributes, "heartbeat_timeout_seconds")
     if schedule_to_close is None:
         if schedule_to_start is None or start_to_close is None:
             missing = ("schedule_to_start_timeout_seconds" if schedule_to_start is None
@@ -478,7 +470,7 @@ def _check_start_timer(state: RunState, item: Decision, seen: Seen) -> None:
     if timer_id in seen.timer_ids:
         raise BadRequestError(f"timer id {timer_id!r} is already in use", field="timer_id")
     seen.timer_ids.add(timer_id)
-    if _optional_seconds(item.attributes, "start_to_fire_timeout_seconds") is None:
+    if optional_seconds(item.attributes, "start_to_fire_timeout_seconds") is None:
         raise BadRequestError(
             "start_to_fire_timeout_seconds is required", field="start_to_fire_timeout_seconds"
         )
@@ -486,7 +478,7 @@ def _check_start_timer(state: RunState, item: Decision, seen: Seen) -> None:
 
 def _apply_start_timer(batch: Batch, item: Decision, completed_id: int) \
         -> list[PendingActivity]:
-    seconds = _optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
+    seconds = optional_seconds(item.attributes, "start_to_fire_timeout_seconds")
     assert seconds is not None
     timer_id = str(item.get("timer_id"))
     started_id = batch.add(

@@ -503,63 +503,17 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 # --- signals to other runs ---------------------------------------------------------------------
 
 
-class SignalExternalMachine:
-    def __init__(
-        self,
-        *,
-        manager: DecisionManager,
-        loop: asyncio.AbstractEventLoop,
-        attributes: dict[str, Any],
-    ) -> None:
-        self.workflow_id: str = attributes["workflow_id"]
-        self.signal_name: str = attributes["signal_name"]
-        self.initiated_event_id: int | None = None
-        self.future: asyncio.Future[None] = loop.create_future()
-        self._manager = manager
-        self.request = manager.add(
-            PendingDecision(
-                Decision(DecisionType.SignalExternalWorkflowExecution, attributes),
-                on_recorded=self._on_initiated,
-            )
-        )
-        self.future.add_done_callback(self._on_future_done)
+class _ExternalRequestMachine:
+    """A request to another run: initiated -> done | failed; dropped if cancelled unsent.
 
-    def _on_initiated(self, event: HistoryEvent) -> None:
-        self.initiated_event_id = event.event_id
-
-    def _on_future_done(self, future: asyncio.Future[None]) -> None:
-        if future.cancelled():
-            self._manager.discard(self.request)
-
-    def handle(self, event: HistoryEvent) -> None:
-        if self.future.done():
-            return
-        match event.event_type:
-            case EventType.ExternalWorkflowExecutionSignaled:
-                self.future.set_result(None)
-            case EventType.SignalExternalWorkflowExecutionFailed:
-                cause = str(event.get("cause") or "signal failed")
-                self.future.set_exception(
-                    WorkflowFailure(
-                        f"signal {self.signal_name!r} to workflow {self.workflow_id!r} "
-                        f"failed: {cause}",
-                        reason=cause,
-                    )
-                )
-
-
-# --- cancellation requests to other runs ---------------------------------------------------------
-
-
-class CancelExternalMachine:
-    """A cancellation request to another run (or a child): initiated -> requested | failed.
-
-    The future resolves once the target recorded the request
-    (ExternalWorkflowExecutionCancelRequested); RequestCancelExternalWorkflowExecutionFailed
-    fails it with a :class:`~cadenza.error.WorkflowFailure` whose ``reason`` is the cause
-    (``UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION`` ...). Cancelled before it was sent, the request
-    is dropped.
+    ``DONE`` resolves the future; ``FAILED`` fails it with a :class:`~cadenza.error.
+    WorkflowFailure` whose ``reason`` is the event's cause (``UNKNOWN_EXTERNAL_WORKFLOW_EXECUTION``
+    ...).
     """
+
+    DECISION: DecisionType
+    DONE: EventType
+    FAILED: EventType
 
     def __init__(
         self,
@@ -574,10 +528,7 @@ class CancelExternalMachine:
         self.future: asyncio.Future[None] = loop.create_future()
         self._manager = manager
         self.request = manager.add(
-            PendingDecision(
-                Decision(DecisionType.RequestCancelExternalWorkflowExecution, attributes),
-                on_recorded=self._on_initiated,
-            )
+            PendingDecision(Decision(self.DECISION, attributes), on_recorded=self._on_initiated)
         )
         self.future.add_done_callback(self._on_future_done)
 
@@ -588,19 +539,46 @@ class CancelExternalMachine:
         if future.cancelled():
             self._manager.discard(self.request)
 
+    def _failure(self, cause: str) -> str:
+        raise NotImplementedError
+
     def handle(self, event: HistoryEvent) -> None:
         if self.future.done():
             return
-        match event.event_type:
-            case EventType.ExternalWorkflowExecutionCancelRequested:
-                self.future.set_result(None)
-            case EventType.RequestCancelExternalWorkflowExecutionFailed:
-                cause = str(event.get("cause") or "cancel request failed")
-                target = self.workflow_id + (f" (run {self.run_id})" if self.run_id else "")
-                self.future.set_exception(
-                    WorkflowFailure(
-                        f"cancellation request to workflow {target!r} failed: {cause}",
-                        reason=cause,
-                        details=event.get("details"),
-                    )
-                )
+        if event.event_type is self.DONE:
+            self.future.set_result(None)
+        elif event.event_type is self.FAILED:
+            cause = str(event.get("cause") or "request failed")
+            self.future.set_exception(
+                WorkflowFailure(self._failure(cause), reason=cause, details=event.get("details"))
+            )
+
+
+class SignalExternalMachine(_ExternalRequestMachine):
+    DECISION = DecisionType.SignalExternalWorkflowExecution
+    DONE = EventType.ExternalWorkflowExecutionSignaled
+    FAILED = EventType.SignalExternalWorkflowExecutionFailed
+
+    def __init__(self, *, manager: DecisionManager, loop: asyncio.AbstractEventLoop,
+                 attributes: dict[str, Any]) -> None:
+        self.signal_name: str = attributes["signal_name"]
+        super().__init__(manager=manager, loop=loop, attributes=attributes)
+
+    def _failure(self, cause: str) -> str:
+        return f"signal {self.signal_name!r} to workflow {self.workflow_id!r} failed: {cause}"
+
+
+# --- cancellation requests to other runs ---------------------------------------------------------
+
+
+class CancelExternalMachine(_ExternalRequestMachine):
+    """A cancellation request to another run (or a child); the future resolves once the
+    target recorded it (ExternalWorkflowExecutionCancelRequested)."""
+
+    DECISION = DecisionType.RequestCancelExternalWorkflowExecution
+    DONE = EventType.ExternalWorkflowExecutionCancelRequested
+    FAILED = EventType.RequestCancelExternalWorkflowExecutionFailed
+
+    def _failure(self, cause: str) -> str:
+        target = self.workflow_id + (f" (run {self.run_id})" if self.run_id else "")
+        return f"cancellation request to workflow {target!r} failed: {cause}"

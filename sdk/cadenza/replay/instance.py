@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cadenza._workflow_context import (
     DEFAULT_VERSION,
@@ -57,6 +57,7 @@ from cadenza.replay.loop import DeterministicEventLoop
 __all__ = ["LocalActivityRequest", "LocalActivityRunner", "WorkflowInstance"]
 
 logger = logging.getLogger(__name__)
+_Machine = TypeVar("_Machine")
 
 _ACTIVITY_OPTIONS = frozenset(
     {
@@ -307,34 +308,27 @@ class WorkflowInstance(WorkflowContext):
             self._main.cancel()
 
     def _child_event(self, event: HistoryEvent) -> None:
-        child = self._children_by_event.get(event.get("initiated_event_id"))
-        if child is None:
-            raise NonDeterministicError(
-                f"history {describe_event(event)} refers to initiated event "
-                f"{event.get('initiated_event_id')}, which is not a child workflow the "
-                "workflow code started"
-            )
-        child.handle(event)
+        self._initiated(self._children_by_event, event, "a child workflow the workflow code "
+                        "started").handle(event)
 
     def _signal_external_event(self, event: HistoryEvent) -> None:
-        signal = self._signals_by_event.get(event.get("initiated_event_id"))
-        if signal is None:
-            raise NonDeterministicError(
-                f"history {describe_event(event)} refers to initiated event "
-                f"{event.get('initiated_event_id')}, which is not a signal the workflow code "
-                "sent"
-            )
-        signal.handle(event)
+        self._initiated(self._signals_by_event, event, "a signal the workflow code sent"
+                        ).handle(event)
 
     def _cancel_external_event(self, event: HistoryEvent) -> None:
-        cancel = self._cancels_by_event.get(event.get("initiated_event_id"))
-        if cancel is None:
+        self._initiated(self._cancels_by_event, event, "a cancellation request the workflow "
+                        "code made").handle(event)
+
+    @staticmethod
+    def _initiated(index: Mapping[int, _Machine], event: HistoryEvent, what: str) -> _Machine:
+        """The machine of the initiated event an outcome event names."""
+        machine = index.get(event.get("initiated_event_id"))
+        if machine is None:
             raise NonDeterministicError(
                 f"history {describe_event(event)} refers to initiated event "
-                f"{event.get('initiated_event_id')}, which is not a cancellation request the "
-                "workflow code made"
+                f"{event.get('initiated_event_id')}, which is not {what}"
             )
-        cancel.handle(event)
+        return machine
 
     def run(self) -> None:
         """Run workflow code until it waits on history; add the completion decision if done."""

@@ -843,10 +843,11 @@ class WorkflowService:
         request_id = f"{effect.run_id}:{effect.event_id}"
         cause: str | None = None
         try:
-            target = self.latest(external.domain, external.workflow_id, external.run_id).state
-            if external.child_workflow_only and (
-                    target.parent is None or target.parent.run_id != effect.run_id):
-                raise EntityNotExistsError("the target is not a child of this run")
+            if external.child_workflow_only:
+                target = self.latest(external.domain, external.workflow_id,
+                                     external.run_id).state
+                if target.parent is None or target.parent.run_id != effect.run_id:
+                    raise EntityNotExistsError("the target is not a child of this run")
             command: core.Command = (
                 RequestCancelWorkflow(cause="requested by another workflow",
                                       identity=f"workflow {effect.workflow_id}",
@@ -855,7 +856,8 @@ class WorkflowService:
                 SignalWorkflow(signal_name=external.signal_name,
                                input=effect.attributes.get("input"),
                                identity=f"workflow {effect.workflow_id}", request_id=request_id))
-            self._update(target.domain, target.workflow_id, target.run_id, command)
+            # The run named, or the workflow id's current run (a chain's next one included).
+            self._update(external.domain, external.workflow_id, external.run_id, command)
         except CancellationAlreadyRequestedError:
             pass  # this request, repeated, or an earlier one: the target has it either way
         except (EntityNotExistsError, WorkflowExecutionAlreadyCompletedError):
