@@ -407,12 +407,23 @@ def mutable_side_effect(
     fn: Callable[[], ResultType],
     result_type: Any = None,
     equals: Callable[[ResultType, ResultType], bool] | None = None,
+    *,
+    updated: Callable[[ResultType, ResultType], bool] | None = None,
 ) -> ResultType:
     """Like :func:`side_effect`, but re-evaluated on each call and recorded only on change.
 
     ``equals(old, new)`` (default ``==``) says whether the new value is the same as the last
-    recorded one; a different value is recorded and returned.
+    recorded one; a different value is recorded and returned. ``updated=`` is the Cadence
+    Python client's spelling of the opposite question (True: record the new value), accepted
+    as a keyword so that workflows written for that client keep their meaning.
     """
+    if updated is not None:
+        if equals is not None:
+            raise TypeError("mutable_side_effect takes equals or updated, not both")
+        changed = updated
+
+        def equals(old: ResultType, new: ResultType) -> bool:
+            return not changed(old, new)
     return cast(
         ResultType, WorkflowContext.current().mutable_side_effect(id, fn, result_type, equals)
     )
