@@ -7,7 +7,9 @@ the same connection for history reads and task completions.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import socket
 import time
 import uuid
@@ -24,6 +26,7 @@ from .core.retry import RetryPolicy
 from .data_converter import DataConverter, DefaultDataConverter
 from .error import (
     BadRequestError,
+    ServiceBusyError,
     WorkflowExecutionCanceledError,
     WorkflowExecutionFailedError,
     WorkflowExecutionTerminatedError,
@@ -163,6 +166,8 @@ class Client:
         # Created lazily so a client can be built outside a running event loop.
         if self._transport is None:
             self._transport = ApiTransport(self._target)
+        if not isinstance(self._transport, RetryingTransport):
+            self._transport = RetryingTransport(self._transport)
         return self._transport
 
     async def ready(self) -> None:
@@ -398,6 +403,7 @@ class Client:
                 "reason": reason,
                 "details": self._converter.to_data([details]) if details is not None else None,
                 "identity": self._identity,
+                "request_id": str(uuid.uuid4()),
             },
         )
 
@@ -538,6 +544,7 @@ class Client:
     ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/activity/complete", json={
             "task_token": task_token, "result": result, "identity": identity or self._identity,
+            "request_id": str(uuid.uuid4()),
         })
 
     async def fail_activity_task(
@@ -545,7 +552,7 @@ class Client:
     ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/activity/fail", json={
             "task_token": task_token, "reason": reason, "details": details,
-            "identity": identity or self._identity,
+            "identity": identity or self._identity, "request_id": str(uuid.uuid4()),
         })
 
     async def start_activity_task(
@@ -571,7 +578,40 @@ class Client:
     ) -> None:
         await self.transport.call("POST", "/api/v1/tasks/activity/cancel", json={
             "task_token": task_token, "details": details, "identity": identity or self._identity,
+            "request_id": str(uuid.uuid4()),
         })
+
+
+class RetryingTransport:
+    """Calls again, with exponential backoff and full jitter, while the answer is "busy" (the
+    run is changing too fast, or the API cannot be reached). Safe because every mutating call
+    carries a request id that the engine recognises when it sees it again."""
+
+    #: Attempts in all, and the backoff's first and largest pause, in seconds.
+    ATTEMPTS = 8
+    FIRST_PAUSE = 0.05
+    LONGEST_PAUSE = 2.0
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+
+    async def call(
+        self, method: str, path: str, *, json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None, timeout: float | None = None,
+    ) -> dict[str, Any]:
+        for attempt in range(self.ATTEMPTS):
+            try:
+                return await self.inner.call(method, path, json=json, params=params,
+                                             timeout=timeout)
+            except ServiceBusyError:
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                pause = min(self.LONGEST_PAUSE, self.FIRST_PAUSE * 2**attempt)
+                await asyncio.sleep(random.uniform(0, pause))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def _token_text(token: str | bytes) -> str:

@@ -216,3 +216,20 @@ class ParentOfStranger:
             "NoSuchWorkflow", str, workflow_id=child_id, parent_close_policy="ABANDON",
             execution_start_to_close_timeout=MINUTE)
         return child.run_id
+
+
+@api.workflow()
+class Inbox:
+    """Waits for ``count`` signals; returns how many arrived and how many were distinct."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    @workflow.run
+    async def run(self, count: int) -> list[int]:
+        await workflow.wait_condition(lambda: len(self.seen) >= count)
+        return [len(self.seen), len(set(self.seen))]
+
+    @workflow.signal(name="item")
+    def on_item(self, value: int) -> None:
+        self.seen.append(value)

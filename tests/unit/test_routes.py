@@ -333,7 +333,7 @@ def test_activity_task_routes() -> None:
     assert service.calls == [
         ("start_activity_task", ("t",), {"identity": "me"}),
         ("record_activity_heartbeat", ("t",), {"details": '"p"', "identity": ""}),
-        ("cancel_activity_task", ("t",), {"details": None, "identity": ""}),
+        ("cancel_activity_task", ("t",), {"details": None, "identity": "", "request_id": ""}),
     ]
     for path in ("start", "heartbeat", "cancel"):
         with pytest.raises(BadRequestError) as raised:

@@ -40,7 +40,7 @@ from .tasks import (
     task_to_dict,
     tasks_of,
 )
-from .transitions import Transition, apply, due_retry, start
+from .transitions import Transition, apply, apply_all, due_retry, start
 
 __all__ = [
     "CLOSE_EVENTS",
@@ -79,6 +79,7 @@ __all__ = [
     "Transition",
     "activity_task",
     "apply",
+    "apply_all",
     "due_retry",
     "from_millis",
     "runs",

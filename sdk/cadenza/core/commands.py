@@ -71,6 +71,7 @@ class CompleteActivityTask:
     attempt: int
     result: str | None = None
     identity: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +81,7 @@ class FailActivityTask:
     reason: str
     details: str | None = None
     identity: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +114,7 @@ class CancelActivityTask:
     attempt: int
     details: str | None = None
     identity: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +146,7 @@ class TerminateWorkflow:
     reason: str = ""
     details: str | None = None
     identity: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -159,7 +159,7 @@ def reset(
         run_id=new_run_id, version=0, next_event_id=started.event_id + 1, decision=None,
         start_request_id=request_id, start_time=to_millis(now), backoff_seconds=0,
         awaiting_backoff=False, status=RunStatus.OPEN, close_time=None, close_event_id=None,
-        close_attributes=None, signal_request_ids=(),
+        close_attributes=None, request_ids=(),
     )
     batch = Batch(state, now)
     batch.add(EventType.DecisionTaskFailed, scheduled_event_id=started.get("scheduled_event_id"),

@@ -118,8 +118,9 @@ class PendingExternal:
     child_workflow_only: bool = False
 
 
-#: How many request ids of recent signals a run remembers to drop a repeated one.
-SIGNAL_REQUEST_IDS_KEPT = 200
+#: How many request ids of recent requests (signals, cancels, completions by token ...) a run
+#: remembers, so that a request retried after its answer was lost changes nothing.
+REQUEST_IDS_KEPT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +153,9 @@ class RunState:
     parent: ParentRun | None = None
     children: tuple[PendingChild, ...] = ()
     externals: tuple[PendingExternal, ...] = ()
-    #: Request ids of the latest signals (at most SIGNAL_REQUEST_IDS_KEPT), oldest first.
-    signal_request_ids: tuple[str, ...] = ()
+    #: Request ids of the latest requests that changed the run (at most REQUEST_IDS_KEPT),
+    #: oldest first.
+    request_ids: tuple[str, ...] = ()
     #: Workflow retries: the run's attempt (0 first) and when its first attempt started.
     attempt: int = 0
     retry_policy: Mapping[str, Any] | None = None
@@ -209,12 +211,12 @@ class RunState:
         values["parent"] = ParentRun(**parent) if parent else None
         values["children"] = tuple(PendingChild(**c) for c in values.get("children") or ())
         values["externals"] = tuple(PendingExternal(**e) for e in values.get("externals") or ())
-        values["signal_request_ids"] = tuple(values.get("signal_request_ids") or ())
+        values["request_ids"] = tuple(values.get("request_ids") or ())
         return cls(**values)
 
 
 __all__ = [
-    "SIGNAL_REQUEST_IDS_KEPT",
+    "REQUEST_IDS_KEPT",
     "ParentRun",
     "PendingActivity",
     "PendingChild",

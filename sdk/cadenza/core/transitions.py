@@ -6,7 +6,7 @@ tested without AWS, and adapters only persist and deliver what this module decid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ from ..error import (
     BadRequestError,
     CancellationAlreadyRequestedError,
     HistoryChangedError,
+    ServiceError,
     StaleTaskError,
     TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
@@ -48,17 +49,17 @@ from .commands import (
     TerminateWorkflow,
 )
 from .decisions import Decision, DecisionType
-from .events import EventType, from_millis, to_millis
+from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_REASON_LENGTH
 from .state import (
-    SIGNAL_REQUEST_IDS_KEPT,
+    REQUEST_IDS_KEPT,
     PendingActivity,
     PendingDecision,
     PendingTimer,
     RunState,
     RunStatus,
 )
-from .tasks import TimerKind, TimerTask
+from .tasks import Task, TimerKind, TimerTask
 
 
 def start(
@@ -148,14 +149,24 @@ def start(
     )
     if signal is not None:
         _add_signal(batch, signal)
+        if signal.request_id:
+            batch.state = batch.state.with_changes(request_ids=(signal.request_id,))
     batch.need_decision()
     return batch.done()
 
 
 def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
-    """Apply a command to an existing run (one handler per command type)."""
+    """Apply a command to an existing run (one handler per command type).
+
+    A command carrying the request id of one the run applied already is that request again
+    (its answer was lost and the caller retried): it changes nothing and succeeds, even when
+    the first one closed the run.
+    """
     if isinstance(command, StartWorkflow):
         raise TypeError("use start() to create a run")
+    request_id = getattr(command, "request_id", "")
+    if request_id and request_id in state.request_ids:
+        return Transition(state)
     if not state.is_open:
         raise WorkflowExecutionAlreadyCompletedError(
             f"workflow execution already completed ({state.status})",
@@ -165,13 +176,52 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
     handler = _COMMANDS.get(type(command))
     if handler is None:
         raise TypeError(f"unknown command {type(command).__name__}")
-    return handler(state, command, now)
+    transition = handler(state, command, now)
+    if request_id and transition.changed:
+        remembered = (*transition.state.request_ids, request_id)[-REQUEST_IDS_KEPT:]
+        transition = replace(transition, state=transition.state.with_changes(
+            request_ids=remembered))
+    return transition
+
+
+def apply_all(
+    state: RunState, commands: Sequence[Command], *, now: datetime
+) -> tuple[Transition, list[bool | ServiceError]]:
+    """Apply several commands to one state as one commit (group commit of a hot run).
+
+    Decision task outcomes go first (a decision is made on the history as read; events of
+    the others would make it stale), the rest in their order. Each command is applied to the
+    state the previous ones left, as if committed alone; one that fails gets its error and
+    changes nothing. Returns the combined transition (one version later than ``state``) and
+    each command's outcome: True (changed the run), False (nothing to change), or its error.
+    """
+    first = sorted(range(len(commands)), key=lambda i: not isinstance(
+        commands[i], CompleteDecisionTask | FailDecisionTask))
+    outcomes: list[bool | ServiceError] = [False] * len(commands)
+    current = state
+    events: list[HistoryEvent] = []
+    outbox: list[Task] = []
+    for index in first:
+        try:
+            # Every command writes as the commit's version: the one they will share.
+            transition = apply(current.with_changes(version=state.version), commands[index],
+                               now=now)
+        except ServiceError as error:
+            outcomes[index] = error
+            continue
+        outcomes[index] = transition.changed
+        if transition.changed:
+            current = transition.state
+            events += transition.events
+            outbox += transition.outbox
+    if current is state:
+        return Transition(state), outcomes
+    return Transition(current.with_changes(version=state.version + 1), tuple(events),
+                      tuple(outbox), commit=True), outcomes
 
 
 def _signal(state: RunState, command: SignalWorkflow, now: datetime) -> Transition:
     _check_signal(command)
-    if command.request_id and command.request_id in state.signal_request_ids:
-        return Transition(state)  # the same request again (its answer was lost): done already
     batch = Batch(state, now)
     _add_signal(batch, command)
     batch.need_decision()
@@ -206,6 +256,7 @@ def _terminate(state: RunState, command: TerminateWorkflow, now: datetime) -> Tr
         reason=command.reason,
         details=command.details,
         identity=command.identity,
+        request_id=command.request_id or None,
     )
     return batch.done()
 
@@ -891,9 +942,6 @@ def _check_signal(signal: SignalWorkflow) -> None:
 
 
 def _add_signal(batch: Batch, signal: SignalWorkflow) -> None:
-    if signal.request_id:
-        kept = (*batch.state.signal_request_ids, signal.request_id)[-SIGNAL_REQUEST_IDS_KEPT:]
-        batch.state = batch.state.with_changes(signal_request_ids=kept)
     batch.add(
         EventType.WorkflowExecutionSignaled,
         signal_name=signal.signal_name,
@@ -903,4 +951,4 @@ def _add_signal(batch: Batch, signal: SignalWorkflow) -> None:
     )
 
 
-__all__ = ["Transition", "apply", "check_payload", "due_retry", "start"]
+__all__ = ["Transition", "apply", "apply_all", "check_payload", "due_retry", "start"]

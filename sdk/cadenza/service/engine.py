@@ -9,6 +9,7 @@ committed item and the stream redrive sends them again (SQS drops the duplicate 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -71,6 +72,7 @@ from ..error import (
     WorkflowExecutionAlreadyCompletedError,
     WorkflowExecutionAlreadyStartedError,
 )
+from .combiner import CommitCombiner, Outcome, RunKey
 from .ports import HistoryStore, QueryAnswers, TaskQueues, VisibilityStore
 from .requests import StartWorkflowRequest, check_domain
 from .tokens import TaskToken, TaskTokens
@@ -82,6 +84,9 @@ logger = logging.getLogger("cadenza.service")
 #: How often a lost race is retried before the caller is told the run is busy. Races are
 #: normal when many activities of one run finish together; each retry waits a little longer.
 MAX_CONFLICT_RETRIES = 25
+#: How long a change of a run keeps retrying lost races (other processes writing the same
+#: run; writers in this process share commits instead) before the caller hears "busy".
+MAX_BUSY_SECONDS = 10.0
 #: Longest a result or history call waits for the run to close, per request (API Gateway's
 #: integration timeout is 30 s; clients repeat the call).
 MAX_WAIT_SECONDS = 25.0
@@ -127,6 +132,7 @@ class WorkflowService:
         self.sleep = sleep
         #: Test hook: runs between the commit and the dispatch (crash injection).
         self.after_commit = after_commit
+        self._combiner = CommitCombiner(self._commit_group, self._after)
 
     # --- starting -------------------------------------------------------------------------
 
@@ -565,10 +571,12 @@ class WorkflowService:
         reason: str = "",
         details: str | None = None,
         identity: str = "",
+        request_id: str = "",
     ) -> None:
         self._update(
             domain, workflow_id, run_id,
-            TerminateWorkflow(reason=reason, details=details, identity=identity),
+            TerminateWorkflow(reason=reason, details=details, identity=identity,
+                              request_id=request_id),
         )
 
     def complete_decision_task(
@@ -620,7 +628,7 @@ class WorkflowService:
         return batch is not None
 
     def complete_activity_task(
-        self, task_token: str, *, result: str | None, identity: str = ""
+        self, task_token: str, *, result: str | None, identity: str = "", request_id: str = ""
     ) -> None:
         token = self._token(task_token, TaskKind.ACTIVITY)
         self._update(
@@ -630,11 +638,13 @@ class WorkflowService:
                 attempt=token.attempt,
                 result=result,
                 identity=identity,
+                request_id=request_id,
             ),
         )
 
     def fail_activity_task(
-        self, task_token: str, *, reason: str, details: str | None, identity: str = ""
+        self, task_token: str, *, reason: str, details: str | None, identity: str = "",
+        request_id: str = "",
     ) -> None:
         token = self._token(task_token, TaskKind.ACTIVITY)
         self._update(
@@ -645,6 +655,7 @@ class WorkflowService:
                 reason=reason,
                 details=details,
                 identity=identity,
+                request_id=request_id,
             ),
         )
 
@@ -683,14 +694,16 @@ class WorkflowService:
         return pending is None or pending.cancel_requested
 
     def cancel_activity_task(
-        self, task_token: str, *, details: str | None = None, identity: str = ""
+        self, task_token: str, *, details: str | None = None, identity: str = "",
+        request_id: str = "",
     ) -> None:
         """The activity acknowledged its cancellation: ActivityTaskCanceled with its details."""
         token = self._token(task_token, TaskKind.ACTIVITY)
         self._update(
             token.domain, token.workflow_id, token.run_id,
             CancelActivityTask(scheduled_event_id=token.scheduled_event_id,
-                               attempt=token.attempt, details=details, identity=identity),
+                               attempt=token.attempt, details=details, identity=identity,
+                               request_id=request_id),
         )
 
     def _token(self, task_token: str, kind: TaskKind) -> TaskToken:
@@ -704,21 +717,38 @@ class WorkflowService:
     def _update(
         self, domain: str, workflow_id: str, run_id: str, command: core.Command
     ) -> StoredBatch | None:
-        for attempt in range(MAX_CONFLICT_RETRIES):
+        """Commit ``command`` on the run, together with the others this process has for it
+        at the same moment (group commit): the batch, or None when it changed nothing."""
+        return self._combiner.submit((domain, workflow_id, run_id), command)
+
+    def _commit_group(
+        self, key: RunKey, commands: Sequence[core.Command]
+    ) -> tuple[StoredBatch | None, list[Outcome]]:
+        """Apply the commands to one read of the run and commit them once; a lost race
+        re-reads and applies them again, for up to MAX_BUSY_SECONDS."""
+        domain, workflow_id, run_id = key
+        deadline = time.monotonic() + MAX_BUSY_SECONDS
+        for attempt in itertools.count():
             state = self.latest(domain, workflow_id, run_id).state
             if not run_id and state.status is RunStatus.CONTINUED_AS_NEW:
                 # The workflow id's current run is the chain's next one, even in the moment
                 # before its effect created it.
                 state = self._next_in_chain(state) or state
+            now = self.clock()
+            transition, outcomes = core.apply_all(state, commands, now=now)
+            if not transition.changed:
+                return None, list(outcomes)
             try:
-                return self._commit(state, command)
+                return self.store.append(transition, committed_at=to_millis(now)), list(outcomes)
             except CommitConflictError:
+                if time.monotonic() >= deadline:
+                    break
                 self._back_off(attempt)
         raise ServiceBusyError("the run is changing too fast; try again")
 
     def _back_off(self, attempt: int) -> None:
         """Jittered pause after a lost race, so the writers of one run stop colliding."""
-        self.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.25)))
+        self.sleep(random.uniform(0, min(0.002 * 2**min(attempt, 16), 0.25)))
 
     def _commit(self, state: RunState, command: core.Command) -> StoredBatch | None:
         """Apply ``command`` to ``state`` and commit it; CommitConflictError if the run moved."""

@@ -276,6 +276,7 @@ def terminate_workflow(service: WorkflowService, request: ApiRequest) -> ApiResp
         reason=optional_string(body, "reason"),
         details=optional_payload(body, "details"),
         identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
     )
     return _ok({})
 
@@ -353,6 +354,7 @@ def cancel_activity_task(service: WorkflowService, request: ApiRequest) -> ApiRe
         required_string(body, "task_token"),
         details=optional_payload(body, "details"),
         identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
     )
     return _ok({})
 
@@ -363,6 +365,7 @@ def complete_activity_task(service: WorkflowService, request: ApiRequest) -> Api
         required_string(body, "task_token"),
         result=optional_payload(body, "result"),
         identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
     )
     return _ok({})
 
@@ -374,6 +377,7 @@ def fail_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResp
         reason=required_string(body, "reason"),
         details=optional_payload(body, "details"),
         identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
     )
     return _ok({})
 
