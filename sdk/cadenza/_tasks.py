@@ -40,6 +40,11 @@ MAX_DECISION_BACKOFF_SECONDS = 60
 ANSWER_ATTEMPTS = 14
 #: How often a decision is re-made when new events keep arriving while it is made.
 MAX_REDECIDE = 20
+#: Pause before the n-th re-decision (jittered, doubling, capped): a run in a burst (a fan-out
+#: finishing, a flood of signals) is decided again once the burst thins, instead of replaying
+#: its whole history for every event that lands meanwhile.
+REDECIDE_FIRST_PAUSE = 0.025
+REDECIDE_LONGEST_PAUSE = 1.0
 
 
 class WorkerBackend(Protocol):
@@ -155,7 +160,10 @@ async def process_decision(
             return run_local_activity(request, converter=converter)
         return run_local_activity(request, converter=converter, sleep=local_activity_sleep)
 
-    for _ in range(MAX_REDECIDE):
+    for attempt in range(MAX_REDECIDE):
+        if attempt:
+            pause = min(REDECIDE_LONGEST_PAUSE, REDECIDE_FIRST_PAUSE * 2 ** (attempt - 1))
+            await asyncio.sleep(random.uniform(pause / 2, pause))
         history = await backend.get_workflow_history(task.workflow_id, task.run_id)
         if _closed(history) or not _pending_decision(history, task.scheduled_event_id):
             return Outcome(True, note="stale decision task dropped")

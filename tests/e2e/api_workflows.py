@@ -233,3 +233,21 @@ class Inbox:
     @workflow.signal(name="item")
     def on_item(self, value: int) -> None:
         self.seen.append(value)
+
+
+@api.activity()
+async def square(value: int) -> int:
+    return value * value
+
+
+@api.workflow()
+class FanOut:
+    """Runs ``count`` activities at once; returns the sum of their results."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        results = await asyncio.gather(*(
+            workflow.execute_activity("square", int, value,
+                                      start_to_close_timeout=timedelta(seconds=60))
+            for value in range(count)))
+        return sum(results)
