@@ -400,8 +400,31 @@ def test_a_long_timer_is_one_schedule_and_an_early_message_is_sent_again(
     attributes = service.queues.client.get_queue_attributes(  # type: ignore[attr-defined]
         QueueUrl=aws_settings.timer_queue_url,
         AttributeNames=["ApproximateNumberOfMessagesDelayed"])
-    # Only the run's execution timeout (60 s) is a delayed message.
-    assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1
+    # The run's execution timeout (60 s) is due later than STREAM_ONLY_TIMER_SECONDS: only
+    # the stream's redrive sends it, and no stream runs here.
+    assert int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 0
+
+
+def test_a_timer_due_later_is_sent_once_by_the_stream_a_soon_one_at_once_too(
+    service: WorkflowService, aws_settings: AwsSettings,
+) -> None:
+    def delayed() -> int:
+        attributes = service.queues.client.get_queue_attributes(  # type: ignore[attr-defined]
+            QueueUrl=aws_settings.timer_queue_url,
+            AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+    service.start_workflow(start_request("timeouts"))  # execution timeout: 60 s
+    assert delayed() == 0
+    started = service.store.read_batch("default", "timeouts",
+                                       service.latest("default", "timeouts").run_id, 1)
+    assert started is not None
+    service.on_committed(started)  # the stream's redrive
+    assert delayed() == 1
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.StartTimer, {
+        "timer_id": "soon", "start_to_fire_timeout_seconds": 5})], history_length=3)
+    assert delayed() == 2  # a 5 s timer is sent right after its commit
 
 
 # --- activity attempts: starts, retries by timer, heartbeats, cancellation ----------------------

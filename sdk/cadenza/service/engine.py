@@ -84,6 +84,9 @@ logger = logging.getLogger("cadenza.service")
 #: How often a lost race is retried before the caller is told the run is busy. Races are
 #: normal when many activities of one run finish together; each retry waits a little longer.
 MAX_CONFLICT_RETRIES = 25
+#: Timers due at least this long after their commit are sent by the history stream's
+#: redrive only, not also right after the commit.
+STREAM_ONLY_TIMER_SECONDS = 30
 #: How long a change of a run keeps retrying lost races (other processes writing the same
 #: run; writers in this process share commits instead) before the caller hears "busy".
 MAX_BUSY_SECONDS = 10.0
@@ -763,10 +766,17 @@ class WorkflowService:
     # --- dispatch and redrive -------------------------------------------------------------
 
     def _after(self, batch: StoredBatch) -> None:
+        """Dispatch a commit's tasks at once, except timers due later than
+        STREAM_ONLY_TIMER_SECONDS: the history stream's redrive, which sends every task of
+        every commit anyway, is then their only send (an execution timeout or an activity's
+        deadline costs one message instead of two, and a stream's delay cannot make it late)."""
         if self.after_commit is not None:
             self.after_commit(batch)
+        soon = batch.committed_at + 1000 * STREAM_ONLY_TIMER_SECONDS
+        urgent = [task for task in batch.tasks
+                  if not (isinstance(task, TimerTask) and task.fire_at > soon)]
         try:
-            self.dispatch(batch.tasks)
+            self.dispatch(urgent)
         except Exception:  # the commit stands; the stream redrive sends the tasks
             logger.exception("dispatch after commit failed; the redrive will deliver the tasks")
 
