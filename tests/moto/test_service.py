@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -555,3 +556,27 @@ def test_a_crash_after_a_state_only_commit_loses_none_of_its_timers(
     # delayed on the queue until its deadline, the schedule-to-close 50 s after the schedule.
     stored = {(t.timer_kind, t.attempt) for t in latest.tasks if isinstance(t, TimerTask)}
     assert stored == {(TimerKind.ACTIVITY_RETRY, 1), (TimerKind.ACTIVITY_TIMEOUT, 1)}
+
+
+def test_a_result_wait_is_woken_by_a_close_committed_in_this_process(
+    service: WorkflowService,
+) -> None:
+    service.start_workflow(start_request("woken"))
+    run_id = service.latest("default", "woken").run_id
+    answers: list[Any] = []
+    waiter = threading.Thread(target=lambda: answers.append(
+        service.get_result("default", "woken", run_id, wait_seconds=20)))
+    waiter.start()
+    key = ("default", "woken", run_id)
+    for _ in range(200):
+        wake = service._closing.get(key)
+        if wake is not None:
+            break
+        threading.Event().wait(0.01)
+    assert wake is not None, "the wait never registered"
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(
+        DecisionType.CompleteWorkflowExecution, {"result": '"done"'})], history_length=3)
+    assert wake.is_set()  # set by the commit itself, not found by the next poll
+    waiter.join(timeout=20)
+    assert answers and answers[0].close_attributes["result"] == '"done"'

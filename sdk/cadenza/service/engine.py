@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -136,6 +137,9 @@ class WorkflowService:
         #: Test hook: runs between the commit and the dispatch (crash injection).
         self.after_commit = after_commit
         self._combiner = CommitCombiner(self._commit_group, self._after)
+        #: Result waits of this process, woken when this process commits the run's close.
+        self._closing: dict[tuple[str, str, str], threading.Event] = {}
+        self._closing_lock = threading.Lock()
 
     # --- starting -------------------------------------------------------------------------
 
@@ -314,12 +318,28 @@ class WorkflowService:
         return found.state if found is not None else None
 
     def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
-        closed = self._poll(
-            lambda: self.latest(state.domain, state.workflow_id, state.run_id).state,
-            lambda latest: not latest.is_open,
-            seconds=wait_seconds, first_delay=0.1, most_delay=1.0,
-        )
+        """Wait for the run's close: woken at once when this process commits it (a local
+        stack, or a Lambda that both completes and waits), else found by polling."""
+        key = (state.domain, state.workflow_id, state.run_id)
+        with self._closing_lock:
+            wake = self._closing.setdefault(key, threading.Event())
+        try:
+            closed = self._poll(
+                lambda: self.latest(state.domain, state.workflow_id, state.run_id).state,
+                lambda latest: not latest.is_open,
+                seconds=wait_seconds, first_delay=0.25, most_delay=2.0, wake=wake,
+            )
+        finally:
+            with self._closing_lock:
+                if self._closing.get(key) is wake and not wake.is_set():
+                    del self._closing[key]
         return closed if closed is not None else state
+
+    def _closed_here(self, state: RunState) -> None:
+        with self._closing_lock:
+            wake = self._closing.pop((state.domain, state.workflow_id, state.run_id), None)
+        if wake is not None:
+            wake.set()
 
     def _poll(
         self,
@@ -329,10 +349,12 @@ class WorkflowService:
         seconds: float,
         first_delay: float,
         most_delay: float,
+        wake: threading.Event | None = None,
     ) -> T | None:
         """Read until ``ready`` or ``seconds`` (at most MAX_WAIT_SECONDS) pass, backing off:
         the long polls of result, history and query calls. The last read, or None if none was
-        ready."""
+        ready. A pause ends early when ``wake`` is set (unless the service was given its own
+        ``sleep``, as the in-memory environment gives its virtual clock's)."""
         deadline = time.monotonic() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
         delay = first_delay
         while True:
@@ -341,7 +363,11 @@ class WorkflowService:
                 return value
             if time.monotonic() >= deadline:
                 return None
-            self.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            pause = min(delay, max(0.0, deadline - time.monotonic()))
+            if wake is not None and self.sleep is time.sleep:
+                wake.wait(pause)
+            else:
+                self.sleep(pause)
             delay = min(delay * 1.5, most_delay)
 
     def list_workflows(
@@ -772,6 +798,8 @@ class WorkflowService:
         deadline costs one message instead of two, and a stream's delay cannot make it late)."""
         if self.after_commit is not None:
             self.after_commit(batch)
+        if not batch.state.is_open:
+            self._closed_here(batch.state)
         soon = batch.committed_at + 1000 * STREAM_ONLY_TIMER_SECONDS
         urgent = [task for task in batch.tasks
                   if not (isinstance(task, TimerTask) and task.fire_at > soon)]
