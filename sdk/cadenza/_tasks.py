@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,13 @@ from .core import CLOSE_EVENTS, Decision, EventType, HistoryEvent, from_millis, 
 from .core.records import ActivityStart, TaskMessage
 from .core.tasks import ActivityTask, DecisionTask, QueryTask
 from .data_converter import DataConverter
-from .error import CadenzaError, HistoryChangedError, ServiceBusyError, StaleTaskError
+from .error import (
+    CadenzaError,
+    HistoryChangedError,
+    InternalServiceError,
+    ServiceBusyError,
+    StaleTaskError,
+)
 from .replay import LocalActivityRequest, run_decision_task, run_query
 
 T = TypeVar("T")
@@ -77,7 +84,7 @@ class WorkerBackend(Protocol):
     ) -> None: ...
 
     async def start_activity_task(
-        self, task_token: str, *, identity: str | None = None
+        self, task_token: str, *, identity: str | None = None, request_id: str | None = None
     ) -> ActivityStart: ...
 
     async def record_activity_heartbeat_task(
@@ -90,12 +97,14 @@ class WorkerBackend(Protocol):
 
 
 async def _answer(call: Callable[[], Awaitable[T]]) -> T:
-    """Send a task's answer, retrying while the engine is busy: the work is done and must not
-    be redone just because the answer could not be recorded at once."""
+    """Send a task's answer, retrying while the engine is busy or failing (a 5xx: a throttle
+    that outlasted botocore's retries, a crashed handler): the work is done and must not be
+    redone just because the answer could not be recorded at once. Safe to repeat: an answer
+    recorded already is stale, or known by its request id."""
     for attempt in range(ANSWER_ATTEMPTS):
         try:
             return await call()
-        except ServiceBusyError:
+        except (ServiceBusyError, InternalServiceError):
             if attempt == ANSWER_ATTEMPTS - 1:
                 raise
             await asyncio.sleep(random.uniform(0.5, 1.0) * min(0.1 * 2**attempt, 3.0))
@@ -283,7 +292,9 @@ async def process_activity(
     except KeyError:
         definition = None
     try:
-        start = await _answer(partial(backend.start_activity_task, token, identity=identity))
+        # One id for every try of this start: a try whose answer was lost is recognised.
+        start = await _answer(partial(backend.start_activity_task, token, identity=identity,
+                                      request_id=uuid.uuid4().hex))
         if definition is None:
             known = ", ".join(sorted(registry.activities)) or "none"
             await _answer(partial(

@@ -556,10 +556,11 @@ class Client:
         })
 
     async def start_activity_task(
-        self, task_token: str, *, identity: str | None = None
+        self, task_token: str, *, identity: str | None = None, request_id: str | None = None
     ) -> ActivityStart:
         answer = await self.transport.call("POST", "/api/v1/tasks/activity/start", json={
             "task_token": task_token, "identity": identity or self._identity,
+            "request_id": request_id or str(uuid.uuid4()),
         })
         return ActivityStart(attempt=int(answer["attempt"]),
                              heartbeat_details=answer.get("heartbeat_details"),

@@ -331,7 +331,7 @@ def test_activity_task_routes() -> None:
     assert call("POST", "/api/v1/tasks/activity/cancel", service,
                 body={"task_token": "t"}) == ApiResponse(200, {})
     assert service.calls == [
-        ("start_activity_task", ("t",), {"identity": "me"}),
+        ("start_activity_task", ("t",), {"identity": "me", "request_id": ""}),
         ("record_activity_heartbeat", ("t",), {"details": '"p"', "identity": ""}),
         ("cancel_activity_task", ("t",), {"details": None, "identity": "", "request_id": ""}),
     ]

@@ -96,6 +96,8 @@ class StartActivityTask:
     scheduled_event_id: int
     attempt: int
     identity: str = ""
+    #: The same start sent again (its answer was lost) answers as the first one did.
+    request_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

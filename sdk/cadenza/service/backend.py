@@ -81,10 +81,11 @@ class ServiceBackend:
         )
 
     async def start_activity_task(
-        self, task_token: str, *, identity: str | None = None
+        self, task_token: str, *, identity: str | None = None, request_id: str | None = None
     ) -> ActivityStart:
         return await asyncio.to_thread(
-            self.service.start_activity_task, task_token, identity=identity or self.identity
+            self.service.start_activity_task, task_token, identity=identity or self.identity,
+            request_id=request_id or "",
         )
 
     async def record_activity_heartbeat_task(

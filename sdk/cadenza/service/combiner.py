@@ -89,28 +89,33 @@ class CommitCombiner:
         return True
 
     def _lead(self, key: RunKey, leading: set[RunKey]) -> None:
-        """Commit the queue once as its leader, answer every waiter, hand over, dispatch."""
+        """Commit the queue once as its leader, answer every waiter, hand over, dispatch.
+
+        Whatever happens to the commit (even a BaseException standing for the process dying),
+        the waiters get an answer and the queue a new leader."""
         with self._lock:
             group = self._queues.pop(key, [])
         leading.add(key)
         batch: StoredBatch | None = None
+        outcomes: list[Outcome] = [RuntimeError("the commit of this run was interrupted")] * len(
+            group)
         try:
             batch, outcomes = self._commit_group(key, [w.command for w in group])
         except Exception as error:  # every waiter gets the failure
             outcomes = [error] * len(group)
         finally:
             leading.discard(key)
-        for waiter, outcome in zip(group, outcomes, strict=True):
-            waiter.outcome, waiter.batch = outcome, batch
-            waiter.wake.set()
-        with self._lock:
-            queue = self._queues.get(key)
-            if queue:
-                queue[0].promoted = True
-                queue[0].wake.set()
-            else:
-                self._queues.pop(key, None)
-                self._leaders.discard(key)
+            for waiter, outcome in zip(group, outcomes, strict=True):
+                waiter.outcome, waiter.batch = outcome, batch
+                waiter.wake.set()
+            with self._lock:
+                queue = self._queues.get(key)
+                if queue:
+                    queue[0].promoted = True
+                    queue[0].wake.set()
+                else:
+                    self._queues.pop(key, None)
+                    self._leaders.discard(key)
         if batch is not None:
             self._after(batch)
 

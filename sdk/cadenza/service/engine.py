@@ -688,18 +688,23 @@ class WorkflowService:
             ),
         )
 
-    def start_activity_task(self, task_token: str, *, identity: str = "") -> ActivityStart:
+    def start_activity_task(self, task_token: str, *, identity: str = "",
+                            request_id: str = "") -> ActivityStart:
         """Record that a worker took this attempt; ActivityTaskAlreadyStartedError for a copy
-        of an attempt that already runs, StaleTaskError for one that no longer exists."""
+        of an attempt that already runs, StaleTaskError for one that no longer exists. The
+        same start again (``request_id``) answers as the first one did."""
         token = self._token(task_token, TaskKind.ACTIVITY)
         batch = self._update(
             token.domain, token.workflow_id, token.run_id,
             StartActivityTask(scheduled_event_id=token.scheduled_event_id, attempt=token.attempt,
-                              identity=identity),
+                              identity=identity, request_id=request_id),
         )
-        assert batch is not None
-        pending = batch.state.activity(token.scheduled_event_id)
-        assert pending is not None and pending.started_time is not None
+        state = batch.state if batch is not None else self.latest(
+            token.domain, token.workflow_id, token.run_id).state
+        pending = state.activity(token.scheduled_event_id)
+        if pending is None or pending.started_time is None or pending.attempt != token.attempt:
+            raise StaleTaskError(f"activity task {token.scheduled_event_id} attempt "
+                                 f"{token.attempt} is not running")
         return ActivityStart(attempt=pending.attempt, heartbeat_details=pending.heartbeat_details,
                              started_time=pending.started_time)
 

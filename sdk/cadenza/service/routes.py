@@ -330,6 +330,7 @@ def start_activity_task(service: WorkflowService, request: ApiRequest) -> ApiRes
     started = service.start_activity_task(
         required_string(body, "task_token"),
         identity=optional_string(body, "identity"),
+        request_id=optional_string(body, "request_id"),
     )
     return _ok({
         "attempt": started.attempt,
