@@ -23,7 +23,7 @@ from cadenza.local import LocalStack
 from cadenza.replay import run_decision_task
 from cadenza.workflow import WorkflowDefinition
 
-from . import mechanisms
+from . import mechanisms, prices
 from .meter import Meter, metering
 
 registry = Registry()
@@ -52,15 +52,17 @@ class ManyActivities:
         return total
 
 
-# Public on-demand prices, us-east-1 (USD per million requests/units).
+# List prices (USD per million requests/units), from the versioned table in bench/prices.py.
+# This section's figures cost every SQS request at the FIFO price (the task-list queues'; the
+# timer queue is standard and a little cheaper: bench/floor.py prices each queue by its type).
 PRICE = {
-    "dynamodb_write_unit": 0.625,
-    "dynamodb_read_unit": 0.125,
-    "sqs_fifo_request": 0.50,
-    "http_api_request": 1.00,
-    "lambda_request": 0.20,
+    "dynamodb_write_unit": prices.CURRENT.dynamodb_write_unit,
+    "dynamodb_read_unit": prices.CURRENT.dynamodb_read_unit,
+    "sqs_fifo_request": prices.CURRENT.sqs_fifo_request,
+    "http_api_request": prices.CURRENT.http_api_request,
+    "lambda_request": prices.CURRENT.lambda_request,
     # 512 MB for ~50 ms per invocation at $0.0000166667 per GB-second.
-    "lambda_duration": 0.5 * 0.05 * 16.6667,
+    "lambda_duration": prices.CURRENT.lambda_memory_gb * 0.05 * prices.CURRENT.lambda_gb_second,
 }
 
 BILLED_ELSEWHERE = {"dynamodbstreams"}  # stream reads by Lambda's event source are free
@@ -188,8 +190,18 @@ def report(delta: Counter[str], runs: int, history: int, lat: dict[str, float],
            replay: dict[str, float], mechanisms: list[str]) -> str:
     lines = ["# Cadenza benchmarks", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on the embedded local stack (moto server).",
-             "", f"## Requests per single-activity workflow ({runs} runs, {history} events each)",
-             "", "| request | per workflow |", "|---|---|"]
+             "", *sections(delta, runs, history, lat, replay, mechanisms)]
+    return "\n".join(lines) + "\n"
+
+
+def sections(delta: Counter[str], runs: int, history: int, lat: dict[str, float] | None,
+             replay: dict[str, float] | None, mechanisms: list[str]) -> list[str]:
+    """This bench's sections of RESULTS.md (those given), as Markdown lines."""
+    lines = [f"## Requests per single-activity workflow ({runs} runs, {history} events each)",
+             "", "Run and activity timeouts of 30 s here (a timer due no later than 30 s after "
+             "its commit is also sent right after it); the standard workflows of *The "
+             "request floor* use production-like ones.", "",
+             "| request | per workflow |", "|---|---|"]
     for key in sorted(delta):
         service = key.split(":")[0]
         note = " (free: Lambda event source)" if service in BILLED_ELSEWHERE else ""
@@ -213,13 +225,16 @@ def report(delta: Counter[str], runs: int, history: int, lat: dict[str, float],
               "the activity is scheduled; a second one when a start-to-close deadline comes "
               "before it). Reads include the client's result polling (about 4 Queries per "
               "workflow here)."]
-    lines += ["", *mechanisms]
-    lines += ["", "## Latency and throughput (start -> result, one worker)", "",
-              "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in lat.items()]
-    lines += ["", "## Replay speed (pure, no I/O)", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {k} | {v:,.1f} |" for k, v in replay.items()]
-    return "\n".join(lines) + "\n"
+    if mechanisms:
+        lines += ["", *mechanisms]
+    if lat is not None:
+        lines += ["", "## Latency and throughput (start -> result, one worker)", "",
+                  "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in lat.items()]
+    if replay is not None:
+        lines += ["", "## Replay speed (pure, no I/O)", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:,.1f} |" for k, v in replay.items()]
+    return lines
 
 
 async def main_async(runs: int, latency_runs: int, concurrency: int) -> str:

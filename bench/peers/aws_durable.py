@@ -50,7 +50,7 @@ def _build_handlers() -> dict[str, Callable[..., Any]]:
 
     @durable_execution
     def parallel(event: Any, context: DurableContext) -> int:
-        batch = context.map(
+        batch: Any = context.map(
             list(range(100)), lambda ctx, item, _index, _items: ctx.step(work(item))
         )
         return sum(batch.get_results())

@@ -64,7 +64,7 @@ class _TemporalSession:
         from . import _temporal_workflows as flows
 
         handle = await self.env.client.start_workflow(
-            flows.WORKFLOWS[key].run,
+            flows.WORKFLOWS[key].run,  # type: ignore[attr-defined]
             id=f"bench-{key}-{next(self.ids)}",
             task_queue=TASK_QUEUE,
             execution_timeout=RUN_TIMEOUT,
