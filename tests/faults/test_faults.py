@@ -26,6 +26,10 @@ from .scenarios import ALL_SCENARIOS, SCENARIOS
 FULL = os.environ.get("CADENZA_FAULTS", "").lower() == "full"
 #: Runs in flight at once (each has a worker and its long polls).
 CONCURRENCY = int(os.environ.get("CADENZA_FAULTS_CONCURRENCY", "32"))
+#: One test sweeps a whole scenario (dozens of runs, each with its own worker restarts): on a
+#: loaded 2-core machine that takes longer than the suite's 120 s per-test limit.
+pytestmark = pytest.mark.timeout(600)
+
 #: A known bug's run ends in a timeout or a hang: this bound is long enough for the run to
 #: finish if the bug were fixed (its recovery takes a decision task's visibility, 10 s).
 KNOWN_BUG_BOUND = 25.0
