@@ -81,6 +81,18 @@ def test_a_command_after_one_that_closed_the_run_gets_its_error() -> None:
         EventType.WorkflowExecutionTerminated]
 
 
+def service_with_a_run(store: InMemoryHistoryStore, clock: VirtualClock,
+                       workflow_id: str) -> WorkflowService:
+    service = WorkflowService(
+        store=store, queues=InMemoryTaskQueues(clock, lambda: None),
+        visibility=InMemoryVisibility(), answers=InMemoryQueryAnswers(),
+        tokens=TaskTokens("group-commit"), clock=clock.now)
+    service.start_workflow(StartWorkflowRequest.from_dict("default", {
+        "workflow_id": workflow_id, "workflow_type": "T", "task_list": "tl",
+        "execution_start_to_close_timeout_seconds": 600}))
+    return service
+
+
 class SlowStore(InMemoryHistoryStore):
     """Commits take as long as a DynamoDB PutItem, so concurrent writers overlap."""
 
@@ -107,13 +119,7 @@ class SlowStore(InMemoryHistoryStore):
 def test_concurrent_signals_to_one_run_share_commits_and_none_is_refused(writers: int) -> None:
     clock = VirtualClock(T0)
     store = SlowStore()
-    service = WorkflowService(
-        store=store, queues=InMemoryTaskQueues(clock, lambda: None),
-        visibility=InMemoryVisibility(), answers=InMemoryQueryAnswers(),
-        tokens=TaskTokens("group-commit"), clock=clock.now)
-    service.start_workflow(StartWorkflowRequest.from_dict("default", {
-        "workflow_id": "hot", "workflow_type": "T", "task_list": "tl",
-        "execution_start_to_close_timeout_seconds": 600}))
+    service = service_with_a_run(store, clock, "hot")
     signals = 500
 
     def send(index: int) -> None:
@@ -135,13 +141,7 @@ def test_concurrent_signals_to_one_run_share_commits_and_none_is_refused(writers
 def test_a_signal_retried_with_its_request_id_is_recorded_once() -> None:
     clock = VirtualClock(T0)
     store = InMemoryHistoryStore()
-    service = WorkflowService(
-        store=store, queues=InMemoryTaskQueues(clock, lambda: None),
-        visibility=InMemoryVisibility(), answers=InMemoryQueryAnswers(),
-        tokens=TaskTokens("group-commit"), clock=clock.now)
-    service.start_workflow(StartWorkflowRequest.from_dict("default", {
-        "workflow_id": "w", "workflow_type": "T", "task_list": "tl",
-        "execution_start_to_close_timeout_seconds": 600}))
+    service = service_with_a_run(store, clock, "w")
     for _ in range(3):
         service.signal_workflow("default", "w", signal_name="s", request_id="same")
     service.terminate_workflow("default", "w", reason="x", request_id="stop")
