@@ -44,7 +44,7 @@ class Plan:
     """How much of each bench to run (0 or False: skip it)."""
 
     runs: int = 20  # bench.run's single-activity workflows
-    mechanism_runs: int = 20
+    mechanism_runs: int = 10
     single_runs: int = 20  # start -> result, one at a time
     throughput_runs: int = 200
     concurrency: int = 50
@@ -261,7 +261,10 @@ def compose(out: dict[str, Any], info: dict[str, str], elapsed: float | None,
         + f" on {info['cpu']}, {info['processors']} processors ({info['usable']} usable), "
         f"{info['python']}, {info['os']}; moto {info['moto']}, boto3 {info['boto3']} "
         f"(botocore {info['botocore']}). The local stack is moto in server mode with the "
-        "local Lambda runtime (`cadenza.local.LocalStack`).",
+        "local Lambda runtime (`cadenza.local.LocalStack`)."
+        + (f" One-minute load average at the start and the end: {info['load']} (other "
+           "work on the machine slows the emulator's figures, not the request counts)."
+           if info.get("load") else ""),
         "",
         *target_rows(out, elapsed),
         "",
@@ -324,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
 def write(plan: Plan, output: Path) -> int:
     began = time.monotonic()
     info = machine()
+    load_start = os.getloadavg()[0]
     out = asyncio.run(on_the_stack(plan))
     if plan.replay:
         out["replay"] = run.replay_speed(activities=200, repeats=5)
@@ -344,6 +348,7 @@ def write(plan: Plan, output: Path) -> int:
         peers_note = "Not re-run by this `python -m bench` (peers skipped); what follows is " \
                      "the previous run's section."
     elapsed = time.monotonic() - began
+    info["load"] = f"{load_start:.2f} and {os.getloadavg()[0]:.2f}"
     previous = output.read_text() if output.exists() else ""
     text = compose(out, info, elapsed, previous, peers_text, peers_note)
     output.write_text(text)

@@ -84,6 +84,10 @@ class _TimerMessages:
     received: Counter[str] = field(default_factory=Counter)
     fire_at: dict[str, float] = field(default_factory=dict)
     workflow: dict[str, str] = field(default_factory=dict)
+    #: the send request a message last went out in (messages of one request that are due in
+    #: the same second surface together)
+    request: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
 
 
 def item_size(item: Mapping[str, Any]) -> int:
@@ -469,9 +473,11 @@ class Ledger:
 
     def _timers_sent(self, bodies: list[str], workflows: list[str | None]) -> None:
         with self._lock:
+            self.timers.requests += 1
             for body, workflow in zip(bodies, workflows, strict=True):
                 digest = self._digest(body)
                 self.timers.sent[digest] += 1
+                self.timers.request[digest] = self.timers.requests
                 try:
                     self.timers.fire_at[digest] = float(json.loads(body)["task"]["fire_at"]) / 1000
                 except (ValueError, KeyError, TypeError):
@@ -498,15 +504,21 @@ class Ledger:
 
     # --- reading the ledger ---------------------------------------------------------------
 
-    def pending_timers(self, scenario: str) -> list[float]:
-        """Fire times of the timer messages of ``scenario`` still in the queue: each will
-        surface once and (its run being closed) be dropped as stale."""
+    def pending_timers(self, scenario: str) -> list[tuple[int, float]]:
+        """(send request, fire time) of the timer messages of ``scenario`` still in the queue:
+        each will surface once and (its run being closed) be dropped as stale."""
         with self._lock:
             left = self.timers.sent - self.timers.received
-            return [self.timers.fire_at.get(digest, 0.0)
+            return [(self.timers.request.get(digest, 0), self.timers.fire_at.get(digest, 0.0))
                     for digest, count in left.items()
                     for _ in range(count)
                     if self.scenario(self.timers.workflow.get(digest)) == scenario]
+
+    def timer_messages(self, scenario: str) -> int:
+        """Timer messages sent for ``scenario``'s workflows (a batch of ten is one request)."""
+        with self._lock:
+            return sum(count for digest, count in self.timers.sent.items()
+                       if self.scenario(self.timers.workflow.get(digest)) == scenario)
 
     def snapshot(self, scenario: str | None) -> dict[tuple[str, str], Tally]:
         with self._lock:
@@ -518,19 +530,30 @@ class Ledger:
             return result
 
 
-def stale_timer_cost(prices: price_table.PriceTable = price_table.CURRENT) \
+def surfacing_batches(pending: Iterable[tuple[int, float]], *, size: int = 10) -> int:
+    """How many receives the timer function's event source needs for these messages: those
+    sent in one request and due in the same second surface together, ``size`` to a receive;
+    no other message is counted on to share a batch (as when runs go one at a time)."""
+    groups = Counter((request, math.ceil(fire_at)) for request, fire_at in pending)
+    return sum(math.ceil(count / size) for count in groups.values())
+
+
+def stale_timer_cost(messages: int, batches: int,
+                     prices: price_table.PriceTable = price_table.CURRENT) \
         -> dict[tuple[str, str], Tally]:
-    """What one stale timer message costs when it surfaces, one at a time (no batching): the
-    timer function's event source receives it and deletes it, the function is invoked once and
-    reads the run's latest commit (one consistent Query of one item) before dropping it."""
+    """What stale timer messages cost when they surface: for each batch, the timer function's
+    event source receives it and deletes it and the function is invoked once; for each message,
+    the function reads the run's latest commit (one consistent Query of one item) and drops
+    it."""
     sqs = prices.sqs_standard_request
     return {
         ("timer firing (projected)", "sqs:ReceiveMessage [timer queue]"):
-            Tally(requests=1, usd_m=sqs),
+            Tally(requests=batches, usd_m=batches * sqs),
         ("timer firing (projected)", "sqs:DeleteMessageBatch [timer queue]"):
-            Tally(requests=1, usd_m=sqs),
+            Tally(requests=batches, usd_m=batches * sqs),
         ("timer firing (projected)", "lambda:Invoke TimerFunction"):
-            Tally(requests=1, usd_m=prices.lambda_request),
+            Tally(requests=batches, usd_m=batches * prices.lambda_request),
         ("timer firing (projected)", "dynamodb:Query"):
-            Tally(requests=1, read_units=1, usd_m=prices.dynamodb_read_unit),
+            Tally(requests=messages, read_units=messages,
+                  usd_m=messages * prices.dynamodb_read_unit),
     }

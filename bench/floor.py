@@ -23,7 +23,7 @@ from cadenza import Client, Registry, Worker, activity, workflow
 from cadenza.local import LocalStack
 
 from . import prices as price_table
-from .attribution import WHERE, Ledger, Tally, stale_timer_cost
+from .attribution import WHERE, Ledger, Tally, stale_timer_cost, surfacing_batches
 from .meter import metering
 
 registry = Registry()
@@ -142,6 +142,8 @@ class Floor:
     state_reads: int  # one consistent read of the run's latest commit per change (+ retries)
     history_reads: int  # one Query per decision task that does not come back eagerly
     fifo_tasks: int  # decision/activity tasks that go through SQS: send + receive + delete
+    #: Timers, counting once those one commit arms that fall due together (one send request
+    #: carries up to ten messages, and they surface in one receive).
     fired_timers: int  # timers that fire: send + receive + delete + a timer invocation
     dead_timers: int  # timers that never fire: the same, plus a read when they surface
     http: int  # HTTP API calls of a polling worker and the client
@@ -232,14 +234,16 @@ FLOORS: dict[str, Floor] = {
     ),
     "par10": Floor(
         writes=13, state_reads=13, history_reads=1, fifo_tasks=1, fired_timers=0,
-        dead_timers=11, http=15,
+        dead_timers=2, http=15,
         argument=(
             "Thirteen durable changes: start, the decision that schedules the ten (all "
             "started eagerly on the deciding worker), ten results, each its own commit "
             "(they come from ten independent requests, so the floor does not count on them "
             "landing together), and one closing decision (the results that land while a "
             "decision is pending join it). Group commit can beat this floor when results do "
-            "land together. Eleven dead timers (execution timeout, ten deadlines). HTTP: "
+            "land together. Dead timers: the execution timeout, and the ten deadlines, which "
+            "one commit arms and which fall due together (one send request, one receive, one "
+            "delete, one invocation, one read between them). HTTP: "
             "start, result; one history read, two decision completions, ten activity "
             "completions."),
     ),
@@ -301,6 +305,7 @@ class Measured:
     latencies: list[float] = field(default_factory=list)
     history_length: int = 0
     pending_timers: float = 0.0  # per workflow, projected
+    timer_messages: float = 0.0  # per workflow
 
 
 async def _one(client: Client, scenario: Scenario, index: int, label: str) \
@@ -353,10 +358,14 @@ async def run_scenarios(stack: LocalStack, ledger: Ledger, runs: int,
             key = measured.scenario.key
             tallies = ledger.snapshot(key)
             pending = ledger.pending_timers(key)
-            for cost_key, tally in stale_timer_cost(ledger.prices).items():
-                tallies.setdefault(cost_key, Tally()).add(tally, len(pending))
+            projected = stale_timer_cost(len(pending), surfacing_batches(pending),
+                                         ledger.prices)
+            for cost_key, tally in projected.items():
+                if tally.requests:
+                    tallies.setdefault(cost_key, Tally()).add(tally)
             measured.per_workflow = per_workflow(tallies, measured.runs)
             measured.pending_timers = len(pending) / measured.runs
+            measured.timer_messages = ledger.timer_messages(key) / measured.runs
             # The warm-up run's history (its requests are booked to no scenario).
             measured.history_length = len(await client.get_workflow_history(example))
     return results
@@ -487,17 +496,16 @@ def causes(measured: Measured) -> list[str]:
             f"commits over 1 KB ({_fmt(writes.write_units)} units for "
             f"{_fmt(writes.requests)} writes): the run's state is rewritten whole in every "
             "commit and grows with the run (it keeps every request id it has seen)")
-    timers = _per(measured, None, "sqs:SendMessageBatch [timer queue]")
-    fired = _per(measured, "timer firing", "sqs:ReceiveMessage [timer queue]") + \
-        _per(measured, "timer firing (projected)", "sqs:ReceiveMessage [timer queue]")
     floor = FLOORS[measured.scenario.key]
-    if timers > floor.fired_timers + floor.dead_timers:
+    sends = _per(measured, None, "sqs:SendMessageBatch [timer queue]")
+    if measured.timer_messages > floor.fired_timers + floor.dead_timers or \
+            sends > floor.fired_timers + floor.dead_timers:
         notes.append(
-            f"{_fmt(timers)} timer messages against {floor.fired_timers + floor.dead_timers} "
-            "timers (an activity attempt arms a deadline when it is scheduled, at the "
-            "schedule-to-close timeout, which defaults to the run's, and another when it "
-            "starts; a timer due within 30 s of its commit is sent twice)"
-            + (f"; {_fmt(fired)} surface" if fired else ""))
+            f"{_fmt(measured.timer_messages)} timer messages in {_fmt(sends)} send requests "
+            f"against {floor.fired_timers + floor.dead_timers} (an activity attempt arms a "
+            "deadline when it is "
+            "scheduled, at the schedule-to-close timeout, which defaults to the run's, and "
+            "another when it starts; a timer due within 30 s of its commit is sent twice)")
     polls = _per(measured, "result polling", "dynamodb:Query")
     if polls > floor.result_reads:
         notes.append(f"the result wait reads the run {_fmt(polls)} times")
@@ -546,6 +554,15 @@ def largest(results: list[Measured]) -> list[str]:
     for value, name in ranked:
         if value > 0.005:
             lines.append(f"- {name}: +${value:.2f}")
+    http = sum(components(m.per_workflow)[HTTP].usd_m - FLOORS[m.scenario.key].components()
+               [HTTP][1] for m in results)
+    duration = {m.scenario.key: sum(t.usd_m for (w, r), t in m.per_workflow.items()
+                                    if r.endswith("duration")) for m in results}
+    worst = max(duration, key=lambda key: duration[key])
+    lines += ["", "Outside the engine: a polling worker's and the client's HTTP API calls add "
+              f"${http:.2f} above their floor over the same workflows; Lambda duration, in no "
+              f"price above, is largest for *{worst}* (${duration[worst]:.2f}/M), most of it "
+              "the API function holding the client's result wait open."]
     return lines
 
 
@@ -563,9 +580,10 @@ def render(results: list[Measured], prices: price_table.PriceTable = price_table
         f"{int(RUN_TIMEOUT.total_seconds() // 60)} min, activity start-to-close "
         f"{int(ACTIVITY_TIMEOUT.total_seconds())} s. Timers still delayed when the runs end "
         "(execution timeouts, late deadlines) are added as they will be billed when they "
-        "surface stale: one receive, one delete, one timer function invocation and one read "
-        "each (the rows *timer firing (projected)*). DynamoDB is counted in billed units: "
-        "item sizes, half a unit for an eventually consistent read, two per KB in a "
+        "surface stale (the rows *timer firing (projected)*): one read each, and one receive, "
+        "one delete and one timer function invocation for each group of up to ten sent in one "
+        "request and due in the same second. DynamoDB is counted in "
+        "billed units: item sizes, half a unit for an eventually consistent read, two per KB in a "
         "transaction, and the writes of the visibility table's global secondary indexes "
         "(four, ALL projections: a key that moves costs two). Costs are USD per million "
         "workflows at the prices below.",
@@ -624,19 +642,27 @@ def render(results: list[Measured], prices: price_table.PriceTable = price_table
             continue
         cells = [_fmt(m.per_workflow.get((where, request), Tally()).requests) for m in results]
         lines.append(f"| {where} | {request} | " + " | ".join(cells) + " |")
-    gb = [sum(t.gb_seconds for (w, r), t in m.per_workflow.items() if r.endswith("duration"))
-          for m in results]
-    lines.append("| (Lambda duration) | GB-seconds per workflow, every function | "
-                 + " | ".join(f"{value:.3f}" for value in gb) + " |")
+    functions = sorted({r for m in results for (w, r) in m.per_workflow
+                        if r.endswith("duration")})
+    for function in functions:
+        gb = [sum(t.gb_seconds for (w, r), t in m.per_workflow.items() if r == function)
+              for m in results]
+        name = function.removeprefix("lambda:").removesuffix(" duration")
+        lines.append(f"| (Lambda duration) | {name}: GB-seconds | "
+                     + " | ".join(f"{value:.3f}" for value in gb) + " |")
+    total = [sum(t.gb_seconds for (w, r), t in m.per_workflow.items() if r.endswith("duration"))
+             for m in results]
+    lines.append(f"| (Lambda duration) | all: $/M at {prices.lambda_memory_gb:g} GB, not in "
+                 "the figures above | "
+                 + " | ".join(f"{value * prices.lambda_gb_second:.2f}" for value in total) + " |")
     lines += [
         "",
-        "Lambda duration is not in any $/M above (the target's price list has none): at "
-        f"{prices.lambda_memory_gb:g} GB it adds ${prices.lambda_gb_second:.2f} per million "
-        "GB-seconds, and most of it here is the API function holding a result wait open "
-        "(a long poll answers when the run closes), so a client that waits for results "
-        "through the API pays about "
-        f"${prices.lambda_gb_second * prices.lambda_memory_gb:.2f} per million workflows per "
-        "second of waiting.",
+        "Lambda duration is not in any $/M above (the target's price list has none): "
+        f"${prices.lambda_gb_second:.2f} per million GB-seconds. The API function's share "
+        "includes the client's result wait (a long poll held open until the run closes): "
+        "at 0.5 GB, about "
+        f"${prices.lambda_gb_second * prices.lambda_memory_gb:.2f} per million workflows for "
+        "every second a client waits through the API.",
     ]
     if idle is not None and idle_seconds > 0:
         idle_lines = [f"{request} {t.requests / idle_seconds * 3600:,.0f}/h"

@@ -246,8 +246,10 @@ async def main_async(runs: int, latency_runs: int, concurrency: int) -> str:
     return report(delta, runs, history, lat, replay, mechanism_rows)
 
 
-#: Sections of RESULTS.md written by other benches (bench.peers), kept when this one rewrites it.
-KEPT_SECTIONS = ("## Test environments side by side",)
+#: Sections of RESULTS.md written by other benches (python -m bench, bench.peers), kept when
+#: this one rewrites it.
+KEPT_SECTIONS = ("## Targets (issue 8)", "## The request floor", "## The engine alone",
+                 "## Test environments side by side")
 
 
 def merge(text: str, previous: str) -> str:
