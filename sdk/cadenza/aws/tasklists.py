@@ -36,6 +36,10 @@ _MAX_QUEUE_NAME = 80
 DEFAULT_VISIBILITY_TIMEOUT = 30
 #: Fourteen days: an unconsumed task waits as long as SQS allows (e.g. for a new worker).
 MESSAGE_RETENTION_SECONDS = 1_209_600
+#: Connections each AWS client of the engine keeps open (SQS here, DynamoDB in models.py and
+#: visibility.py): enough for the concurrent requests of one process (a handler serving many
+#: threads) never to open a new one.
+MAX_POOL_CONNECTIONS = 64
 
 
 def queue_name(prefix: str, domain: str, task_list: str, kind: TaskKind) -> str:
@@ -59,12 +63,15 @@ class ReceivedMessage:
     receive_count: int
 
 
-def sqs_client(settings: AwsSettings) -> Any:
-    return boto3.client(
+def sqs_client(settings: AwsSettings, *, session: boto3.Session | None = None) -> Any:
+    """An SQS client for ``settings`` (thread-safe once made; service/factory.py makes one per
+    process and shares it). Its pool holds a connection for each of many concurrent requests."""
+    return (session.client if session is not None else boto3.client)(
         "sqs",
         region_name=settings.region,
         endpoint_url=settings.endpoint_url,
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+        config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                      max_pool_connections=MAX_POOL_CONNECTIONS),
     )
 
 

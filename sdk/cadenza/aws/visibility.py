@@ -50,6 +50,7 @@ from ..core.visibility import (
 from ..error import BadRequestError, CommitConflictError
 from .settings import AwsSettings
 from .store import run_key
+from .tasklists import MAX_POOL_CONNECTIONS
 
 #: Each listing index (all ordered by start_time) and the attribute it is partitioned by.
 INDEXES = {
@@ -168,15 +169,22 @@ class _Expression:
         return request
 
 
+def dynamodb_client(settings: AwsSettings, *, session: boto3.Session | None = None) -> Any:
+    """A DynamoDB client for ``settings`` (thread-safe once made; service/factory.py makes one
+    per process and shares it)."""
+    return (session.client if session is not None else boto3.client)(
+        "dynamodb",
+        region_name=settings.region,
+        endpoint_url=settings.endpoint_url,
+        config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                      max_pool_connections=MAX_POOL_CONNECTIONS),
+    )
+
+
 class DynamoVisibilityStore:
     def __init__(self, settings: AwsSettings, *, client: Any = None) -> None:
         self.table = settings.visibility_table
-        self.client: Any = client or boto3.client(
-            "dynamodb",
-            region_name=settings.region,
-            endpoint_url=settings.endpoint_url,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
-        )
+        self.client: Any = client or dynamodb_client(settings)
 
     # --- writes ---------------------------------------------------------------------------
 

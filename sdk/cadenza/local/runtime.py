@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -63,6 +64,11 @@ SQS_WAIT_SECONDS = 1
 #: Stream polling interval when records flow, and the ceiling it backs off to when idle.
 STREAM_POLL_BUSY = 0.05
 STREAM_POLL_IDLE = 0.25
+#: Batches of one SQS event source handled at a time, unless the stack says otherwise. Lambda
+#: starts with five concurrent batches for a standard queue; one poller would handle twenty
+#: timers due together one batch after another (the last fired a second late).
+STANDARD_SQS_POLLERS = 4
+FIFO_SQS_POLLERS = 1
 #: Attributes every record of a Lambda event from a FIFO queue has (besides the standard ones).
 FIFO_RECORD_ATTRIBUTES = ("MessageGroupId", "MessageDeduplicationId", "SequenceNumber")
 #: Bound on stream retries when the template says "forever" (-1): a poisoned record must not
@@ -856,7 +862,14 @@ class _ApiServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], runtime: LocalRuntime) -> None:
         self.runtime = runtime
+        #: Open (kept-alive) client connections, ended when the server stops.
+        self.connections: set[socket.socket] = set()
         super().__init__(address, _ApiRequestHandler)
+
+    def close_connections(self) -> None:
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _ApiRequestHandler(BaseHTTPRequestHandler):
@@ -864,6 +877,17 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: _ApiServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Connections are kept alive (HTTP/1.1): without this, Nagle's algorithm holds a
+        # response back until the client acknowledges the previous packet (40 ms).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("api %s - %s", self.address_string(), format % args)
@@ -927,9 +951,12 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("apigw-requestid", request_id)
-            self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(body)
+                # Headers and body in one write.
+                self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+                self.flush_headers()
+            else:
+                self.end_headers()
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -964,14 +991,14 @@ class LocalRuntime:
         api_host: str = "127.0.0.1",
         api_port: int = 7933,
         extra_env: Mapping[str, str] | None = None,
-        sqs_pollers: int = 1,
+        sqs_pollers: int | None = None,
     ) -> None:
         self.description = description
         self.emulator = emulator
         self.api_host = api_host
         self._requested_api_port = api_port
         self._extra_env = dict(extra_env or {})
-        self._sqs_pollers = max(1, sqs_pollers)
+        self._sqs_pollers = None if sqs_pollers is None else max(1, sqs_pollers)
         self.functions: dict[str, LocalFunction] = {}
         self.routes: list[_Route] = [
             _Route(function.logical_id, source)
@@ -1035,6 +1062,7 @@ class LocalRuntime:
             if self._server_thread is not None:
                 self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
         for worker in self._workers:
             worker.join(timeout=SQS_WAIT_SECONDS + 5)
@@ -1086,7 +1114,10 @@ class LocalRuntime:
                         raise LocalStackError(
                             f"{logical_id}.{source.name}: queue {source.queue} is not in the stack"
                         )
-                    for _ in range(self._sqs_pollers):
+                    fifo = str(queue["Arn"]).endswith(".fifo")
+                    pollers = self._sqs_pollers or (
+                        FIFO_SQS_POLLERS if fifo else STANDARD_SQS_POLLERS)
+                    for _ in range(pollers):
                         self._workers.append(
                             _SqsPoller(
                                 function,

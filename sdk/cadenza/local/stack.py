@@ -88,7 +88,11 @@ class LocalStack:
     ``emulator_port`` is ignored; tables, streams and queues are created there, or reused when
     they exist, and are left there when the stack stops (their state outlives it, as a deployed
     stack's does). moto's fidelity patch (:mod:`cadenza.local.fidelity`) is applied only to the
-    embedded moto.
+    embedded moto, which runs in a process of its own (see :mod:`cadenza.local.emulator`).
+
+    ``sqs_pollers`` is how many batches of one SQS event source are handled at a time (default:
+    four for a standard queue, as Lambda runs a queue's batches concurrently, so twenty timers
+    due together fire together; one for a FIFO queue).
 
     The stack sets its :attr:`environment` in ``os.environ`` while it runs (the handlers run in
     this process and read it) and restores the previous values when it stops.
@@ -105,7 +109,7 @@ class LocalStack:
         parameter_overrides: Mapping[str, str] | None = None,
         host: str = "127.0.0.1",
         region: str = DEFAULT_REGION,
-        sqs_pollers: int = 1,
+        sqs_pollers: int | None = None,
         aws_endpoint: str | None = None,
     ) -> None:
         if template_path is not None:

@@ -1,8 +1,17 @@
-"""Build the service from the environment (Lambda handlers, the local stack, tests)."""
+"""Build the service from the environment (Lambda handlers, the local stack, tests).
+
+AWS clients are made once per process and endpoint and shared by every service built here:
+botocore clients are thread-safe once made, making one takes 100-200 ms, and a process that
+hosts several handlers (the local stack runs every function in one) would otherwise make a set
+per handler. boto3 sessions are not thread-safe, so clients are made from one private session
+under a lock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import boto3
 
@@ -11,17 +20,44 @@ from ..aws.settings import AwsSettings
 from ..aws.store import DynamoHistoryStore
 from ..aws.tasklists import SqsTaskLists, sqs_client
 from ..aws.timers import TimerQueue, TimerQueueSettings
-from ..aws.visibility import DynamoVisibilityStore
+from ..aws.visibility import DynamoVisibilityStore, dynamodb_client
 from .engine import WorkflowService
 from .tokens import TaskTokens
 
+_lock = threading.Lock()
+_session: boto3.Session | None = None
+_clients: dict[tuple[str, str, str | None], Any] = {}
+
+
+def _scheduler_client(settings: AwsSettings, *, session: boto3.Session) -> Any:
+    return session.client("scheduler", region_name=settings.region,
+                          endpoint_url=settings.endpoint_url)
+
+
+_MAKERS: dict[str, Callable[..., Any]] = {
+    "dynamodb": dynamodb_client, "sqs": sqs_client, "scheduler": _scheduler_client}
+
+
+def shared_client(service_name: str, settings: AwsSettings) -> Any:
+    """This process's client of ``service_name`` ("dynamodb", "sqs", "scheduler") for the
+    region and endpoint of ``settings``, made on first use."""
+    global _session
+    key = (service_name, settings.region, settings.endpoint_url)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            if _session is None:
+                _session = boto3.Session()
+            client = _MAKERS[service_name](settings, session=_session)
+            _clients[key] = client
+        return client
+
 
 def service_from_settings(settings: AwsSettings) -> WorkflowService:
-    sqs = sqs_client(settings)
+    sqs = shared_client("sqs", settings)
     timers = TimerQueue(
         sqs=sqs,
-        scheduler=boto3.client("scheduler", region_name=settings.region,
-                               endpoint_url=settings.endpoint_url),
+        scheduler=shared_client("scheduler", settings),
         settings=TimerQueueSettings(
             queue_url=settings.timer_queue_url,
             queue_arn=settings.timer_queue_arn,
@@ -32,7 +68,7 @@ def service_from_settings(settings: AwsSettings) -> WorkflowService:
     return WorkflowService(
         store=DynamoHistoryStore(settings),
         queues=SqsTaskLists(client=sqs, prefix=settings.queue_prefix, timers=timers),
-        visibility=DynamoVisibilityStore(settings),
+        visibility=DynamoVisibilityStore(settings, client=shared_client("dynamodb", settings)),
         answers=DynamoQueryAnswers(settings),
         tokens=TaskTokens(settings.task_token_secret),
     )
