@@ -53,6 +53,7 @@ from cadenza.replay.decisions import (
 )
 from cadenza.replay.history import DecisionBatch
 from cadenza.replay.loop import DeterministicEventLoop
+from cadenza.replay.stack import STACK_TRACE_QUERY, format_stacks, task_stacks
 
 __all__ = ["LocalActivityRequest", "LocalActivityRunner", "WorkflowInstance"]
 
@@ -377,6 +378,8 @@ class WorkflowInstance(WorkflowContext):
         """Answer a query against the current state (after replay)."""
         if query_type == _BUILTIN_QUERY_TYPES:
             return self._converter.to_data([sorted(self._definition.queries)])
+        if query_type == STACK_TRACE_QUERY:  # built in, as in Cadence (replay/stack.py)
+            return self._converter.to_data([format_stacks(task_stacks(self._loop.tasks()))])
         query = self._definition.queries.get(query_type)
         if query is None:
             raise QueryFailedError(
