@@ -14,24 +14,31 @@ __all__ = [
     "ActivityCancelledError",
     "ActivityFailure",
     "ActivityTaskAlreadyStartedError",
+    "AuthError",
     "BadRequestError",
     "CadenzaError",
     "CancellationAlreadyRequestedError",
     "CommitConflictError",
     "ContinueAsNewError",
+    "CredentialScopeError",
     "DomainNotActiveError",
     "EntityNotExistsError",
     "HistoryChangedError",
     "InternalServiceError",
+    "InvalidAccessKeyError",
     "LimitExceededError",
     "NonDeterministicError",
     "PayloadTooLargeError",
     "QueryFailedError",
     "QueryTimeoutError",
+    "ReplayedRequestError",
+    "RequestExpiredError",
     "ServiceBusyError",
     "ServiceError",
+    "SignatureMismatchError",
     "StaleTaskError",
     "TimerNotDueError",
+    "UnsignedRequestError",
     "WorkflowExecutionAlreadyCompletedError",
     "WorkflowExecutionAlreadyStartedError",
     "WorkflowExecutionCanceledError",
@@ -171,6 +178,56 @@ class InternalServiceError(ServiceError):
     status = 500
 
 
+
+# --- who may call: SigV4 refusals (403), raised before a route does anything -------------------
+
+
+class AuthError(ServiceError):
+    """The request is not signed by a principal the API accepts; nothing was done.
+
+    API Gateway's own refusal carries no code: the client reads any 403 as this class.
+    """
+
+    code = "AuthError"
+    status = 403
+
+
+class UnsignedRequestError(AuthError):
+    """No SigV4 signature (no Authorization header, or no X-Amz-Date)."""
+
+    code = "UnsignedRequestError"
+
+
+class SignatureMismatchError(AuthError):
+    """The signature (or the body hash it covers) is not the one the request's bytes give."""
+
+    code = "SignatureMismatchError"
+
+
+class InvalidAccessKeyError(AuthError):
+    """Signed with an access key the API does not know."""
+
+    code = "InvalidAccessKeyError"
+
+
+class CredentialScopeError(AuthError):
+    """Signed for another region, another service or another day than the request's."""
+
+    code = "CredentialScopeError"
+
+
+class RequestExpiredError(AuthError):
+    """X-Amz-Date is further from the API's clock than SigV4 allows (5 minutes)."""
+
+    code = "RequestExpiredError"
+
+
+class ReplayedRequestError(AuthError):
+    """A signature already accepted once: the same request sent again."""
+
+    code = "ReplayedRequestError"
+
+
 _WIRE_ERRORS: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (
@@ -191,6 +248,13 @@ _WIRE_ERRORS: dict[str, type[ServiceError]] = {
         QueryFailedError,
         QueryTimeoutError,
         InternalServiceError,
+        AuthError,
+        UnsignedRequestError,
+        SignatureMismatchError,
+        InvalidAccessKeyError,
+        CredentialScopeError,
+        RequestExpiredError,
+        ReplayedRequestError,
     )
 }
 
