@@ -6,6 +6,8 @@ handler needs one read to validate a task and never replays history to do so.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -119,8 +121,21 @@ class PendingExternal:
 
 
 #: How many request ids of recent requests (signals, cancels, completions by token ...) a run
-#: remembers, so that a request retried after its answer was lost changes nothing.
-REQUEST_IDS_KEPT = 200
+#: remembers, so that a request retried after its answer was lost changes nothing. A retry
+#: follows its lost answer within seconds; 128 newer requests of one run in between would
+#: take a hot run indeed, and each remembered id costs 14 bytes of every commit.
+REQUEST_IDS_KEPT = 128
+#: Characters of a request id's digest as the state keeps it (8 bytes of SHA-256, base64).
+REQUEST_DIGEST_LENGTH = 11
+
+
+def request_digest(request_id: str) -> str:
+    """The short form of a request id a run remembers: 8 bytes of its SHA-256 (URL-safe
+    base64, no padding). A new request passes for one of the 128 remembered with probability
+    about 2**-57: a retry is still told from a new request, at a third of a UUID's 36
+    characters, so the state stays small in every commit that rewrites it."""
+    digest = hashlib.sha256(request_id.encode()).digest()[:8]
+    return base64.urlsafe_b64encode(digest).decode()[:REQUEST_DIGEST_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +168,8 @@ class RunState:
     parent: ParentRun | None = None
     children: tuple[PendingChild, ...] = ()
     externals: tuple[PendingExternal, ...] = ()
-    #: Request ids of the latest requests that changed the run (at most REQUEST_IDS_KEPT),
-    #: oldest first.
+    #: Digests (request_digest) of the request ids of the latest requests that changed the
+    #: run (at most REQUEST_IDS_KEPT), oldest first: see knows_request / remembering.
     request_ids: tuple[str, ...] = ()
     #: Workflow retries: the run's attempt (0 first) and when its first attempt started.
     attempt: int = 0
@@ -194,6 +209,15 @@ class RunState:
     def with_changes(self, **changes: Any) -> RunState:
         return replace(self, **changes)
 
+    def knows_request(self, request_id: str) -> bool:
+        """Whether a request with this id changed the run already (it is that request again)."""
+        return bool(request_id) and request_digest(request_id) in self.request_ids
+
+    def remembering(self, request_id: str) -> RunState:
+        """The state that also remembers ``request_id`` (the oldest forgotten past the bound)."""
+        kept = (*self.request_ids, request_digest(request_id))[-REQUEST_IDS_KEPT:]
+        return replace(self, request_ids=kept)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = str(self.status)
@@ -211,11 +235,15 @@ class RunState:
         values["parent"] = ParentRun(**parent) if parent else None
         values["children"] = tuple(PendingChild(**c) for c in values.get("children") or ())
         values["externals"] = tuple(PendingExternal(**e) for e in values.get("externals") or ())
-        values["request_ids"] = tuple(values.get("request_ids") or ())
+        # States stored before digests kept whole ids: read them as their digests.
+        values["request_ids"] = tuple(
+            r if len(r) == REQUEST_DIGEST_LENGTH else request_digest(r)
+            for r in values.get("request_ids") or ())
         return cls(**values)
 
 
 __all__ = [
+    "REQUEST_DIGEST_LENGTH",
     "REQUEST_IDS_KEPT",
     "ParentRun",
     "PendingActivity",
@@ -225,4 +253,5 @@ __all__ = [
     "PendingTimer",
     "RunState",
     "RunStatus",
+    "request_digest",
 ]

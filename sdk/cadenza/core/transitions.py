@@ -52,7 +52,6 @@ from .decisions import Decision, DecisionType
 from .events import EventType, HistoryEvent, from_millis, to_millis
 from .limits import MAX_REASON_LENGTH
 from .state import (
-    REQUEST_IDS_KEPT,
     PendingActivity,
     PendingDecision,
     PendingTimer,
@@ -150,7 +149,7 @@ def start(
     if signal is not None:
         _add_signal(batch, signal)
         if signal.request_id:
-            batch.state = batch.state.with_changes(request_ids=(signal.request_id,))
+            batch.state = batch.state.remembering(signal.request_id)
     batch.need_decision()
     return batch.done()
 
@@ -165,7 +164,7 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
     if isinstance(command, StartWorkflow):
         raise TypeError("use start() to create a run")
     request_id = getattr(command, "request_id", "")
-    if request_id and request_id in state.request_ids:
+    if state.knows_request(request_id):
         return Transition(state)
     if not state.is_open:
         raise WorkflowExecutionAlreadyCompletedError(
@@ -178,9 +177,7 @@ def apply(state: RunState, command: Command, *, now: datetime) -> Transition:
         raise TypeError(f"unknown command {type(command).__name__}")
     transition = handler(state, command, now)
     if request_id and transition.changed:
-        remembered = (*transition.state.request_ids, request_id)[-REQUEST_IDS_KEPT:]
-        transition = replace(transition, state=transition.state.with_changes(
-            request_ids=remembered))
+        transition = replace(transition, state=transition.state.remembering(request_id))
     return transition
 
 
