@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._activity_executor import ActivityTaskInput, execute_activity_task, run_local_activity
 from .core import CLOSE_EVENTS, Decision, EventType, HistoryEvent, from_millis, to_millis
-from .core.records import ActivityStart, TaskMessage
+from .core.records import ActivityStart, HistorySince, TaskMessage
 from .core.tasks import ActivityTask, DecisionTask, QueryTask
 from .data_converter import DataConverter
 from .error import (
@@ -31,7 +33,7 @@ from .error import (
     ServiceBusyError,
     StaleTaskError,
 )
-from .replay import LocalActivityRequest, run_decision_task, run_query
+from .replay import LocalActivityRequest, StickyInstance, run_query, run_sticky_decision_task
 
 T = TypeVar("T")
 
@@ -57,9 +59,9 @@ REDECIDE_LONGEST_PAUSE = 1.0
 class WorkerBackend(Protocol):
     """What a worker needs from the engine: the HTTP client or the in-process service."""
 
-    async def get_workflow_history(
-        self, workflow_id: str, run_id: str = "", wait_for_close: bool = False
-    ) -> list[HistoryEvent]: ...
+    async def read_history_since(
+        self, workflow_id: str, run_id: str, *, after_version: int = 0, page_size: int = 1000,
+    ) -> HistorySince: ...
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
@@ -111,6 +113,109 @@ async def _answer(call: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+#: Runs a worker keeps by default (sticky execution; WorkerOptions.max_cached_workflows).
+DEFAULT_CACHED_WORKFLOWS = 600
+
+RunKey = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class CachedRun:
+    """What a worker holds of a run: its history up to commit ``version`` and, when the
+    worker decided its latest task, the instance that did (sticky execution)."""
+
+    history: tuple[HistoryEvent, ...]
+    version: int
+    sticky: StickyInstance | None = None
+
+    def drop_instance(self) -> CachedRun:
+        if self.sticky is not None:
+            self.sticky.close()
+            self.sticky = None
+        return self
+
+
+class WorkflowCache:
+    """Recently used runs of a worker, least recently used evicted first (thread-safe).
+
+    A decision task takes its run out (:meth:`take`) and puts it back when its completion was
+    recorded, so two tasks of one run never share an instance: the second one finds nothing
+    and reads the whole history, which is always correct, only dearer."""
+
+    def __init__(self, size: int = DEFAULT_CACHED_WORKFLOWS) -> None:
+        if size < 0:
+            raise ValueError("the workflow cache size cannot be negative")
+        self.size = size
+        self._runs: OrderedDict[RunKey, CachedRun] = OrderedDict()
+        self._lock = threading.Lock()
+        #: Decision tasks decided by a kept instance / by a replay from the first event.
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._runs
+
+    def take(self, key: RunKey) -> CachedRun | None:
+        with self._lock:
+            return self._runs.pop(key, None)
+
+    def peek_history(self, key: RunKey) -> tuple[tuple[HistoryEvent, ...], int] | None:
+        """The history held for a run (for a query's read), leaving the entry in place."""
+        with self._lock:
+            run = self._runs.get(key)
+            return (run.history, run.version) if run is not None else None
+
+    def put(self, key: RunKey, run: CachedRun) -> None:
+        if self.size == 0:
+            run.drop_instance()
+            return
+        evicted: list[CachedRun] = []
+        with self._lock:
+            previous = self._runs.pop(key, None)
+            if previous is not None and previous is not run:
+                evicted.append(previous)
+            self._runs[key] = run
+            while len(self._runs) > self.size:
+                evicted.append(self._runs.popitem(last=False)[1])
+        for old in evicted:
+            old.drop_instance()
+
+    def discard(self, key: RunKey) -> None:
+        run = self.take(key)
+        if run is not None:
+            run.drop_instance()
+
+    def clear(self) -> None:
+        with self._lock:
+            runs, self._runs = list(self._runs.values()), OrderedDict()
+        for run in runs:
+            run.drop_instance()
+
+
+async def read_history(
+    backend: WorkerBackend, workflow_id: str, run_id: str, held: CachedRun | None,
+) -> CachedRun:
+    """The run's whole history: only the commits after the ones ``held`` has when it has
+    some (one request), all of it otherwise or when what comes back does not follow on
+    from what is held (a gap: read again from the first event)."""
+    if held is not None and held.history:
+        since = await backend.read_history_since(workflow_id, run_id,
+                                                 after_version=held.version)
+        last = held.history[-1].event_id
+        new = tuple(event for event in since.events if event.event_id > last)
+        if not new or new[0].event_id == last + 1:
+            return CachedRun(held.history + new, max(since.version, held.version),
+                             held.sticky)
+        held.drop_instance()
+    since = await backend.read_history_since(workflow_id, run_id, after_version=0)
+    return CachedRun(since.events, since.version)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Delete the message (done), or make it visible again after ``retry_after`` seconds."""
@@ -153,45 +258,63 @@ async def process_decision(
     local_activity_sleep: Callable[[float], None] | None = None,
     offload: bool = True,
     clock: Callable[[], datetime] | None = None,
+    cache: WorkflowCache | None = None,
 ) -> Outcome:
     """Replay the run and complete (or fail) its decision task.
 
     ``offload`` runs the replay in a thread (local activities run inside it and may take a
     while); the in-memory test environment replays inline. ``local_activity_sleep`` is how a
     local activity waits between its retries (virtual time in the test environment).
+    ``cache`` keeps the run after the task (sticky execution): the next task of the run reads
+    only the new events and continues the instance instead of replaying from the start.
     """
     task = message.task
     assert isinstance(task, DecisionTask)
     token = message.task_token
+    key = (task.domain, task.workflow_id, task.run_id)
+    held = cache.take(key) if cache is not None else None
 
     def run_local(request: LocalActivityRequest) -> Any:
         if local_activity_sleep is None:
             return run_local_activity(request, converter=converter)
         return run_local_activity(request, converter=converter, sleep=local_activity_sleep)
 
+    def keep(run: CachedRun) -> None:
+        if cache is not None and not _closed(run.history):
+            cache.put(key, run)
+        else:
+            run.drop_instance()
+
     for attempt in range(MAX_REDECIDE):
         if attempt:
             pause = min(REDECIDE_LONGEST_PAUSE, REDECIDE_FIRST_PAUSE * 2 ** (attempt - 1))
             await asyncio.sleep(random.uniform(pause / 2, pause))
-        history = await backend.get_workflow_history(task.workflow_id, task.run_id)
+        run = await read_history(backend, task.workflow_id, task.run_id, held)
+        held = None
+        history = run.history
         if _closed(history) or not _pending_decision(history, task.scheduled_event_id):
+            keep(run)
             return Outcome(True, note="stale decision task dropped")
         started_at = from_millis(to_millis(clock())) if clock is not None else _now()
         try:
             definition = registry.get_workflow(task.workflow_type)
         except KeyError:
             definition = None
+        previous, run.sticky = run.sticky, None
         try:
             if definition is None:
+                if previous is not None:
+                    previous.close()
                 known = ", ".join(sorted(registry.workflows)) or "none"
                 raise LookupError(
                     f"workflow type {task.workflow_type!r} is not registered on this worker "
                     f"(registered: {known})"
                 )
             replay = partial(
-                run_decision_task,
+                run_sticky_decision_task,
                 definition,
                 history,
+                previous=previous,
                 started_at=started_at,
                 registry_lookup_activity=registry.get_activity,
                 converter=converter,
@@ -202,6 +325,7 @@ async def process_decision(
             )
             result = await asyncio.to_thread(replay) if offload else replay()
         except Exception as error:  # the workflow code or its history: fail the decision task
+            keep(run)
             details = "".join(traceback.format_exception(error))
             logger.warning("decision task of %s failed: %s", task.workflow_id, error)
             try:
@@ -215,6 +339,11 @@ async def process_decision(
                 return Outcome(True, note="decision task failure recorded")
             backoff = min(2 ** min(receive_count, 6), MAX_DECISION_BACKOFF_SECONDS)
             return Outcome(False, retry_after=backoff, note="decision task failed again")
+        if cache is not None:
+            if result.hit:
+                cache.hits += 1
+            else:
+                cache.misses += 1
         try:
             await _answer(partial(
                 backend.complete_decision_task, token, result.decisions,
@@ -222,10 +351,27 @@ async def process_decision(
                 identity=identity,
             ))
         except HistoryChangedError:
-            continue  # new events arrived while deciding: decide again on fresh history
+            # New events arrived while deciding: decide again on fresh history. The instance
+            # made decisions history will never record: only the history is worth keeping.
+            if result.sticky is not None:
+                result.sticky.close()
+            held = run
+            continue
         except StaleTaskError:
+            if result.sticky is not None:
+                result.sticky.close()
+            keep(run)
             return Outcome(True, note="stale decision task dropped")
+        except BaseException:
+            if result.sticky is not None:
+                result.sticky.close()
+            raise
+        if result.sticky is not None:  # None: the run closes with these decisions
+            run.sticky = result.sticky
+            keep(run)
         return DONE
+    if held is not None:
+        keep(held)
     return Outcome(False, retry_after=1, note="history kept changing; retrying")
 
 
@@ -236,6 +382,7 @@ async def process_query(
     *,
     converter: DataConverter,
     clock: Callable[[], datetime] | None = None,
+    cache: WorkflowCache | None = None,
 ) -> Outcome:
     """Replay the run and send the query's answer (or why it cannot be answered).
 
@@ -250,7 +397,13 @@ async def process_query(
     except KeyError:
         # Another worker of the task list may know the type: let the query go back to the queue.
         return Outcome(False, retry_after=1, note="query of a workflow type unknown here")
-    history = await backend.get_workflow_history(task.workflow_id, task.run_id)
+    held = cache.peek_history((task.domain, task.workflow_id, task.run_id)) \
+        if cache is not None else None
+    # A fresh replay on the history held plus what is new: the kept instance stays untouched.
+    history = (await read_history(
+        backend, task.workflow_id, task.run_id,
+        CachedRun(*held) if held is not None else None,
+    )).history
     answer: str | None = None
     error: str | None = None
     try:

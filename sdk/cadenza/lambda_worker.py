@@ -17,7 +17,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ._tasks import WorkerBackend, process_activity, process_decision, process_query
+from ._tasks import (
+    DEFAULT_CACHED_WORKFLOWS,
+    WorkerBackend,
+    WorkflowCache,
+    process_activity,
+    process_decision,
+    process_query,
+)
 from .core import DecisionTask, QueryTask
 from .core.records import TaskMessage
 from .data_converter import DataConverter, DefaultDataConverter
@@ -38,14 +45,20 @@ def lambda_handler(
     domain: str = "default",
     converter: DataConverter | None = None,
     sqs: Any = None,
+    max_cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
 ) -> Callable[[dict[str, Any], Any], Any]:
     """The Lambda handler for SQS task-list events of ``registry``'s workflows and activities.
 
     ``backend`` defaults to the service in-process (the function has the stack's environment);
     ``sqs`` is the client that delays a task to retry (default: boto3's, from the environment).
+    The handler keeps up to ``max_cached_workflows`` runs between warm invocations of the
+    execution environment (sticky execution: a run's next task reads only its new events).
     """
     codec = converter or DefaultDataConverter()
     state: dict[str, Any] = {}
+    # Built when the module is loaded (the handler is made at import): it lives as long as
+    # the execution environment, across warm invocations.
+    cache = WorkflowCache(max_cached_workflows)
 
     def engine() -> WorkerBackend:
         if "backend" not in state:
@@ -76,10 +89,12 @@ def lambda_handler(
         task = message.task
         receive_count = int(record.attributes.approximate_receive_count or 1)
         if isinstance(task, QueryTask):
-            outcome = asyncio.run(process_query(engine(), registry, message, converter=codec))
+            outcome = asyncio.run(process_query(engine(), registry, message, converter=codec,
+                                                cache=cache))
         elif isinstance(task, DecisionTask):
             outcome = asyncio.run(process_decision(
                 engine(), registry, message, converter=codec, receive_count=receive_count,
+                cache=cache,
             ))
         else:
             outcome = asyncio.run(process_activity(engine(), registry, message, converter=codec))
@@ -98,6 +113,7 @@ def lambda_handler(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
 
+    handler.cache = cache  # type: ignore[attr-defined]
     return handler
 
 

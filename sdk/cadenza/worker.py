@@ -19,7 +19,14 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from ._tasks import Outcome, process_activity, process_decision, process_query
+from ._tasks import (
+    DEFAULT_CACHED_WORKFLOWS,
+    Outcome,
+    WorkflowCache,
+    process_activity,
+    process_decision,
+    process_query,
+)
 from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
 from .core import DecisionTask, QueryTask, TaskKind
@@ -55,6 +62,10 @@ class WorkerOptions:
     shutdown_timeout_seconds: float = 30.0
     #: Visibility of a received task; running activities extend it while they work.
     visibility_timeout_seconds: int = 30
+    #: Runs kept in memory between their decision tasks (sticky execution): a task of a run
+    #: held reads only the events since the last one and continues its instance instead of
+    #: replaying the whole history. Least recently used runs are evicted; 0 keeps none.
+    max_cached_workflows: int = DEFAULT_CACHED_WORKFLOWS
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent_activity_execution_size",
@@ -62,6 +73,8 @@ class WorkerOptions:
                      "activity_task_pollers", "decision_task_pollers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_cached_workflows < 0:
+            raise ValueError("max_cached_workflows cannot be negative")
         if self.task_list_activities_per_second < 0:
             raise ValueError("task_list_activities_per_second cannot be negative")
 
@@ -91,6 +104,7 @@ class Worker:
         self._queues: SqsTaskLists | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._poll_wait: int | None = None
+        self._cache = WorkflowCache(self._options.max_cached_workflows)
 
     @property
     def client(self) -> Client:
@@ -103,6 +117,11 @@ class Worker:
     @property
     def registry(self) -> Any:
         return self._registry
+
+    @property
+    def cache(self) -> WorkflowCache:
+        """The runs this worker keeps between their decision tasks (sticky execution)."""
+        return self._cache
 
     async def __aenter__(self) -> Worker:
         await self._connect()
@@ -251,7 +270,7 @@ class Worker:
             if isinstance(task, QueryTask):
                 outcome = await process_query(
                     self._client, self._registry, message.message,
-                    converter=self._client.data_converter,
+                    converter=self._client.data_converter, cache=self._cache,
                 )
             elif isinstance(task, DecisionTask):
                 if task.start_to_close_timeout_seconds != DEFAULT_DECISION_TASK_TIMEOUT:
@@ -260,7 +279,7 @@ class Worker:
                 outcome = await process_decision(
                     self._client, self._registry, message.message,
                     converter=self._client.data_converter, receive_count=message.receive_count,
-                    identity=self._identity,
+                    identity=self._identity, cache=self._cache,
                 )
             else:
                 keeper = asyncio.create_task(self._keep_invisible(message))

@@ -83,6 +83,8 @@ async def test_every_mutating_request_retried_after_a_lost_answer_changes_nothin
         await client.signal_workflow(run.workflow_id, "", "note", "a")
         await client.signal_workflow(run.workflow_id, "", "note", "b")
         assert await env.client.get_workflow_result(run.workflow_id) == ["done", "a", "b"]
+        # No worker decides the cancellation: the terminate below must find the run open.
+        env.stop_worker(env.task_list)
         other = await client.start_workflow("Waits", task_list=env.task_list,
                                             execution_start_to_close_timeout=timedelta(hours=1))
         await client.cancel_workflow(other.workflow_id)

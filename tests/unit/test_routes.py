@@ -34,6 +34,7 @@ def test_routes_are_the_api_of_the_lambda_function() -> None:
         ("GET", "/api/v1/domains/<domain>/workflows"),
         ("GET", WORKFLOW),
         ("GET", f"{WORKFLOW}/history"),
+        ("GET", f"{WORKFLOW}/events"),
         ("GET", f"{WORKFLOW}/result"),
         ("POST", f"{WORKFLOW}/signal"),
         ("POST", f"{WORKFLOW}/query"),

@@ -25,7 +25,8 @@ from .settings import AwsSettings
 
 #: DynamoDB's item limit is 400 KB; keep room for keys and attribute names.
 MAX_ITEM_BYTES = 390_000
-
+#: The largest version a commit's sort key can hold (ten digits).
+_LAST = 9_999_999_999
 
 
 def run_key(domain: str, workflow_id: str) -> str:
@@ -163,6 +164,29 @@ class DynamoHistoryStore:
         return events, _encode_token(
             {"pk": {"S": run_key(domain, workflow_id)}, "sk": {"S": last_sk}}
         )
+
+    def events_after(
+        self, domain: str, workflow_id: str, run_id: str, version: int, *,
+        page_size: int = 1000,
+    ) -> tuple[list[HistoryEvent], int, bool]:
+        """The events of the run's commits after ``version`` (0: all of them), at least
+        ``page_size`` unless the run has fewer: (events, the version of the last commit read,
+        whether more follow). One Query with a key condition on the commit's sort key, so a
+        worker that holds a run's history up to a commit reads only what came after it."""
+        events: list[HistoryEvent] = []
+        last = version
+        results = self.model.query(
+            run_key(domain, workflow_id),
+            self.model.sk.between(batch_key(run_id, version + 1), batch_key(run_id, _LAST)),
+            consistent_read=True,
+            page_size=min(max(page_size // 3, 10), 500),
+        )
+        for item in results:
+            events.extend(HistoryEvent.from_dict(e) for e in _body(item.body)["events"])
+            last = int(item.sk.rsplit("#", 1)[1])
+            if len(events) >= page_size:
+                return events, last, True
+        return events, last, False
 
     def read_batch(
         self, domain: str, workflow_id: str, run_id: str, version: int

@@ -97,3 +97,29 @@ class ActivityStart:
     #: Details of the last heartbeat of a previous attempt: where a retry resumes.
     heartbeat_details: str | None
     started_time: int  # epoch milliseconds
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySince:
+    """A worker's read of a run's history from a commit on (sticky execution)."""
+
+    events: tuple[HistoryEvent, ...]
+    #: The version of the last commit read: the next read starts after it.
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EagerActivity:
+    """An activity task the engine recorded started for the worker that completed the
+    decision scheduling it (eager execution): run it now, answer by its token as usual."""
+
+    message: TaskMessage
+    start: ActivityStart
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionCompletion:
+    """The answer to a decision task's completion: the activities started eagerly for the
+    worker that completed it (none unless it asked)."""
+
+    activities: tuple[EagerActivity, ...] = ()

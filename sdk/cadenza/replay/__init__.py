@@ -26,15 +26,19 @@ from cadenza.data_converter import DataConverter, DefaultDataConverter
 from cadenza.replay.history import ParsedHistory, parse_history
 from cadenza.replay.instance import LocalActivityRequest, LocalActivityRunner, WorkflowInstance
 from cadenza.replay.loop import DeterministicEventLoop, WorkflowStuckError
+from cadenza.replay.sticky import StickyInstance, StickyResult, decide_sticky, replay_batch
 
 __all__ = [
     "DecisionTaskResult",
     "DeterministicEventLoop",
     "LocalActivityRequest",
     "LocalActivityRunner",
+    "StickyInstance",
+    "StickyResult",
     "WorkflowStuckError",
     "run_decision_task",
     "run_query",
+    "run_sticky_decision_task",
     "workflow_info_from_started",
 ]
 
@@ -74,23 +78,46 @@ def run_decision_task(
     ``local_activity_runner`` (default: the activity executor, one thread per attempt), so call
     this from a worker thread (``asyncio.to_thread``) rather than on the worker's event loop.
     """
-    converter = converter or DefaultDataConverter()
-    parsed = parse_history(history)
-    instance = _instance(
-        definition, parsed, converter, registry_lookup_activity, domain, run_id, workflow_id
+    result = run_sticky_decision_task(
+        definition, history, previous=None, started_at=started_at,
+        registry_lookup_activity=registry_lookup_activity, converter=converter, domain=domain,
+        run_id=run_id, workflow_id=workflow_id, local_activity_runner=local_activity_runner,
     )
-    instance.set_local_activity_runner(local_activity_runner)
-    try:
-        _replay_completed_tasks(instance, parsed)
-        if instance.completed or parsed.closed_by_engine:
-            return DecisionTaskResult(decisions=())
-        instance.begin_task(started_at, replaying=False, batch=None)
-        for event in parsed.pending_inputs:
-            instance.apply(event)
-        instance.run()
-        return DecisionTaskResult(decisions=tuple(instance.take_decisions()))
-    finally:
-        instance.close()
+    if result.sticky is not None:
+        result.sticky.close()
+    return DecisionTaskResult(decisions=result.decisions)
+
+
+def run_sticky_decision_task(
+    definition: WorkflowDefinition,
+    history: Sequence[HistoryEvent],
+    *,
+    previous: StickyInstance | None,
+    started_at: datetime,
+    registry_lookup_activity: Callable[[str], Any] | None = None,
+    converter: DataConverter | None = None,
+    domain: str = "default",
+    run_id: str,
+    workflow_id: str,
+    local_activity_runner: LocalActivityRunner | None = None,
+) -> StickyResult:
+    """:func:`run_decision_task` that continues ``previous`` (an instance kept from the run's
+    last task) when history shows it can, and returns the instance to keep for the next task.
+
+    The decisions are the same either way (a kept instance that does not continue into
+    ``history`` is dropped and the run replayed from its first event); see
+    :mod:`cadenza.replay.sticky`.
+    """
+    converter = converter or DefaultDataConverter()
+
+    def fresh(parsed: ParsedHistory, codec: DataConverter) -> WorkflowInstance:
+        return _instance(definition, parsed, codec, registry_lookup_activity, domain, run_id,
+                         workflow_id)
+
+    return decide_sticky(
+        definition, history, previous=previous, started_at=started_at, new_instance=fresh,
+        converter=converter, local_activity_runner=local_activity_runner,
+    )
 
 
 def run_query(
@@ -151,11 +178,7 @@ def _instance(
 
 def _replay_completed_tasks(instance: WorkflowInstance, parsed: ParsedHistory) -> None:
     for batch in parsed.batches:
-        instance.begin_task(batch.time, replaying=True, batch=batch)
-        for event in batch.inputs:
-            instance.apply(event)
-        instance.run()
-        instance.match(batch)
+        replay_batch(instance, batch)
 
 
 def workflow_info_from_started(

@@ -179,6 +179,10 @@ class DecisionManager:
         taken, self._pending = self._pending, []
         return taken
 
+    def restore(self, taken: Sequence[PendingDecision]) -> None:
+        """Put decisions taken earlier back in front (a sticky instance matching them)."""
+        self._pending = [*taken, *self._pending]
+
     def match(self, recorded: Sequence[HistoryEvent], completed: HistoryEvent) -> None:
         """Check this task's decisions against the events history recorded for it.
 

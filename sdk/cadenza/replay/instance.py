@@ -194,6 +194,8 @@ class WorkflowInstance(WorkflowContext):
         # inherits their NotImplementedError bodies on purpose.
         self._loop = DeterministicEventLoop()  # type: ignore[abstract]
         self._decisions = DecisionManager()
+        #: Decisions of the last live task, held until history recorded them (sticky).
+        self._kept: list[PendingDecision] = []
         # Workflow code runs in this context (copied per root task), so the API functions
         # find this instance wherever the code runs.
         self._context = contextvars.Context()
@@ -350,11 +352,23 @@ class WorkflowInstance(WorkflowContext):
             self._decisions.frozen = True
             self._completed = True
 
-    def take_decisions(self) -> list[Decision]:
-        return [pending.decision for pending in self._decisions.take()]
+    def take_decisions(self, *, keep: bool = False) -> list[Decision]:
+        """The decisions made; with ``keep`` they are also held for :meth:`match_kept`, the
+        check of a kept (sticky) instance against the history that recorded them."""
+        taken = self._decisions.take()
+        if keep:
+            self._kept = taken
+        return [pending.decision for pending in taken]
 
     def match(self, batch: DecisionBatch) -> None:
         self._decisions.match(batch.decision_events, batch.completed)
+
+    def match_kept(self, batch: DecisionBatch) -> None:
+        """Check the decisions kept by ``take_decisions(keep=True)`` against ``batch``, the
+        decision task history recorded for them (their events' ids reach their machines)."""
+        kept, self._kept = self._kept, []
+        self._decisions.restore(kept)
+        self.match(batch)
 
     def close(self) -> None:
         """End the run's code deterministically: close every pending coroutine, newest first.

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..core import Decision, HistoryEvent
-from ..core.records import ActivityStart
+from ..core.records import ActivityStart, HistorySince
 from .engine import WorkflowService
 
 
@@ -35,6 +35,23 @@ class ServiceBackend:
                 events.extend(page)
                 if token is None:
                     return events
+
+        return await asyncio.to_thread(read)
+
+    async def read_history_since(
+        self, workflow_id: str, run_id: str, *, after_version: int = 0, page_size: int = 1000,
+    ) -> HistorySince:
+        def read() -> HistorySince:
+            events: list[HistoryEvent] = []
+            version = after_version
+            while True:
+                page, version, more = self.service.history_after(
+                    self.domain, workflow_id, run_id, after_version=version,
+                    page_size=page_size,
+                )
+                events.extend(page)
+                if not more:
+                    return HistorySince(tuple(events), version)
 
         return await asyncio.to_thread(read)
 

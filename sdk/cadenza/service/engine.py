@@ -286,6 +286,25 @@ class WorkflowService:
             token = None
         return state.run_id, events, token
 
+    def history_after(
+        self, domain: str, workflow_id: str, run_id: str, *, after_version: int = 0,
+        page_size: int = 1000,
+    ) -> tuple[list[HistoryEvent], int, bool]:
+        """A worker's read of a run's history: the events of its commits after
+        ``after_version`` (0: from the start), the version of the last commit read, and
+        whether more follow (read on from that version). One Query, without the read of the
+        run's latest commit a paged history read makes first: a worker holding the history up
+        to a commit (sticky execution) reads only the commits after it."""
+        check_domain(domain)
+        if not workflow_id or not run_id:
+            raise BadRequestError("workflow_id and run_id are required", field="run_id")
+        if page_size <= 0:
+            raise BadRequestError("page_size must be greater than 0", field="page_size")
+        if after_version < 0:
+            raise BadRequestError("after_version cannot be negative", field="after_version")
+        return self.store.events_after(domain, workflow_id, run_id, after_version,
+                                       page_size=page_size)
+
     def get_result(
         self, domain: str, workflow_id: str, run_id: str = "", *, wait_seconds: float = 0.0
     ) -> RunResult:

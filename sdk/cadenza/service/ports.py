@@ -18,6 +18,12 @@ class HistoryStore(Protocol):
         page_token: str | None = None,
     ) -> tuple[list[HistoryEvent], str | None]: ...
 
+    def events_after(
+        self, domain: str, workflow_id: str, run_id: str, version: int, *,
+        page_size: int = 1000,
+    ) -> tuple[list[HistoryEvent], int, bool]:
+        """Events of the run's commits after ``version``: (events, last version read, more)."""
+
     def read_batch(
         self, domain: str, workflow_id: str, run_id: str, version: int
     ) -> StoredBatch | None: ...

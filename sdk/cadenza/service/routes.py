@@ -215,6 +215,18 @@ def get_history(service: WorkflowService, request: ApiRequest) -> ApiResponse:
     ))
 
 
+def get_history_after(service: WorkflowService, request: ApiRequest) -> ApiResponse:
+    """A worker's history read: the events of the run's commits after ``after_version``."""
+    events, version, more = service.history_after(
+        request.param("domain"),
+        request.param("workflow_id"),
+        request.query_value("run_id"),
+        after_version=int(request.number("after_version", 0)),
+        page_size=int(request.number("page_size", 1000)),
+    )
+    return _ok({"events": [e.to_dict() for e in events], "version": version, "more": more})
+
+
 def get_result(service: WorkflowService, request: ApiRequest) -> ApiResponse:
     return _ok(run_result(service.get_result(
         request.param("domain"), request.param("workflow_id"), request.query_value("run_id"),
@@ -393,6 +405,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/domains/<domain>/workflows", list_workflows),
     Route("GET", _WORKFLOW, describe_workflow),
     Route("GET", f"{_WORKFLOW}/history", get_history, waits=True),
+    Route("GET", f"{_WORKFLOW}/events", get_history_after),
     Route("GET", f"{_WORKFLOW}/result", get_result, waits=True),
     Route("POST", f"{_WORKFLOW}/signal", signal_workflow),
     Route("POST", f"{_WORKFLOW}/query", query_workflow, waits=True),

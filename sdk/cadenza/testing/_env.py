@@ -174,6 +174,9 @@ class TestWorkflowEnvironment:
             clock=self._clock.now,
             sleep=self._wait_for_progress,
         )
+        #: The runs the environment's worker keeps between decision tasks (sticky
+        #: execution, as a deployed worker does).
+        self.workflow_cache = _tasks.WorkflowCache()
         self._stopped: set[str] = set()
         self._running: set[asyncio.Task[None]] = set()
         # Progress made by the pump, for client calls waiting in threads.
@@ -217,6 +220,7 @@ class TestWorkflowEnvironment:
         with self._progress:
             self._generation += 1
             self._progress.notify_all()
+        self.workflow_cache.clear()
 
     # -- what tests use ------------------------------------------------------------------------
 
@@ -476,12 +480,12 @@ class TestWorkflowEnvironment:
             if task.kind is TaskKind.QUERY:
                 outcome = await _tasks.process_query(
                     self.client, self._registry, parsed, converter=self._converter,
-                    clock=self._clock.now)
+                    clock=self._clock.now, cache=self.workflow_cache)
             elif task.kind is TaskKind.DECISION:
                 outcome = await _tasks.process_decision(
                     self.client, self._registry, parsed, converter=self._converter,
                     identity=self._identity, offload=False, clock=self._clock.now,
-                    local_activity_sleep=lambda _seconds: None,
+                    local_activity_sleep=lambda _seconds: None, cache=self.workflow_cache,
                 )
             else:
                 outcome = await _tasks.process_activity(

@@ -94,6 +94,19 @@ class InMemoryHistoryStore:
                 return events, str(index + 1)
         return events, None
 
+    def events_after(
+        self, domain: str, workflow_id: str, run_id: str, version: int, *,
+        page_size: int = 1000,
+    ) -> tuple[list[HistoryEvent], int, bool]:
+        with self._lock:
+            batches = list((self._runs.get((domain, workflow_id)) or {}).get(run_id) or [])
+        events: list[HistoryEvent] = []
+        for index in range(max(version, 0), len(batches)):
+            events.extend(batches[index].events)
+            if len(events) >= page_size and index + 1 < len(batches):
+                return events, index + 1, True
+        return events, max(version, len(batches)), False
+
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
         return self.append_together([transition], committed_at=committed_at)[0]
 
