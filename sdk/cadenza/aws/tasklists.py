@@ -142,6 +142,11 @@ class SqsTaskLists:
                 if failed:
                     raise RuntimeError(f"SQS refused {len(failed)} task(s): {failed[0]}")
 
+    def retire_timers(self, prefixes: Sequence[str]) -> None:
+        """Delete what is left of moot timers outside the queue (see TimerQueue.retire)."""
+        if prefixes and self.timers is not None:
+            self.timers.retire(prefixes)
+
     def receive(
         self,
         domain: str,

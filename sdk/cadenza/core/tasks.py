@@ -369,6 +369,32 @@ def _closed_tasks(state: RunState, event: HistoryEvent) -> list[Task]:
     return tasks
 
 
+#: The events after which an activity's timers (its deadlines, a pending retry) are moot.
+_ACTIVITY_CLOSED = frozenset({
+    EventType.ActivityTaskCompleted,
+    EventType.ActivityTaskFailed,
+    EventType.ActivityTaskTimedOut,
+    EventType.ActivityTaskCanceled,
+})
+
+
+def moot_timer_prefixes(state: RunState, events: Iterable[HistoryEvent]) -> tuple[str, ...]:
+    """Key prefixes of the timers a batch makes moot: every timer of a run that closes, an
+    activity's deadlines and retry when it closes. A timer that lives outside the queue (an
+    EventBridge Scheduler schedule, named after its key) is deleted by these; one that
+    fires anyway is stale and dropped, so a lost deletion costs a stale firing, nothing more.
+    """
+    prefixes: list[str] = []
+    for event in events:
+        if event.event_type in CLOSE_EVENTS:
+            return (f"{state.run_id}-t",)
+        if event.event_type in _ACTIVITY_CLOSED:
+            scheduled = int(event.attributes["scheduled_event_id"])
+            for kind in (TimerKind.ACTIVITY_TIMEOUT, TimerKind.ACTIVITY_RETRY):
+                prefixes.append(f"{state.run_id}-t{_TIMER_CODES[kind]}-{scheduled}.")
+    return tuple(prefixes)
+
+
 def activity_task(
     state: RunState, scheduled: HistoryEvent, *, attempt: int, scheduled_time: int
 ) -> ActivityTask:

@@ -56,6 +56,7 @@ from ..core.commands import (
     RecordExternalOutcome,
 )
 from ..core.ids import next_run_id
+from ..core.outbox import still_needed
 from ..core.policies import ReusePolicy
 from ..core.records import ActivityStart, OutgoingMessage, StoredBatch, TaskMessage
 from ..core.state import ParentRun
@@ -86,14 +87,20 @@ logger = logging.getLogger("cadenza.service")
 #: normal when many activities of one run finish together; each retry waits a little longer.
 MAX_CONFLICT_RETRIES = 25
 #: Timers due at least this long after their commit are sent by the history stream's
-#: redrive only, not also right after the commit.
-STREAM_ONLY_TIMER_SECONDS = 30
+#: redrive only, not also right after the commit. The stream delivers a commit to its
+#: function in well under a second, plus the event source's batching window (1 s,
+#: template.yaml): 5 s leaves room for a slow read and a retry before the timer is due.
+STREAM_ONLY_TIMER_SECONDS = 5
 #: How long a change of a run keeps retrying lost races (other processes writing the same
 #: run; writers in this process share commits instead) before the caller hears "busy".
 MAX_BUSY_SECONDS = 10.0
 #: Longest a result or history call waits for the run to close, per request (API Gateway's
 #: integration timeout is 30 s; clients repeat the call).
 MAX_WAIT_SECONDS = 25.0
+#: A result wait that no close in this process wakes reads the run's next commit after this
+#: pause, then after pauses growing by half up to the most (about a dozen reads in 25 s).
+RESULT_POLL_FIRST_SECONDS = 0.25
+RESULT_POLL_MOST_SECONDS = 3.0
 
 _FAILED_STATES = {
     RunStatus.FAILED,
@@ -105,6 +112,59 @@ _FAILED_STATES = {
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class CloseWait:
+    """One result wait: set, with the closed state, by the commit that closes the run."""
+
+    __slots__ = ("closed", "event")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.closed: RunState | None = None
+
+
+class CloseWaits:
+    """The result waits of this process, by run, shared by every service instance in it.
+
+    Process-wide on purpose: the local stack runs each function with its own service in one
+    process (the API function waits, a worker's completion through another one commits the
+    close), and a Lambda's warm instances are one process each as well.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waits: dict[RunKey, list[CloseWait]] = {}
+
+    def register(self, key: RunKey) -> CloseWait:
+        wait = CloseWait()
+        with self._lock:
+            self._waits.setdefault(key, []).append(wait)
+        return wait
+
+    def release(self, key: RunKey, wait: CloseWait) -> None:
+        with self._lock:
+            waits = self._waits.get(key)
+            if waits is not None and wait in waits:
+                waits.remove(wait)
+                if not waits:
+                    del self._waits[key]
+
+    def waiting(self, key: RunKey) -> int:
+        with self._lock:
+            return len(self._waits.get(key, ()))
+
+    def closed(self, state: RunState) -> None:
+        """Wake every wait for ``state``'s run with it (a closed state is final)."""
+        with self._lock:
+            waits = self._waits.pop((state.domain, state.workflow_id, state.run_id), [])
+        for wait in waits:
+            wait.closed = state
+            wait.event.set()
+
+
+#: The process's result waits (see CloseWaits).
+CLOSE_WAITS = CloseWaits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +197,6 @@ class WorkflowService:
         #: Test hook: runs between the commit and the dispatch (crash injection).
         self.after_commit = after_commit
         self._combiner = CommitCombiner(self._commit_group, self._after)
-        #: Result waits of this process, woken when this process commits the run's close.
-        self._closing: dict[tuple[str, str, str], threading.Event] = {}
-        self._closing_lock = threading.Lock()
 
     # --- starting -------------------------------------------------------------------------
 
@@ -337,28 +394,39 @@ class WorkflowService:
         return found.state if found is not None else None
 
     def _wait_closed(self, state: RunState, wait_seconds: float) -> RunState:
-        """Wait for the run's close: woken at once when this process commits it (a local
-        stack, or a Lambda that both completes and waits), else found by polling."""
+        """Wait for the run's close. Woken with the closed state itself when any service of
+        this process commits it (a local stack runs every function in one process; a Lambda
+        may both complete and wait); otherwise found by polling the run's next commit (one
+        consistent GetItem of the commit after ``state``, 1 read unit whatever the size of
+        the latest one), with a growing interval."""
         key = (state.domain, state.workflow_id, state.run_id)
-        with self._closing_lock:
-            wake = self._closing.setdefault(key, threading.Event())
+        wait = CLOSE_WAITS.register(key)
+        known = state
         try:
+            def read() -> RunState:
+                nonlocal known
+                if wait.closed is not None:
+                    return wait.closed
+                following = self.store.read_batch(state.domain, state.workflow_id,
+                                                  state.run_id, known.version + 1)
+                if following is not None and following.state.is_open:
+                    # The run moved on: jump to its newest commit (one Query), poll after it.
+                    following = self.latest(state.domain, state.workflow_id, state.run_id)
+                if following is not None:
+                    known = following.state
+                return known
+
             closed = self._poll(
-                lambda: self.latest(state.domain, state.workflow_id, state.run_id).state,
-                lambda latest: not latest.is_open,
-                seconds=wait_seconds, first_delay=0.25, most_delay=2.0, wake=wake,
+                read, lambda latest: not latest.is_open,
+                seconds=wait_seconds, first_delay=RESULT_POLL_FIRST_SECONDS,
+                most_delay=RESULT_POLL_MOST_SECONDS, wake=wait.event, read_first=False,
             )
         finally:
-            with self._closing_lock:
-                if self._closing.get(key) is wake and not wake.is_set():
-                    del self._closing[key]
-        return closed if closed is not None else state
+            CLOSE_WAITS.release(key, wait)
+        return closed if closed is not None else known
 
     def _closed_here(self, state: RunState) -> None:
-        with self._closing_lock:
-            wake = self._closing.pop((state.domain, state.workflow_id, state.run_id), None)
-        if wake is not None:
-            wake.set()
+        CLOSE_WAITS.closed(state)
 
     def _poll(
         self,
@@ -369,17 +437,21 @@ class WorkflowService:
         first_delay: float,
         most_delay: float,
         wake: threading.Event | None = None,
+        read_first: bool = True,
     ) -> T | None:
         """Read until ``ready`` or ``seconds`` (at most MAX_WAIT_SECONDS) pass, backing off:
         the long polls of result, history and query calls. The last read, or None if none was
         ready. A pause ends early when ``wake`` is set (unless the service was given its own
-        ``sleep``, as the in-memory environment gives its virtual clock's)."""
+        ``sleep``, as the in-memory environment gives its virtual clock's). Without
+        ``read_first`` the first read follows the first pause (the caller has just read)."""
         deadline = time.monotonic() + min(max(seconds, 0.0), MAX_WAIT_SECONDS)
         delay = first_delay
         while True:
-            value = read()
-            if ready(value):
-                return value
+            if read_first:
+                value = read()
+                if ready(value):
+                    return value
+            read_first = True
             if time.monotonic() >= deadline:
                 return None
             pause = min(delay, max(0.0, deadline - time.monotonic()))
@@ -815,18 +887,28 @@ class WorkflowService:
 
     # --- dispatch and redrive -------------------------------------------------------------
 
-    def _after(self, batch: StoredBatch) -> None:
-        """Dispatch a commit's tasks at once, except timers due later than
-        STREAM_ONLY_TIMER_SECONDS: the history stream's redrive, which sends every task of
-        every commit anyway, is then their only send (an execution timeout or an activity's
-        deadline costs one message instead of two, and a stream's delay cannot make it late)."""
+    def _after(self, batch: StoredBatch, *, delivered: Iterable[str] = ()) -> None:
+        """Dispatch a commit's tasks at once, except what needs no send now:
+
+        - a task the commit's own state shows consumed (an activity recorded started in the
+          deciding commit: the worker has it already), or one whose key is in ``delivered``
+          (a task handed straight back to the caller, e.g. a decision task returned with an
+          activity completion): the redrive still sends the latter if no later commit shows
+          it consumed, which covers the caller dying with it;
+        - timers due STREAM_ONLY_TIMER_SECONDS or more after the commit: the history stream's
+          redrive is then their only send (one message instead of two), well before they are
+          due.
+        """
         if self.after_commit is not None:
             self.after_commit(batch)
         if not batch.state.is_open:
             self._closed_here(batch.state)
-        soon = batch.committed_at + 1000 * STREAM_ONLY_TIMER_SECONDS
+        skip = set(delivered)
+        later = batch.committed_at + 1000 * STREAM_ONLY_TIMER_SECONDS
         urgent = [task for task in batch.tasks
-                  if not (isinstance(task, TimerTask) and task.fire_at > soon)]
+                  if task.key not in skip
+                  and not (isinstance(task, TimerTask) and task.fire_at >= later)
+                  and still_needed(task, batch.state)]
         try:
             self.dispatch(urgent)
         except Exception:  # the commit stands; the stream redrive sends the tasks
@@ -1027,12 +1109,62 @@ class WorkflowService:
         self._after(stored)
 
     def on_committed(self, batch: StoredBatch) -> None:
-        """What the history stream does with every new batch: redrive and visibility."""
-        self.dispatch(batch.tasks)
-        state = batch.state
-        visible = any(e.event_type in _VISIBLE_EVENTS for e in batch.events)
-        if visible or not state.is_open:
-            self.visibility.record(state)
+        """What the history stream does with a new batch: see :meth:`on_committed_all`."""
+        self.on_committed_all([batch])
+
+    def on_committed_all(self, batches: Sequence[StoredBatch]) -> None:
+        """What the history stream does with the new batches of one stream read (in commit
+        order per run): redrive what may not have been delivered, and keep visibility.
+
+        A task that the newest state of its run among ``batches`` shows consumed or moot
+        (core.outbox.still_needed) is not sent again; the rest go together (SendMessageBatch
+        requests of up to ten per queue). The schedules of timers made moot (a run or an
+        activity closed: core.moot_timer_prefixes) are deleted here, and only here: long
+        deadlines are created by this redrive alone, so the stream's order puts every delete
+        after the create it undoes, and neither costs the request path a call. Each run's
+        visibility record is written once, from its newest state, when any of its batches
+        starts, upserts or closes it. Everything is tried; the first failure is raised
+        afterwards, so the stream retries the batches (every send and write is idempotent).
+        """
+        newest: dict[RunKey, RunState] = {}
+        visible: set[RunKey] = set()
+        for batch in batches:
+            state = batch.state
+            key = (state.domain, state.workflow_id, state.run_id)
+            known = newest.get(key)
+            if known is None or state.version >= known.version:
+                newest[key] = state
+            if not state.is_open or any(e.event_type in _VISIBLE_EVENTS for e in batch.events):
+                visible.add(key)
+        tasks: dict[str, Task] = {}
+        moot: dict[str, None] = {}
+        for batch in batches:
+            state = batch.state
+            latest = newest[(state.domain, state.workflow_id, state.run_id)]
+            for task in batch.tasks:
+                if task.key not in tasks and still_needed(task, latest):
+                    tasks[task.key] = task
+            moot.update(dict.fromkeys(core.moot_timer_prefixes(state, batch.events)))
+        failure: Exception | None = None
+        try:
+            self.dispatch(list(tasks.values()))
+        except Exception as error:
+            failure = error
+        try:
+            # After the sends, so a deadline created by this read is deleted with the rest.
+            # Not retried: a schedule left behind fires stale and is dropped, while a failing
+            # read would hold back every later commit of its shard.
+            self.queues.retire_timers(list(moot))
+        except Exception:
+            logger.exception("deleting the schedules of moot timers failed; they fire stale")
+        for key in visible:
+            try:
+                self.visibility.record(newest[key])
+            except Exception as error:
+                logger.warning("visibility record of run %s failed: %s", key[2], error)
+                failure = failure or error
+        if failure is not None:
+            raise failure
 
 
 #: Events after which the visibility record changes (besides the close).

@@ -38,6 +38,11 @@ class HistoryStore(Protocol):
 class TaskQueues(Protocol):
     def send(self, messages: Sequence[OutgoingMessage]) -> None: ...
 
+    def retire_timers(self, prefixes: Sequence[str]) -> None:
+        """Drop what is kept outside the queue for timers whose keys start with ``prefixes``
+        (core.tasks.moot_timer_prefixes: their run or activity closed). Best effort: a moot
+        timer that fires anyway is stale and dropped."""
+
 
 class QueryAnswers(Protocol):
     def put(self, query_id: str, *, answer: str | None, error: str | None, now: float) -> bool: ...
