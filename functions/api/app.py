@@ -7,9 +7,9 @@ powertools' events to it. Errors of the service become typed 4xx/5xx responses
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -17,9 +17,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cadenza.error import BadRequestError, ServiceError
+from cadenza.error import ServiceError
 from cadenza.service.factory import service_from_environment
-from cadenza.service.routes import ROUTES, ApiRequest, Route
+from cadenza.service.requests import check_body_size
+from cadenza.service.routes import ROUTES, ApiRequest, Route, path_value
 
 logger = Logger()
 tracer = Tracer()
@@ -28,31 +29,29 @@ app = APIGatewayHttpResolver()
 service = service_from_environment()
 
 
-def _body(route: Route) -> dict[str, Any] | None:
-    """The request's JSON object; None without a body.
+def _raw_body(route: Route) -> bytes | None:
+    """The request's body bytes, parsed once by the route into its typed model; None without
+    one. A body over the limit is refused here, before it is even decoded.
 
-    No GET route reads a body, so one sent with a GET is ignored rather than parsed. Every other
-    route reads its body before anything else, so rejecting a bad one here answers the same.
+    No GET route reads a body, so one sent with a GET is ignored rather than parsed.
     """
     event = app.current_event
     if route.method == "GET" or not event.body:
         return None
-    try:
-        body = event.json_body
-    except (ValueError, RecursionError) as error:  # RecursionError: absurdly deep nesting
-        raise BadRequestError("request body is not valid JSON", field="body") from error
-    if not isinstance(body, dict):
-        raise BadRequestError("request body must be a JSON object", field="body")
-    return body
+    text = event.body
+    check_body_size(len(text) * 3 // 4 if event.is_base64_encoded else len(text))
+    if event.is_base64_encoded:
+        return base64.b64decode(text)
+    return text.encode("utf-8", "surrogatepass")  # a lone surrogate: invalid UTF-8, a 400
 
 
 def _view(route: Route) -> Callable[..., Response]:
     def view(**path_params: str) -> Response:
         request = ApiRequest(
             # powertools passes path parameters as sent, still percent-encoded
-            path_params={name: unquote(value) for name, value in path_params.items()},
+            path_params={name: path_value(value, name) for name, value in path_params.items()},
             query=app.current_event.query_string_parameters or {},
-            body=_body(route),
+            raw_body=_raw_body(route),
         )
         answer = route.handler(service, request)
         return Response(answer.status, content_types.APPLICATION_JSON, answer.body)

@@ -8,7 +8,7 @@ import re
 import threading
 import uuid
 from collections.abc import Generator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
@@ -148,7 +148,7 @@ class SigV4Signer(httpx.Auth):
             method=request.method,
             url=f"{request.url.scheme}://{request.url.netloc.decode('ascii')}{raw_path}",
             data=request.content,
-            params=parse_qsl(raw_query, keep_blank_values=True),
+            params=cast(Any, parse_qsl(raw_query, keep_blank_values=True)),
         )
         nonce = uuid.uuid4().hex
         signed.headers["host"] = request.headers["host"]

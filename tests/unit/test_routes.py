@@ -29,6 +29,7 @@ def concrete(route: Route, **values: str) -> str:
 def test_routes_are_the_api_of_the_lambda_function() -> None:
     assert {(r.method, r.path) for r in ROUTES} == {
         ("GET", "/api/v1/cluster"),
+        ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/domains/<domain>/workflows"),
         ("POST", "/api/v1/domains/<domain>/signal-with-start"),
         ("GET", "/api/v1/domains/<domain>/workflows"),

@@ -14,7 +14,7 @@ from typing import Any
 from ..error import BadRequestError, PayloadTooLargeError
 from .decisions import Decision
 from .events import EventType, HistoryEvent, from_millis, to_millis
-from .limits import MAX_ID_LENGTH, MAX_PAYLOAD_BYTES, MAX_REASON_LENGTH, payload_size
+from .limits import MAX_ID_BYTES, MAX_PAYLOAD_BYTES, MAX_REASON_BYTES, check_text, payload_size
 from .state import PendingActivity, PendingDecision, RunState, RunStatus
 from .tasks import Task, TimerKind, TimerTask, tasks_of
 
@@ -172,17 +172,11 @@ def truncate(details: str | None) -> str | None:
 def check_id(name: str, value: str) -> None:
     if not value or not value.strip():
         raise BadRequestError(f"{name} is required", field=name)
-    if len(value) > MAX_ID_LENGTH:
-        raise BadRequestError(
-            f"{name} is longer than {MAX_ID_LENGTH} characters", field=name
-        )
+    check_text(value, field=name, limit=MAX_ID_BYTES)  # bytes, as DynamoDB keys count
 
 
 def check_reason(reason: str) -> None:
-    if len(reason) > MAX_REASON_LENGTH:
-        raise BadRequestError(
-            f"reason is longer than {MAX_REASON_LENGTH} characters", field="reason"
-        )
+    check_text(reason, field="reason", limit=MAX_REASON_BYTES)
 
 
 def optional_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
@@ -197,7 +191,7 @@ def optional_seconds(attributes: Mapping[str, Any], name: str) -> int | None:
 
 def check_payload(name: str, payload: str | None) -> None:
     """PayloadTooLargeError, naming the limit, for a payload over it."""
-    size = payload_size(payload)
+    size = payload_size(payload, field=name)
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
             f"{name} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES} bytes",

@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
@@ -143,7 +144,7 @@ def verify_sigv4(
         raise CredentialScopeError(
             f"the signature is scoped to {day}, but X-Amz-Date is {amz_date}", day=day,
         )
-    if not hmac.compare_digest(access_key, credentials.access_key):
+    if not hmac.compare_digest(access_key, str(credentials.access_key)):
         raise InvalidAccessKeyError(
             "the request is signed with an access key this API does not know",
             access_key=access_key,
@@ -211,7 +212,7 @@ def _signature(
         url=f"https://{host}{path or '/'}",
         data=body,
         # Decoded, so botocore encodes each name and value the canonical way (as AWS does).
-        params=parse_qsl(query, keep_blank_values=True),
+        params=cast(Any, parse_qsl(query, keep_blank_values=True)),
     )
     for name, value in signed_headers:
         request.headers.add_header(name, value)

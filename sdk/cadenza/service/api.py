@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import msgspec
+
+from ..core.limits import MAX_HISTORY_PAGE_BYTES
+from ..core.records import DecisionCompletion
 from .engine import RunResult, WorkflowService
+
+#: ``iam``: the API checks SigV4 signatures (API Gateway's IAM authorization, or
+#: ``cadenza dev --auth iam``); ``none``: it does not.
+AUTH_ENV = "CADENZA_API_AUTH"
 
 
 def cluster_info() -> dict[str, Any]:
@@ -18,6 +27,8 @@ def cluster_info() -> dict[str, Any]:
         "queue_prefix": os.environ["CADENZA_QUEUE_PREFIX"],
         # An emulator accepts any credentials; a worker without its own may use these.
         "emulated": endpoint is not None,
+        # Whether calls must be SigV4-signed (the client signs whenever it is "iam").
+        "auth": os.environ.get(AUTH_ENV) or "none",
     }
 
 
@@ -31,12 +42,43 @@ def history_page(
     page_token: str | None,
     wait_for_close_seconds: float,
 ) -> dict[str, Any]:
-    run, events, token = service.get_history(
-        domain, workflow_id, run_id, page_size=page_size, page_token=page_token,
-        wait_for_close_seconds=wait_for_close_seconds,
-    )
-    return {"run_id": run, "events": [e.to_dict() for e in events], "next_page_token": token}
+    """One page of a run's history, at most MAX_HISTORY_PAGE_BYTES of events as JSON.
+
+    The store pages by whole commits and counts events; when the events of ``page_size``
+    would be larger than the bound, the page is read again with half as many (fewer commits),
+    down to one commit, whose size the per-field limits bound. A Lambda response (6 MB at
+    most) therefore never overflows, whatever the payloads.
+    """
+    size = page_size
+    while True:
+        run, events, token = service.get_history(
+            domain, workflow_id, run_id, page_size=size, page_token=page_token,
+            wait_for_close_seconds=wait_for_close_seconds,
+        )
+        encoded = [e.to_dict() for e in events]
+        if len(events) <= 1 or size <= 1 or _json_size(encoded) <= MAX_HISTORY_PAGE_BYTES:
+            return {"run_id": run, "events": encoded, "next_page_token": token}
+        size = max(1, min(size, len(events)) // 2)
+        run_id, wait_for_close_seconds = run, 0.0  # the same run, without waiting again
+
+
+def _json_size(value: Any) -> int:
+    try:
+        return len(msgspec.json.encode(value))
+    except (TypeError, UnicodeEncodeError, OverflowError):
+        return len(json.dumps(value, default=str).encode("utf-8", "surrogatepass"))
 
 
 def run_result(result: RunResult) -> dict[str, Any]:
     return {"run_id": result.run_id, "status": str(result.status), **result.close_attributes}
+
+
+def completion_answer(completion: DecisionCompletion) -> dict[str, Any]:
+    """A decision completion's answer: the activity tasks started eagerly for its worker,
+    each as the message a queue would have carried, with its start."""
+    return {"activity_tasks": [{
+        "message": eager.message.encode(),
+        "attempt": eager.start.attempt,
+        "heartbeat_details": eager.start.heartbeat_details,
+        "started_time": eager.start.started_time,
+    } for eager in completion.activities]}

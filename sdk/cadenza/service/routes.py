@@ -16,23 +16,47 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import msgspec
+
 from ..core import SignalWorkflow
+from ..core.limits import MAX_ID_BYTES, MAX_QUERY_VALUE_BYTES, check_text, utf8_size
 from ..error import BadRequestError
-from .api import cluster_info, history_page, run_result
+from .api import cluster_info, completion_answer, history_page, run_result
 from .engine import WorkflowService
 from .requests import (
+    Body,
+    CancelActivityBody,
+    CancelBody,
+    CompleteActivityBody,
+    CompleteDecisionBody,
+    FailActivityBody,
+    FailDecisionBody,
+    HeartbeatBody,
+    QueryAnswerBody,
+    QueryBody,
+    ResetBody,
     ResetWorkflowRequest,
+    SignalBody,
+    SignalWithStartBody,
+    StartActivityBody,
+    StartWorkflowBody,
     StartWorkflowRequest,
-    optional_payload,
-    optional_string,
-    parse_decisions,
+    TerminateBody,
+    check_body_size,
+    check_domain,
+    decisions_of,
+    parse_body,
+    required,
     required_string,
+    wait_seconds,
 )
 
-__all__ = ["ROUTES", "ApiRequest", "ApiResponse", "Handler", "Route", "match"]
+__all__ = ["ROUTES", "ApiRequest", "ApiResponse", "Handler", "Route", "match", "path_value"]
+
+B = TypeVar("B", bound=Body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +65,35 @@ class ApiRequest:
 
     path_params: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
-    #: The parsed JSON body; None when the request had none.
+    #: The JSON body an in-process caller hands in; None when there is none.
     body: Mapping[str, Any] | None = None
+    #: The body's bytes as received over HTTP (then ``body`` is None): parsed once, by
+    #: :meth:`parse`, straight into the route's typed model.
+    raw_body: bytes | None = None
+
+    def parse(self, model: type[B]) -> B:
+        """The body as ``model`` (requests.parse_body): 400 naming a bad field, 413 when over
+        a limit, unknown fields ignored."""
+        return parse_body(model, self.raw_body if self.raw_body is not None else self.body)
 
     def param(self, name: str) -> str:
-        """A path parameter, already URL-decoded."""
-        return self.path_params[name]
+        """A path parameter, already URL-decoded, checked: the domain's pattern, no lone
+        surrogate, at most MAX_ID_BYTES, no ``.``/``..`` segment (an encoded traversal)."""
+        value = self.path_params[name]
+        if name == "domain":
+            return check_domain(value)
+        check_text(value, field=name, limit=MAX_ID_BYTES)
+        if any(segment in {".", ".."} for segment in value.split("/")):
+            raise BadRequestError(
+                f"{name} must not contain a '.' or '..' path segment", field=name
+            )
+        return value
 
     def query_value(self, name: str, default: str = "") -> str:
         """A query string value; ``default`` when absent or empty."""
-        return self.query.get(name, default) or default
+        value = self.query.get(name, default) or default
+        check_text(value, field=name, limit=MAX_QUERY_VALUE_BYTES)
+        return value
 
     def number(self, name: str, default: float) -> float:
         """A finite number from the query string; ``default`` when absent or empty."""
@@ -64,16 +107,29 @@ class ApiRequest:
         return value
 
     def json_body(self) -> dict[str, Any]:
-        """A copy of the body (``{}`` when there was none), which must be a JSON object."""
+        """A copy of the body (``{}`` when there was none), which must be a JSON object.
+
+        For routes without a typed model yet; :meth:`parse` is the typed way."""
+        if self.raw_body is not None:
+            check_body_size(len(self.raw_body))
+            try:
+                decoded = msgspec.json.decode(self.raw_body or b"{}")
+            except (msgspec.DecodeError, RecursionError) as error:
+                raise BadRequestError(f"request body is not valid JSON: {error}",
+                                      field="body") from None
+            if not isinstance(decoded, dict):
+                raise BadRequestError("request body must be a JSON object", field="body")
+            return decoded
         if self.body is None:
             return {}
         if not isinstance(self.body, Mapping):
             raise BadRequestError("request body must be a JSON object", field="body")
         return dict(self.body)
 
-    def started_at(self) -> datetime:
-        """The body's ``started_at``: an ISO 8601 time with a UTC offset."""
-        text = required_string(self.json_body(), "started_at")
+    def started_at(self, text: str | None = None) -> datetime:
+        """``text`` (default: the body's ``started_at``): an ISO 8601 time with a UTC offset."""
+        text = required(text if text is not None else
+                        required_string(self.json_body(), "started_at"), "started_at")
         try:
             moment = datetime.fromisoformat(text)
         except ValueError as error:
@@ -116,6 +172,10 @@ class Route:
     path: str
     handler: Handler
     waits: bool = False
+    #: The body's typed model (requests.Body), read by the handler and the OpenAPI document.
+    body: type[Body] | None = None
+    #: The query string parameters the handler reads (for the OpenAPI document).
+    query: tuple[str, ...] = ()
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -128,7 +188,18 @@ class Route:
         found = self.pattern.fullmatch(path)
         if found is None:
             return None
-        return {name: unquote(value) for name, value in found.groupdict().items()}
+        return {name: path_value(value, name) for name, value in found.groupdict().items()}
+
+
+def path_value(raw: str, name: str = "path") -> str:
+    """A path segment as sent, percent-decoded; 400 naming it when the bytes it encodes are
+    not UTF-8 (``unquote`` would silently put U+FFFD in their place)."""
+    try:
+        value = unquote(raw, errors="strict")
+    except UnicodeDecodeError as error:
+        raise BadRequestError(f"{name} is not percent-encoded UTF-8", field=name) from error
+    utf8_size(value, field=name)
+    return value
 
 
 def _ok(body: dict[str, Any], status: int = 200) -> ApiResponse:
@@ -143,21 +214,30 @@ def get_cluster(service: WorkflowService, request: ApiRequest) -> ApiResponse:
     return _ok(cluster_info())
 
 
+def get_openapi(service: WorkflowService, request: ApiRequest) -> ApiResponse:
+    """This API's OpenAPI 3.1 document, generated from this route table and its body models."""
+    from .openapi import openapi_document
+
+    return _ok(openapi_document())
+
+
 def start_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    start = StartWorkflowRequest.from_dict(request.param("domain"), request.json_body())
+    domain = request.param("domain")  # the path first: its error is the one to report
+    start = StartWorkflowRequest.from_body(domain, request.parse(StartWorkflowBody))
     run_id = service.start_workflow(start)
     return _ok({"workflow_id": start.workflow_id, "run_id": run_id}, 201)
 
 
 def signal_with_start_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    domain = request.param("domain")
+    body = request.parse(SignalWithStartBody)
     # Cadence's signal-with-start allows a new run after any closed one unless told otherwise.
-    if body.get("workflow_id_reuse_policy") is None:
-        body["workflow_id_reuse_policy"] = "AllowDuplicate"
-    start = StartWorkflowRequest.from_dict(request.param("domain"), body)
+    if body.workflow_id_reuse_policy is None:
+        body = msgspec.structs.replace(body, workflow_id_reuse_policy="AllowDuplicate")
+    start = StartWorkflowRequest.from_body(domain, body)
     signal = SignalWorkflow(
-        signal_name=required_string(body, "signal_name"),
-        input=optional_payload(body, "signal_input"),
+        signal_name=required(body.signal_name, "signal_name"),
+        input=body.signal_input,
         identity=start.identity,
         request_id=start.request_id,
     )
@@ -235,70 +315,69 @@ def get_result(service: WorkflowService, request: ApiRequest) -> ApiResponse:
 
 
 def signal_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    domain, workflow_id = request.param("domain"), request.param("workflow_id")
+    body = request.parse(SignalBody)
     service.signal_workflow(
-        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
-        signal_name=required_string(body, "signal_name"),
-        input=optional_payload(body, "input"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        domain, workflow_id, body.run_id or "",
+        signal_name=required(body.signal_name, "signal_name"),
+        input=body.input,
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
 
 def query_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
-    wait = body.get("wait_seconds", 20)
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 < wait < 3600:
-        raise BadRequestError("wait_seconds must be a positive number", field="wait_seconds")
+    domain, workflow_id = request.param("domain"), request.param("workflow_id")
+    body = request.parse(QueryBody)
     result = service.query_workflow(
-        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
-        query_type=required_string(body, "query_type"),
-        query_args=optional_payload(body, "query_args"),
-        wait_seconds=float(wait),
+        domain, workflow_id, body.run_id or "",
+        query_type=required(body.query_type, "query_type"),
+        query_args=body.query_args,
+        wait_seconds=wait_seconds(body.wait_seconds),
     )
     return _ok({"result": result})
 
 
 def answer_query_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(QueryAnswerBody)
     recorded = service.answer_query_task(
-        required_string(body, "task_token"),
-        answer=optional_payload(body, "answer"),
-        error=optional_string(body, "error") or None,
+        required(body.task_token, "task_token"),
+        answer=body.answer,
+        error=body.error or None,
     )
     return _ok({"recorded": recorded})
 
 
 def cancel_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    domain, workflow_id = request.param("domain"), request.param("workflow_id")
+    body = request.parse(CancelBody)
     service.request_cancel_workflow(
-        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
-        cause=optional_string(body, "cause"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        domain, workflow_id, body.run_id or "",
+        cause=body.cause or "",
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
 
 def terminate_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    domain, workflow_id = request.param("domain"), request.param("workflow_id")
+    body = request.parse(TerminateBody)
     service.terminate_workflow(
-        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
-        reason=optional_string(body, "reason"),
-        details=optional_payload(body, "details"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        domain, workflow_id, body.run_id or "",
+        reason=body.reason or "",
+        details=body.details,
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
 
 def reset_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
-    reset = ResetWorkflowRequest.from_dict(
-        request.param("domain"), request.param("workflow_id"), optional_string(body, "run_id"),
-        body,
-    )
+    domain, workflow_id = request.param("domain"), request.param("workflow_id")
+    body = request.parse(ResetBody)
+    reset = ResetWorkflowRequest.from_body(domain, workflow_id, body.run_id or "", body)
     run_id = service.reset_workflow(
         reset.domain, reset.workflow_id, reset.run_id,
         decision_finish_event_id=reset.decision_finish_event_id,
@@ -310,39 +389,39 @@ def reset_workflow(service: WorkflowService, request: ApiRequest) -> ApiResponse
 
 
 def complete_decision_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
-    history_length = body.get("history_length")
-    if not isinstance(history_length, int) or isinstance(history_length, bool):
-        raise BadRequestError("history_length must be an integer", field="history_length")
-    service.complete_decision_task(
-        required_string(body, "task_token"),
-        decisions=parse_decisions(body.get("decisions")),
-        history_length=history_length,
-        started_at=request.started_at(),
-        identity=optional_string(body, "identity"),
-        binary_checksum=optional_string(body, "binary_checksum"),
+    body = request.parse(CompleteDecisionBody)
+    completion = service.complete_decision_task(
+        required(body.task_token, "task_token"),
+        decisions=decisions_of(body.decisions),
+        history_length=body.history_length,
+        started_at=request.started_at(body.started_at),
+        identity=body.identity or "",
+        binary_checksum=body.binary_checksum or "",
+        request_id=body.request_id or "",
+        eager_activities=body.eager_activities or 0,
+        eager_task_list=body.eager_task_list or "",
     )
-    return _ok({})
+    return _ok(completion_answer(completion))
 
 
 def fail_decision_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(FailDecisionBody)
     recorded = service.fail_decision_task(
-        required_string(body, "task_token"),
-        cause=required_string(body, "cause"),
-        details=optional_payload(body, "details"),
-        started_at=request.started_at(),
-        identity=optional_string(body, "identity"),
+        required(body.task_token, "task_token"),
+        cause=required(body.cause, "cause"),
+        details=body.details,
+        started_at=request.started_at(body.started_at),
+        identity=body.identity or "",
     )
     return _ok({"recorded": recorded})
 
 
 def start_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(StartActivityBody)
     started = service.start_activity_task(
-        required_string(body, "task_token"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        required(body.task_token, "task_token"),
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({
         "attempt": started.attempt,
@@ -352,45 +431,45 @@ def start_activity_task(service: WorkflowService, request: ApiRequest) -> ApiRes
 
 
 def record_activity_heartbeat(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(HeartbeatBody)
     cancel_requested = service.record_activity_heartbeat(
-        required_string(body, "task_token"),
-        details=optional_payload(body, "details"),
-        identity=optional_string(body, "identity"),
+        required(body.task_token, "task_token"),
+        details=body.details,
+        identity=body.identity or "",
     )
     return _ok({"cancel_requested": bool(cancel_requested)})
 
 
 def cancel_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(CancelActivityBody)
     service.cancel_activity_task(
-        required_string(body, "task_token"),
-        details=optional_payload(body, "details"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        required(body.task_token, "task_token"),
+        details=body.details,
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
 
 def complete_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(CompleteActivityBody)
     service.complete_activity_task(
-        required_string(body, "task_token"),
-        result=optional_payload(body, "result"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        required(body.task_token, "task_token"),
+        result=body.result,
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
 
 def fail_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
-    body = request.json_body()
+    body = request.parse(FailActivityBody)
     service.fail_activity_task(
-        required_string(body, "task_token"),
-        reason=required_string(body, "reason"),
-        details=optional_payload(body, "details"),
-        identity=optional_string(body, "identity"),
-        request_id=optional_string(body, "request_id"),
+        required(body.task_token, "task_token"),
+        reason=required(body.reason, "reason"),
+        details=body.details,
+        identity=body.identity or "",
+        request_id=body.request_id or "",
     )
     return _ok({})
 
@@ -400,26 +479,37 @@ _WORKFLOW = "/api/v1/domains/<domain>/workflows/<workflow_id>"
 #: Every route of the HTTP API. No two routes of one method match the same path.
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/v1/cluster", get_cluster),
-    Route("POST", "/api/v1/domains/<domain>/workflows", start_workflow),
-    Route("POST", "/api/v1/domains/<domain>/signal-with-start", signal_with_start_workflow),
-    Route("GET", "/api/v1/domains/<domain>/workflows", list_workflows),
-    Route("GET", _WORKFLOW, describe_workflow),
-    Route("GET", f"{_WORKFLOW}/history", get_history, waits=True),
+    Route("GET", "/api/v1/openapi.json", get_openapi),
+    Route("POST", "/api/v1/domains/<domain>/workflows", start_workflow, body=StartWorkflowBody),
+    Route("POST", "/api/v1/domains/<domain>/signal-with-start", signal_with_start_workflow,
+          body=SignalWithStartBody),
+    Route("GET", "/api/v1/domains/<domain>/workflows", list_workflows,
+          query=("query", "status", "workflow_type", "workflow_id", "page_size",
+                 "next_page_token")),
+    Route("GET", _WORKFLOW, describe_workflow, query=("run_id",)),
+    Route("GET", f"{_WORKFLOW}/history", get_history, waits=True,
+          query=("run_id", "page_size", "next_page_token", "wait_for_close_seconds")),
     Route("GET", f"{_WORKFLOW}/events", get_history_after),
-    Route("GET", f"{_WORKFLOW}/result", get_result, waits=True),
-    Route("POST", f"{_WORKFLOW}/signal", signal_workflow),
-    Route("POST", f"{_WORKFLOW}/query", query_workflow, waits=True),
-    Route("POST", "/api/v1/tasks/query/answer", answer_query_task),
-    Route("POST", f"{_WORKFLOW}/cancel", cancel_workflow),
-    Route("POST", f"{_WORKFLOW}/terminate", terminate_workflow),
-    Route("POST", f"{_WORKFLOW}/reset", reset_workflow),
-    Route("POST", "/api/v1/tasks/decision/complete", complete_decision_task),
-    Route("POST", "/api/v1/tasks/decision/fail", fail_decision_task),
-    Route("POST", "/api/v1/tasks/activity/start", start_activity_task),
-    Route("POST", "/api/v1/tasks/activity/heartbeat", record_activity_heartbeat),
-    Route("POST", "/api/v1/tasks/activity/cancel", cancel_activity_task),
-    Route("POST", "/api/v1/tasks/activity/complete", complete_activity_task),
-    Route("POST", "/api/v1/tasks/activity/fail", fail_activity_task),
+    Route("GET", f"{_WORKFLOW}/result", get_result, waits=True,
+          query=("run_id", "wait_seconds")),
+    Route("POST", f"{_WORKFLOW}/signal", signal_workflow, body=SignalBody),
+    Route("POST", f"{_WORKFLOW}/query", query_workflow, waits=True, body=QueryBody),
+    Route("POST", "/api/v1/tasks/query/answer", answer_query_task, body=QueryAnswerBody),
+    Route("POST", f"{_WORKFLOW}/cancel", cancel_workflow, body=CancelBody),
+    Route("POST", f"{_WORKFLOW}/terminate", terminate_workflow, body=TerminateBody),
+    Route("POST", f"{_WORKFLOW}/reset", reset_workflow, body=ResetBody),
+    Route("POST", "/api/v1/tasks/decision/complete", complete_decision_task,
+          body=CompleteDecisionBody),
+    Route("POST", "/api/v1/tasks/decision/fail", fail_decision_task, body=FailDecisionBody),
+    Route("POST", "/api/v1/tasks/activity/start", start_activity_task,
+          body=StartActivityBody),
+    Route("POST", "/api/v1/tasks/activity/heartbeat", record_activity_heartbeat,
+          body=HeartbeatBody),
+    Route("POST", "/api/v1/tasks/activity/cancel", cancel_activity_task,
+          body=CancelActivityBody),
+    Route("POST", "/api/v1/tasks/activity/complete", complete_activity_task,
+          body=CompleteActivityBody),
+    Route("POST", "/api/v1/tasks/activity/fail", fail_activity_task, body=FailActivityBody),
 )
 
 

@@ -208,7 +208,7 @@ def test_a_reset_request_reads_its_fields() -> None:
     ({"decision_finish_event_id": 4.0}, "decision_finish_event_id", "positive integer"),
     ({"decision_finish_event_id": True}, "decision_finish_event_id", "positive integer"),
     ({"decision_finish_event_id": 4, "reason": "x" * (MAX_RESET_REASON + 1)}, "reason",
-     f"at most {MAX_RESET_REASON} characters"),
+     f"the limit is {MAX_RESET_REASON} bytes"),
     ({"decision_finish_event_id": 4, "reason": 5}, "reason", "reason must be a string"),
     ({"decision_finish_event_id": 4, "identity": 5}, "identity", "must be a string"),
     ({"decision_finish_event_id": 4, "request_id": []}, "request_id", "must be a string"),
