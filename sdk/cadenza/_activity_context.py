@@ -51,10 +51,12 @@ class ActivityInfo:
     # Names used by the Cadence Python client.
     @property
     def workflow_run_id(self) -> str:
+        """``run_id`` under the Cadence Python client's name."""
         return self.run_id
 
     @property
     def workflow_domain(self) -> str:
+        """``domain`` under the Cadence Python client's name."""
         return self.domain
 
 
@@ -99,6 +101,7 @@ def in_activity() -> bool:
 
 
 def info() -> ActivityInfo:
+    """The running activity's task token, ids, type, task list, attempt and timeouts."""
     return ActivityContext.current().info()
 
 

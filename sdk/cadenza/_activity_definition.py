@@ -14,12 +14,19 @@ import copy
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, Unpack, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, Unpack, cast, overload
 
 from cadenza._fn_signature import FnSignature
 from cadenza._workflow_context import ActivityOptions, WorkflowContext, execute_activity
 
-__all__ = ["ActivityDefinition", "activity_name", "defn", "method"]
+__all__ = [
+    "ActivityDecorator",
+    "ActivityDefinition",
+    "MethodActivityDecorator",
+    "activity_name",
+    "defn",
+    "method",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,7 +72,7 @@ class ActivityDefinition(Generic[P, R]):
         self._is_method = is_method
         self._bound = bound
         self._options: ActivityOptions = cast(ActivityOptions, dict(options or {}))
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         if is_async:
             _mark_coroutine_function(self)
 
@@ -73,6 +80,8 @@ class ActivityDefinition(Generic[P, R]):
     def wrap(
         cls, fn: Callable[..., Any], *, name: str | None = None, is_method: bool = False
     ) -> ActivityDefinition[Any, Any]:
+        """The definition of ``fn`` (named ``name``, default :func:`activity_name`); a
+        definition is returned as is, or renamed."""
         if isinstance(fn, ActivityDefinition):
             return fn if name is None or name == fn.name else fn._renamed(name)
         if not callable(fn):
@@ -92,6 +101,7 @@ class ActivityDefinition(Generic[P, R]):
 
     @property
     def name(self) -> str:
+        """The activity type name workflows schedule it by."""
         return self._name
 
     @property
@@ -101,14 +111,17 @@ class ActivityDefinition(Generic[P, R]):
 
     @property
     def signature(self) -> FnSignature:
+        """Parameters and type hints, used to decode a task's arguments."""
         return self._signature
 
     @property
     def is_async(self) -> bool:
+        """Whether the function is ``async def`` (sync ones run in a thread)."""
         return self._is_async
 
     @property
     def is_method(self) -> bool:
+        """Whether it was declared with ``@activity.method`` (needs an object to run)."""
         return self._is_method
 
     @property
@@ -118,10 +131,12 @@ class ActivityDefinition(Generic[P, R]):
 
     @property
     def result_type(self) -> Any:
+        """The function's declared result type (what results are decoded into)."""
         return self._signature.return_type
 
     @property
     def options(self) -> ActivityOptions:
+        """The scheduling options set with :meth:`with_options` (a copy)."""
         return cast(ActivityOptions, dict(self._options))
 
     # -- derived definitions -----------------------------------------------------------------
@@ -160,8 +175,13 @@ class ActivityDefinition(Generic[P, R]):
             R, await execute_activity(self, self._signature.return_type, *values, **self._options)
         )
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """In workflow code: schedule (await the result). Elsewhere: call the function."""
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """In workflow code: schedule (await the result). Elsewhere: call the function.
+
+        The arguments are checked against the function's parameters; the result is typed
+        ``Any`` because it is the function's own value outside workflows and an awaitable
+        inside them: use :meth:`execute` for a typed result in workflow code.
+        """
         if WorkflowContext.is_set():
             return self.execute(*args, **kwargs)
         return self._fn(*args, **kwargs)
@@ -189,22 +209,58 @@ def _mark_coroutine_function(obj: Any) -> None:
         obj._is_coroutine = getattr(asyncio.coroutines, "_is_coroutine", None)
 
 
-@overload
-def defn(fn: Callable[P, Awaitable[R]], /) -> ActivityDefinition[P, R]: ...
+class ActivityDecorator(Protocol):
+    """What ``@activity.defn(name=...)`` and ``@registry.activity()`` return: a decorator that
+    keeps the function's parameter and result types (an ``async def f(x: int) -> str`` becomes
+    an ``ActivityDefinition[[int], str]``), so IDEs and mypy check calls and results."""
+
+    @overload
+    def __call__(self, fn: ActivityDefinition[P, R], /) -> ActivityDefinition[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> ActivityDefinition[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> ActivityDefinition[P, R]: ...
+
+
+class MethodActivityDecorator(Protocol):
+    """What ``@activity.method(name=...)`` returns: the method's types without ``self`` (the
+    activity is scheduled without it; the registered object supplies it)."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[Any, P], Awaitable[R]], /
+    ) -> ActivityDefinition[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Any, P], R], /) -> ActivityDefinition[P, R]: ...
 
 
 @overload
-def defn(fn: Callable[P, R], /) -> ActivityDefinition[P, R]: ...
+def defn(fn: ActivityDefinition[P, R], /, *, name: str | None = None) -> ActivityDefinition[P, R]:
+    ...
 
 
 @overload
-def defn(
-    *, name: str | None = None
-) -> Callable[[Callable[..., Any]], ActivityDefinition[Any, Any]]: ...
+def defn(fn: Callable[P, Awaitable[R]], /, *, name: str | None = None) -> ActivityDefinition[P, R]:
+    ...
+
+
+@overload
+def defn(fn: Callable[P, R], /, *, name: str | None = None) -> ActivityDefinition[P, R]: ...
+
+
+@overload
+def defn(*, name: str | None = None) -> ActivityDecorator: ...
 
 
 def defn(fn: Any = None, /, *, name: str | None = None) -> Any:
-    """Make a function (sync or async) an activity: ``@activity.defn`` or ``(name=...)``."""
+    """Make a function (sync or async) an activity: ``@activity.defn`` or ``(name=...)``.
+
+    The definition keeps the function's types: ``await greet.execute("ann")`` in workflow code
+    is checked against ``greet``'s parameters and typed as its result.
+    """
     if fn is not None:
         return ActivityDefinition.wrap(fn, name=name)
 
@@ -215,17 +271,27 @@ def defn(fn: Any = None, /, *, name: str | None = None) -> Any:
 
 
 @overload
-def method(fn: Callable[..., Any], /) -> ActivityDefinition[Any, Any]: ...
+def method(
+    fn: Callable[Concatenate[Any, P], Awaitable[R]], /, *, name: str | None = None
+) -> ActivityDefinition[P, R]: ...
 
 
 @overload
 def method(
-    *, name: str | None = None
-) -> Callable[[Callable[..., Any]], ActivityDefinition[Any, Any]]: ...
+    fn: Callable[Concatenate[Any, P], R], /, *, name: str | None = None
+) -> ActivityDefinition[P, R]: ...
+
+
+@overload
+def method(*, name: str | None = None) -> MethodActivityDecorator: ...
 
 
 def method(fn: Any = None, /, *, name: str | None = None) -> Any:
-    """Make a method an activity; register the object with ``registry.register_activities``."""
+    """Make a method an activity; register the object with ``registry.register_activities``.
+
+    Its types are the method's without ``self``: workflow code schedules it by name and the
+    registered object's bound method runs it.
+    """
     if fn is not None:
         return ActivityDefinition.wrap(fn, name=name, is_method=True)
 

@@ -124,14 +124,17 @@ class WorkflowInfo:
     # Names used by the Cadence Python client, kept so code written for it keeps working.
     @property
     def workflow_run_id(self) -> str:
+        """``run_id`` under the Cadence Python client's name."""
         return self.run_id
 
     @property
     def workflow_task_list(self) -> str:
+        """``task_list`` under the Cadence Python client's name."""
         return self.task_list
 
     @property
     def workflow_domain(self) -> str:
+        """``domain`` under the Cadence Python client's name."""
         return self.domain
 
 
@@ -270,10 +273,12 @@ class ChildWorkflowFuture(Generic[ResultType]):
 
     @property
     def workflow_id(self) -> str:
+        """The child's workflow id."""
         return self._workflow_id
 
     @property
     def run_id(self) -> str:
+        """The run id of the child's first run."""
         return self._run_id
 
     async def signal(self, signal_name: str, *args: Any) -> None:
@@ -301,6 +306,7 @@ def in_workflow() -> bool:
 
 
 def info() -> WorkflowInfo:
+    """The running workflow's ids, type, task list, attempt and start options."""
     return WorkflowContext.current().info()
 
 
@@ -440,10 +446,12 @@ def get_version(change_id: str, min_supported: int, max_supported: int) -> int:
 
 
 def upsert_search_attributes(attributes: Mapping[str, Any]) -> None:
+    """Add or change the run's search attributes (recorded in history, queryable by list)."""
     WorkflowContext.current().upsert_search_attributes(attributes)
 
 
 def is_cancel_requested() -> bool:
+    """Whether cancellation of this run was requested (``client.cancel_workflow``)."""
     return WorkflowContext.current().is_cancel_requested()
 
 

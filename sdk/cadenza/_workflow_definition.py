@@ -79,9 +79,11 @@ class QueryDefinition:
 
     @property
     def return_type(self) -> Any:
+        """The handler's declared result type (what the answer is encoded from)."""
         return self.signature.return_type
 
     def decode_args(self, converter: DataConverter, payload: str | None) -> list[Any]:
+        """The handler's arguments from a query's payload, by its parameters' types."""
         return self.signature.decode(converter, payload)
 
 
@@ -108,15 +110,19 @@ class WorkflowDefinition:
 
     @property
     def result_type(self) -> Any:
+        """The run method's declared result type."""
         return self.run_signature.return_type
 
     def get_run_method(self, instance: Any) -> Callable[..., Any]:
+        """The ``@workflow.run`` method bound to a workflow object."""
         return getattr(instance, self.run_method_name)  # type: ignore[no-any-return]
 
     def decode_input(self, converter: DataConverter, payload: str | None) -> list[Any]:
+        """The run method's arguments from a start's payload, by its parameters' types."""
         return self.run_signature.decode(converter, payload)
 
     def bind_args(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Any]:
+        """Positional values for the run method from a call's arguments (keywords placed)."""
         return self.run_signature.bind(args, kwargs)
 
     @staticmethod

@@ -7,19 +7,28 @@ compose with ``Registry.of(a, b)`` or ``a + b`` so that modules can each export 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, overload
 
-from cadenza._activity_definition import ActivityDefinition
+from cadenza._activity_definition import ActivityDecorator, ActivityDefinition
 from cadenza._workflow_definition import WorkflowDefinition, definition_for
 
 __all__ = ["Registry"]
 
 W = TypeVar("W", bound=type)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Registry:
+    """The workflow classes and activity functions a worker serves, by their type names.
+
+    Decorate with ``@registry.workflow()`` and ``@registry.activity()`` (the decorated class is
+    returned unchanged; the activity keeps its function's parameter and result types), or
+    register existing definitions with :meth:`register_workflow` / :meth:`register_activity`.
+    """
+
     def __init__(self) -> None:
         self._workflows: dict[str, WorkflowDefinition] = {}
         self._activities: dict[str, ActivityDefinition[Any, Any]] = {}
@@ -48,6 +57,8 @@ class Registry:
         return register
 
     def register_workflow(self, definition: WorkflowDefinition | type) -> WorkflowDefinition:
+        """Register a workflow class (or its definition); a name taken by another is a
+        ``KeyError``. Returns the definition."""
         definition = WorkflowDefinition.of(definition)
         existing = self._workflows.get(definition.name)
         if existing is not None and existing is not definition:
@@ -59,19 +70,30 @@ class Registry:
 
     @overload
     def activity(
-        self, fn: Callable[..., Any], /, *, name: str | None = None
-    ) -> ActivityDefinition[Any, Any]: ...
+        self, fn: ActivityDefinition[P, R], /, *, name: str | None = None
+    ) -> ActivityDefinition[P, R]: ...
 
     @overload
     def activity(
-        self, /, *, name: str | None = None
-    ) -> Callable[[Callable[..., Any]], ActivityDefinition[Any, Any]]: ...
+        self, fn: Callable[P, Awaitable[R]], /, *, name: str | None = None
+    ) -> ActivityDefinition[P, R]: ...
+
+    @overload
+    def activity(
+        self, fn: Callable[P, R], /, *, name: str | None = None
+    ) -> ActivityDefinition[P, R]: ...
+
+    @overload
+    def activity(self, /, *, name: str | None = None) -> ActivityDecorator: ...
 
     def activity(self, fn: Any = None, /, *, name: str | None = None) -> Any:
         """Register an activity function: ``@registry.activity``, ``()`` or ``(name=...)``.
 
         Returns the activity definition (callable like the function outside workflows,
-        awaitable as an activity inside them). An existing definition is registered as is.
+        awaitable as an activity inside them), typed with the function's parameters and
+        result: ``async def greet(name: str) -> str`` gives ``ActivityDefinition[[str], str]``,
+        so ``await greet.execute(42)`` is a type error and ``await greet.execute("ann")`` a
+        ``str``. An existing definition is registered as is.
         """
 
         def register(target: Callable[..., Any]) -> ActivityDefinition[Any, Any]:
@@ -84,8 +106,10 @@ class Registry:
         return register
 
     def register_activity(
-        self, definition: ActivityDefinition[Any, Any]
-    ) -> ActivityDefinition[Any, Any]:
+        self, definition: ActivityDefinition[P, R]
+    ) -> ActivityDefinition[P, R]:
+        """Register an activity definition (a plain function is wrapped under its name); a
+        name taken by another is a ``KeyError``, an unbound method a ``ValueError``."""
         if not isinstance(definition, ActivityDefinition):
             definition = ActivityDefinition.wrap(definition)
         if not definition.is_bound:
@@ -120,6 +144,7 @@ class Registry:
     # -- lookups ---------------------------------------------------------------------------
 
     def get_workflow(self, name: str) -> WorkflowDefinition:
+        """The workflow registered as ``name``; ``KeyError`` naming the known ones if none."""
         try:
             return self._workflows[name]
         except KeyError:
@@ -128,6 +153,7 @@ class Registry:
             ) from None
 
     def get_activity(self, name: str) -> ActivityDefinition[Any, Any]:
+        """The activity registered as ``name``; ``KeyError`` naming the known ones if none."""
         try:
             return self._activities[name]
         except KeyError:
@@ -137,10 +163,12 @@ class Registry:
 
     @property
     def workflows(self) -> Mapping[str, WorkflowDefinition]:
+        """The registered workflows by type name (read-only)."""
         return MappingProxyType(self._workflows)
 
     @property
     def activities(self) -> Mapping[str, ActivityDefinition[Any, Any]]:
+        """The registered activities by type name (read-only)."""
         return MappingProxyType(self._activities)
 
     # -- composition -----------------------------------------------------------------------

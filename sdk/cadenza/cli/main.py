@@ -1,28 +1,32 @@
-"""Argument parsing and dispatch of the ``cadenza`` command."""
+"""Argument parsing and dispatch of the ``cadenza`` command (the user-facing text is in
+``DESCRIPTION``, ``EPILOG`` and each option's help)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from .._activity_definition import ActivityDefinition
 from .._workflow_definition import WorkflowDefinition
 from ..client import Client, WorkflowExecutionInfo
-from ..core import HistoryEvent
+from ..core import CLOSE_EVENTS
+from ..core.policies import ReusePolicy
 from ..error import (
     BadRequestError,
     CadenzaError,
@@ -34,17 +38,87 @@ from ..error import (
     WorkflowFailure,
 )
 from ..registry import Registry
+from .format import (
+    describe_view,
+    event_line,
+    history_table,
+    print_history,
+    print_runs,
+    runs_table,
+)
 
-DEFAULT_ADDRESS = os.environ.get("CADENZA_ADDRESS", "http://127.0.0.1:7933")
+__all__ = ["history_table", "main", "runs_table"]
+
+#: Where commands find the HTTP API unless --address says otherwise.
+FALLBACK_ADDRESS = "http://127.0.0.1:7933"
+ADDRESS_VARIABLE = "CADENZA_ADDRESS"
+#: How often --watch asks again while the run is open, in seconds.
+WATCH_INTERVAL = 1.0
+
+DESCRIPTION = """\
+Cadence-style durable workflows on AWS, from the command line.
+
+Run `cadenza dev` in one terminal for a local stack (HTTP API on 127.0.0.1:7933), then start,
+inspect, signal, query, cancel, terminate, reset and list workflow runs against it, or against
+a deployed stack with --address (its API Gateway URL)."""
+
+EPILOG = f"""\
+environment:
+  {ADDRESS_VARIABLE}   the HTTP API URL every command uses when --address is not given
+                    (default {FALLBACK_ADDRESS})
+
+exit codes: 0 done; 1 a task token refused, or a replay found non-determinism; 2 a usage,
+connection or service error; 3 the workflow failed, timed out, was canceled or terminated;
+130 interrupted (Ctrl-C).
+
+examples:
+  cadenza dev
+  cadenza workflow start Greeting --task-list greetings --execution-timeout 60 -i '"world"'
+  cadenza workflow show <workflow-id> --watch
+  cadenza workflow list --query "WorkflowType = 'Greeting' AND CloseStatus = 'FAILED'"
+"""
+
+INPUT_HELP = ("one argument as JSON, @FILE to read it from a file, or - to read it from stdin "
+              "(repeat for several)")
 
 console = Console()
 errors = Console(stderr=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cadenza", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def _version() -> str:
+    try:
+        return metadata.version("cadenza")
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
 
+
+def _reuse_policy(text: str) -> str:
+    """A reuse policy in any spelling the client takes, as its canonical name."""
+    try:
+        return str(ReusePolicy.parse(text).value)
+    except CadenzaError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cadenza", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cadenza {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    _add_dev_parser(commands)
+    with contextlib.suppress(ImportError):  # the web UI (helper F's cadenza.cli.ui)
+        from . import ui
+
+        ui.add_parser(commands)
+    _add_workflow_parsers(commands)
+    _add_activity_parsers(commands)
+    return parser
+
+
+def _add_dev_parser(commands: Any) -> None:
+    """``cadenza dev``'s flags (owned with cli/dev.py)."""
     dev = commands.add_parser("dev", help="run the embedded local stack until Ctrl-C")
     dev.add_argument("--port", type=int, default=7933, help="HTTP API port (default 7933)")
     dev.add_argument("--emulator-port", type=int, default=None,
@@ -53,25 +127,39 @@ def _parser() -> argparse.ArgumentParser:
                      help="use this AWS endpoint (e.g. LocalStack's http://localhost:4566) "
                           "instead of starting moto (default: $CADENZA_AWS_ENDPOINT)")
 
+
+def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--address", default=DEFAULT_ADDRESS, help="HTTP API URL")
-    common.add_argument("--domain", default="default")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    address = os.environ.get(ADDRESS_VARIABLE) or FALLBACK_ADDRESS
+    common.add_argument("--address", default=address, metavar="URL",
+                        help=f"the stack's HTTP API (default: ${ADDRESS_VARIABLE}, else "
+                             f"{FALLBACK_ADDRESS}; now {address})")
+    common.add_argument("--domain", default="default", help="the domain (default: default)")
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    return common
 
-    workflow = commands.add_parser("workflow", help="work with workflow executions")
-    actions = workflow.add_subparsers(dest="action", required=True)
 
-    start = actions.add_parser("start", parents=[common], help="start a workflow")
-    start.add_argument("workflow_type")
-    start.add_argument("--task-list", "--tl", required=True)
-    start.add_argument("--execution-timeout", type=float, required=True,
-                       help="execution_start_to_close_timeout in seconds")
-    start.add_argument("--decision-timeout", type=float, default=None,
-                       help="task_start_to_close_timeout in seconds")
-    start.add_argument("--workflow-id", "--wid", default=None)
-    start.add_argument("--input", "-i", action="append", default=[],
-                       help="one JSON argument (repeat for several)")
-    start.add_argument("--reuse-policy", default=None)
+def _add_workflow_parsers(commands: Any) -> None:
+    common = _common()
+    workflow = commands.add_parser("workflow", help="start, inspect and change workflow runs")
+    actions = workflow.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    start = actions.add_parser("start", parents=[common], help="start a workflow run")
+    start.add_argument("workflow_type", help="the workflow type name (its class name by default)")
+    start.add_argument("--task-list", "--tl", required=True,
+                       help="the task list its workers poll")
+    start.add_argument("--execution-timeout", type=float, required=True, metavar="SECONDS",
+                       help="how long the whole run may take (execution_start_to_close_timeout)")
+    start.add_argument("--decision-timeout", type=float, default=None, metavar="SECONDS",
+                       help="how long one decision task may take (default 10)")
+    start.add_argument("--workflow-id", "--wid", default=None,
+                       help="the run's workflow id (default: a random UUID)")
+    start.add_argument("--input", "-i", action="append", default=[], metavar="JSON",
+                       help=INPUT_HELP)
+    start.add_argument("--reuse-policy", type=_reuse_policy, default=None,
+                       choices=[policy.value for policy in ReusePolicy],
+                       help="whether a used workflow id may start again (default "
+                            "AllowDuplicateFailedOnly; Cadence's proto spelling works too)")
     start.add_argument("--delay-start", type=float, default=None, metavar="SECONDS",
                        help="wait this long before the first decision task")
     start.add_argument("--cron", dest="cron_schedule", default=None, metavar="EXPRESSION",
@@ -91,13 +179,22 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("--retry-non-retryable", action="append", default=[], metavar="REASON",
                        help="a failure reason never retried (repeat for several)")
 
-    for name, text in (("describe", "show a run's state"), ("show", "show a run's history"),
+    for name, text in (("describe", "show a run's state (pending activities included)"),
+                       ("show", "show a run's history"),
                        ("result", "wait for a run's result")):
         action = actions.add_parser(name, parents=[common], help=text)
         action.add_argument("workflow_id")
-        action.add_argument("--run-id", "--rid", default="")
+        action.add_argument("--run-id", "--rid", default="",
+                            help="a run of the workflow id (default: its current run)")
         if name == "result":
-            action.add_argument("--timeout", type=float, default=None)
+            action.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                                help="give up after this long (default: wait until it closes)")
+        else:
+            action.add_argument("--watch", "-w", action="store_true",
+                                help="follow the run live until it closes (Ctrl-C stops)")
+        if name == "show":
+            action.add_argument("--wait", action="store_true",
+                                help="wait until the run closes, then show the whole history")
 
     terminate = actions.add_parser("terminate", parents=[common], help="terminate a run")
     terminate.add_argument("workflow_id")
@@ -119,8 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("workflow_id")
     query.add_argument("--run-id", "--rid", default="")
     query.add_argument("--type", "-t", dest="query_type", required=True, help="query name")
-    query.add_argument("--input", "-i", action="append", default=[],
-                       help="one JSON argument (repeat for several)")
+    query.add_argument("--input", "-i", action="append", default=[], metavar="JSON",
+                       help=INPUT_HELP)
 
     cancel = actions.add_parser("cancel", parents=[common], help="ask a run to cancel")
     cancel.add_argument("workflow_id")
@@ -131,14 +228,16 @@ def _parser() -> argparse.ArgumentParser:
     signal.add_argument("workflow_id")
     signal.add_argument("--run-id", "--rid", default="")
     signal.add_argument("--name", "-n", required=True, help="signal name")
-    signal.add_argument("--input", "-i", action="append", default=[],
-                        help="one JSON argument (repeat for several)")
+    signal.add_argument("--input", "-i", action="append", default=[], metavar="JSON",
+                        help=INPUT_HELP)
 
     listing = actions.add_parser("list", parents=[common], help="list runs, newest first")
     listing.add_argument("--status", type=str.lower, default=None,
                          choices=["open", "closed", "completed", "failed", "canceled",
-                                  "terminated", "continued_as_new", "timed_out"])
-    listing.add_argument("--type", dest="workflow_type", default=None)
+                                  "terminated", "continued_as_new", "timed_out"],
+                         help="only runs in this state")
+    listing.add_argument("--type", dest="workflow_type", default=None,
+                         help="only runs of this workflow type")
     listing.add_argument(
         "--query", "-q", default=None,
         help="visibility query, e.g. \"WorkflowType = 'Order' AND CloseStatus = 'FAILED' AND "
@@ -161,6 +260,9 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--workflow-type", default=None,
                         help="workflow type to replay (default: the one history names)")
 
+
+def _add_activity_parsers(commands: Any) -> None:
+    common = _common()
     activity = commands.add_parser(
         "activity", help="answer for an activity by its task token (one completed later)")
     activity_actions = activity.add_subparsers(dest="action", required=True)
@@ -168,7 +270,8 @@ def _parser() -> argparse.ArgumentParser:
                                            help="complete an activity with a result")
     complete.add_argument("task_token")
     complete.add_argument("--input", "-i", "--result", dest="result", default=None,
-                          metavar="JSON", help="the result as JSON (default: null)")
+                          metavar="JSON",
+                          help="the result as JSON, @FILE or - for stdin (default: null)")
     fail = activity_actions.add_parser("fail", parents=[common], help="fail an activity")
     fail.add_argument("task_token")
     fail.add_argument("--reason", required=True, help="the failure's reason")
@@ -178,13 +281,17 @@ def _parser() -> argparse.ArgumentParser:
         help="record an activity's progress; says whether it should stop")
     heartbeat.add_argument("task_token")
     heartbeat.add_argument("--input", "-i", dest="details", action="append", default=[],
-                           metavar="JSON", help="one JSON heartbeat detail (repeat for several)")
-    return parser
+                           metavar="JSON",
+                           help="one heartbeat detail as JSON, @FILE or - (repeat for several)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``cadenza`` command with ``argv`` (default: the process's arguments); returns
+    the exit code."""
     args = _parser().parse_args(argv)
     try:
+        if callable(getattr(args, "func", None)):  # commands that bring their own (ui)
+            return int(args.func(args))
         if args.command == "dev":
             from .dev import run_dev
 
@@ -219,7 +326,7 @@ async def _workflow(args: argparse.Namespace) -> int:
     async with Client(domain=args.domain, target=args.address) as client:
         action = args.action
         if action == "start":
-            values = [_json_input(text) for text in args.input]
+            values = _json_inputs(args.input)
             options: dict[str, Any] = {
                 "task_list": args.task_list,
                 "execution_start_to_close_timeout": timedelta(seconds=args.execution_timeout),
@@ -236,21 +343,29 @@ async def _workflow(args: argparse.Namespace) -> int:
                  f"started [bold]{escape(execution.workflow_id)}[/] "
                  f"run [cyan]{escape(execution.run_id)}[/]")
         elif action == "describe":
-            info = await client.describe_workflow(args.workflow_id, args.run_id)
-            if args.json:
-                print(json.dumps(info.raw, indent=2))
+            if args.watch:
+                await _watch_describe(client, args)
             else:
-                _describe(info)
+                info = await client.describe_workflow(args.workflow_id, args.run_id)
+                if args.json:
+                    print(json.dumps(info.raw, indent=2))
+                else:
+                    console.print(describe_view(info.raw))
         elif action == "show":
-            events = await client.get_workflow_history(args.workflow_id, args.run_id)
+            if args.watch:
+                await _watch_history(client, args)
+                return 0
+            with _waiting(f"waiting for {args.workflow_id} to close", enabled=args.wait):
+                events = await client.get_workflow_history(args.workflow_id, args.run_id,
+                                                           wait_for_close=args.wait)
             if args.json:
                 print(json.dumps([e.to_dict() for e in events], indent=2))
             else:
-                console.print(history_table(events, title=args.workflow_id))
+                print_history(console, events, title=_run_title(args))
         elif action == "result":
-            timeout = args.timeout
-            result = await client.get_workflow_result(args.workflow_id, args.run_id,
-                                                      timeout=timeout)
+            with _waiting(f"waiting for the result of {args.workflow_id}"):
+                result = await client.get_workflow_result(args.workflow_id, args.run_id,
+                                                          timeout=args.timeout)
             _out(args, {"result": result}, f"result: {escape(json.dumps(result))}")
         elif action == "terminate":
             await client.terminate_workflow(args.workflow_id, args.run_id, reason=args.reason)
@@ -267,7 +382,7 @@ async def _workflow(args: argparse.Namespace) -> int:
             else:
                 print(new_run_id)  # the bare id, for scripts: RUN=$(cadenza workflow reset ...)
         elif action == "query":
-            values = [_json_input(text) for text in args.input]
+            values = _json_inputs(args.input)
             result = await client.query_workflow(args.workflow_id, args.run_id, args.query_type,
                                                  *values)
             _out(args, {"result": result}, f"result: {escape(json.dumps(result))}")
@@ -276,7 +391,7 @@ async def _workflow(args: argparse.Namespace) -> int:
             _out(args, {"cancel_requested": args.workflow_id},
                  f"cancellation of {escape(args.workflow_id)} requested")
         elif action == "signal":
-            values = [_json_input(text) for text in args.input]
+            values = _json_inputs(args.input)
             await client.signal_workflow(args.workflow_id, args.run_id, args.name, *values)
             _out(args, {"signaled": args.workflow_id, "signal_name": args.name},
                  f"signaled {escape(args.workflow_id)} with {escape(args.name)}")
@@ -285,22 +400,123 @@ async def _workflow(args: argparse.Namespace) -> int:
                 runs, token = await client.list_workflows_page(
                     args.query or "", args.page_size, args.next_page_token,
                     status=args.status, workflow_type=args.workflow_type)
+                runs = await _with_current_history_lengths(client, runs)
                 if args.json:
                     print(json.dumps({"executions": [r.raw for r in runs],
                                       "next_page_token": token}, indent=2))
                 else:
-                    console.print(runs_table(runs))
+                    print_runs(console, runs)
                     if token:
-                        console.print(f"next page: --page --next-page-token {escape(token)}")
+                        console.print(Text(f"next page: --page --next-page-token {token}"),
+                                      soft_wrap=True)
             else:
                 runs = await client.list_workflows(
                     args.query, status=args.status, workflow_type=args.workflow_type,
                     page_size=None if args.all else args.page_size)
+                runs = await _with_current_history_lengths(client, runs)
                 if args.json:
                     print(json.dumps([r.raw for r in runs], indent=2))
                 else:
-                    console.print(runs_table(runs))
+                    print_runs(console, runs)
     return 0
+
+
+def _run_title(args: argparse.Namespace) -> str:
+    return f"{args.workflow_id} run {args.run_id}" if args.run_id else args.workflow_id
+
+
+@contextlib.contextmanager
+def _waiting(text: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner on stderr during a long wait, only when both stdout and stderr are terminals:
+    nothing is written to a pipe or a file (scripts read the output unchanged)."""
+    if not (enabled and console.is_terminal and errors.is_terminal):
+        yield
+        return
+    with errors.status(Text(text)):
+        yield
+
+
+async def _with_current_history_lengths(
+    client: Client, runs: Sequence[WorkflowExecutionInfo],
+) -> list[WorkflowExecutionInfo]:
+    """``runs`` with each open run's history length as of now.
+
+    A visibility record is written when its run starts, upserts or closes, so an open run's
+    stored length is the one it had then; describe reads the run itself (one request per open
+    run listed, a few at a time). A run that closed or vanished meanwhile keeps what was
+    listed."""
+    limit = asyncio.Semaphore(8)
+
+    async def current(run: WorkflowExecutionInfo) -> WorkflowExecutionInfo:
+        if not run.is_open:
+            return run
+        async with limit:
+            try:
+                live = await client.describe_workflow(run.workflow_id, run.run_id)
+            except EntityNotExistsError:
+                return run
+        length = live.history_length
+        return dataclasses.replace(run, history_length=length,
+                                   raw={**run.raw, "history_length": length})
+
+    return list(await asyncio.gather(*(current(run) for run in runs)))
+
+
+async def _poll_describe(client: Client, args: argparse.Namespace) \
+        -> AsyncIterator[WorkflowExecutionInfo]:
+    """The run as described now, then again each time its history grows, until it closes."""
+    last: tuple[str, int | None] | None = None
+    run_id = args.run_id
+    while True:
+        info = await client.describe_workflow(args.workflow_id, run_id)
+        run_id = info.run_id  # the run that was current when the watch began, to its close
+        if (info.status, info.history_length) != last:
+            last = (info.status, info.history_length)
+            yield info
+        if not info.is_open:
+            return
+        await asyncio.sleep(WATCH_INTERVAL)
+
+
+async def _watch_describe(client: Client, args: argparse.Namespace) -> None:
+    """describe --watch: on a terminal one view redrawn in place; elsewhere (and with --json)
+    the run again each time it changes. Ends when the run closes, or on Ctrl-C."""
+    if args.json or not console.is_terminal:
+        async for info in _poll_describe(client, args):
+            if args.json:
+                print(json.dumps(info.raw), flush=True)
+            else:
+                console.print(describe_view(info.raw))
+                console.print()
+        return
+    with Live(console=console, auto_refresh=False) as live:
+        async for info in _poll_describe(client, args):
+            live.update(describe_view(info.raw), refresh=True)
+
+
+async def _watch_history(client: Client, args: argparse.Namespace) -> None:
+    """show --watch: the history so far, then each new event as it is written, one line each
+    (one JSON object per line with --json), until the run closes or Ctrl-C."""
+    run_id = args.run_id
+    shown = 0
+    while True:
+        events = await client.get_workflow_history(args.workflow_id, run_id)
+        if not run_id and events:
+            info = await client.describe_workflow(args.workflow_id, run_id)
+            run_id = info.run_id  # follow this run, not the next one of a chain
+            events = await client.get_workflow_history(args.workflow_id, run_id)
+        if shown == 0 and not args.json:
+            console.print(Text(f"{args.workflow_id} run {run_id}", style="bold"),
+                          soft_wrap=True)
+        for event in events[shown:]:
+            if args.json:
+                print(json.dumps(event.to_dict()), flush=True)
+            else:
+                console.print(event_line(event), soft_wrap=True)
+        shown = max(shown, len(events))
+        if events and events[-1].event_type in CLOSE_EVENTS:
+            return
+        await asyncio.sleep(WATCH_INTERVAL)
 
 
 def _start_schedule_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -337,7 +553,7 @@ def _reset_workflow_id(args: argparse.Namespace) -> str:
             if given else "the workflow id is required (--workflow-id)",
             field="workflow_id",
         )
-    return given.pop()
+    return str(given.pop())
 
 
 async def _activity(args: argparse.Namespace) -> int:
@@ -348,7 +564,7 @@ async def _activity(args: argparse.Namespace) -> int:
     async with Client(domain=args.domain, target=args.address) as client:
         action = args.action
         if action == "complete":
-            result = None if args.result is None else _json_input(args.result)
+            result = None if args.result is None else _json_inputs([args.result])[0]
             await client.complete_activity(args.task_token, result)
             _out(args, {"completed": True}, "activity completed")
         elif action == "fail":
@@ -356,7 +572,7 @@ async def _activity(args: argparse.Namespace) -> int:
             _out(args, {"failed": True, "reason": args.reason},
                  f"activity failed: {escape(args.reason)}")
         elif action == "heartbeat":
-            details = [_json_input(text) for text in args.details]
+            details = _json_inputs(args.details)
             stop = await client.record_activity_heartbeat(args.task_token, *details)
             _out(args, {"cancel_requested": stop}, "cancel requested" if stop else "keep going")
     return 0
@@ -436,12 +652,30 @@ def _module_registry(module: Any) -> Registry:
     return found
 
 
+def _json_inputs(texts: Sequence[str]) -> list[Any]:
+    """The values of ``-i`` options: JSON text, ``@FILE`` (the file's JSON), or ``-`` (stdin's,
+    read once: at most one ``-``)."""
+    if sum(1 for text in texts if text == "-") > 1:
+        raise BadRequestError("--input - (stdin) can be given once", field="input")
+    return [_json_input(text) for text in texts]
+
+
 def _json_input(text: str) -> Any:
+    source = text
+    if text == "-":
+        text, source = sys.stdin.read(), "- (stdin)"
+    elif text.startswith("@"):  # no JSON value starts with @
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as error:
+            raise BadRequestError(f"--input {source}: cannot read {text[1:]!r}: "
+                                  f"{error.strerror or error}", field="input") from None
     try:
         return json.loads(text)
     except ValueError as error:
+        shown = source if source != text else repr(text)
         raise BadRequestError(
-            f"--input {text!r} is not JSON ({error}); quote a string as '\"text\"'",
+            f"--input {shown} is not JSON ({error}); quote a string as '\"text\"'",
             field="input",
         ) from None
 
@@ -452,50 +686,6 @@ def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
         print(json.dumps(data))
     else:
         console.print(text)
-
-
-def _describe(info: WorkflowExecutionInfo) -> None:
-    # Text, not str: ids and payloads are data, never rich markup ("[/]" would not print).
-    table = Table(show_header=False, title=Text(info.workflow_id))
-    for key, value in info.raw.items():
-        table.add_row(Text(key),
-                      Text(json.dumps(value) if isinstance(value, dict | list) else str(value)))
-    console.print(table)
-
-
-def history_table(events: Sequence[HistoryEvent], *, title: str = "history") -> Table:
-    table = Table(title=Text(title))
-    table.add_column("id", justify="right")
-    table.add_column("time")
-    table.add_column("event")
-    table.add_column("attributes", overflow="fold")
-    for event in events:
-        attributes = {
-            k: _short(v) for k, v in event.attributes.items() if v not in (None, "", {}, [])
-        }
-        table.add_row(str(event.event_id), event.timestamp.strftime("%H:%M:%S.%f")[:-3],
-                      str(event.event_type), Text(json.dumps(attributes)))
-    return table
-
-
-def _short(value: Any, limit: int = 80) -> Any:
-    """Long payloads (stack traces, big inputs) cut to their first line and ``limit`` characters."""
-    if not isinstance(value, str):
-        return value
-    first = value.splitlines()[0] if value else value
-    return first if len(first) <= limit and first == value else first[:limit] + " …"
-
-
-def runs_table(runs: Sequence[WorkflowExecutionInfo]) -> Table:
-    table = Table(title="workflow executions")
-    for column in ("workflow id", "run id", "type", "status", "started", "closed"):
-        table.add_column(column)
-    for run in runs:
-        table.add_row(Text(run.workflow_id), Text(run.run_id), Text(run.workflow_type),
-                      run.status,
-                      run.start_time.isoformat(timespec="seconds"),
-                      run.close_time.isoformat(timespec="seconds") if run.close_time else "")
-    return table
 
 
 if __name__ == "__main__":  # pragma: no cover
