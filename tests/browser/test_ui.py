@@ -1,0 +1,225 @@
+"""The web UI in a real browser: the runs list, a run page's timeline and history, and the
+actions (signal, terminate) checked afterwards through the client."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+if not os.environ.get("CI"):  # in CI selenium is installed (dev extra): its absence fails
+    pytest.importorskip("selenium", reason="selenium is not installed (it is in the dev extra)")
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.wait import WebDriverWait
+
+from cadenza import Client
+from cadenza.core import EventType
+from cadenza.testing import Replayer
+
+from .conftest import Stack, UiServer
+from .workflows import reg
+
+#: Generous: the machine may be loaded; nothing asserts how long anything took.
+WAIT_SECONDS = 60
+
+
+def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.2)
+
+
+def css(driver: WebDriver, selector: str) -> WebElement:
+    return wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, selector)))
+
+
+def start(stack: Stack, workflow_type: str, arg: str, *, workflow_id: str) -> str:
+    async def go(client: Client) -> str:
+        run = await client.start_workflow(
+            workflow_type, arg, task_list=stack.task_list, workflow_id=workflow_id,
+            execution_start_to_close_timeout=timedelta(minutes=5))
+        return run.run_id
+    return stack.call(go)
+
+
+def history(stack: Stack, workflow_id: str, run_id: str = "") -> list[Any]:
+    async def go(client: Client) -> list[Any]:
+        return list(await client.get_workflow_history(workflow_id, run_id))
+    return stack.call(go)
+
+
+def wait_for_history(stack: Stack, workflow_id: str, event_type: EventType) -> list[Any]:
+    """The history once it holds ``event_type`` (polled through the client)."""
+    found: list[Any] = []
+
+    def holds(_: object) -> bool:
+        found[:] = history(stack, workflow_id)
+        return any(e.event_type == event_type for e in found)
+
+    WebDriverWait(object(), WAIT_SECONDS, poll_frequency=0.3).until(holds)
+    return found
+
+
+def click(driver: WebDriver, element: WebElement) -> None:
+    """Click it in the middle of the window (never under the sticky top bar)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def fill(dialog: WebElement, name: str, value: str) -> None:
+    field = dialog.find_element(By.CSS_SELECTOR, f"[name='{name}']")
+    field.clear()
+    field.send_keys(value)
+
+
+def test_runs_list_shows_a_run_and_filters_it(browser: WebDriver, ui: UiServer,
+                                              stack: Stack) -> None:
+    workflow_id = f"list-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "Waiting", "listed", workflow_id=workflow_id)
+    browser.get(f"{ui.url}/")
+    row = css(browser, f"tr.run-row[data-workflow-id='{workflow_id}']")
+    assert row.get_attribute("data-run-id") == run_id
+    assert "Waiting" in row.text and run_id in row.text  # the full id, never cut
+    assert row.find_element(By.CSS_SELECTOR, ".pill").get_attribute("data-status") == "OPEN"
+
+    # The query box: the list language narrows the list to this run.
+    box = css(browser, "#list-query")
+    box.clear()
+    box.send_keys(f"WorkflowID = '{workflow_id}'")
+    browser.find_element(By.CSS_SELECTOR, "#query-form button[type=submit]").click()
+    wait(browser).until(lambda d: "query=" in d.current_url)
+    wait(browser).until(lambda d: [r.get_attribute("data-workflow-id") for r in
+                                   d.find_elements(By.CSS_SELECTOR, "tr.run-row")]
+                        == [workflow_id])
+    # A status filter that excludes it: the open run is not among the closed ones.
+    browser.find_element(By.CSS_SELECTOR, ".chip[data-status='closed']").click()
+    css(browser, "#runs-body td.empty")
+    assert not browser.find_elements(By.CSS_SELECTOR, "tr.run-row")
+
+    # A bad query is refused with the API's message, shown to the user.
+    browser.get(f"{ui.url}/#/?query=StartTime%20%3E%20'yesterday'")
+    banner = css(browser, "#banner")
+    assert "BadRequestError" in banner.text and "ISO 8601" in banner.text
+
+    # A click on the row opens its run page.
+    browser.get(f"{ui.url}/")
+    css(browser, f"tr.run-row[data-workflow-id='{workflow_id}'] a").click()
+    assert css(browser, "#run-workflow-id").text == workflow_id
+
+
+def test_run_page_renders_timeline_history_links_and_download(
+        browser: WebDriver, ui: UiServer, stack: Stack) -> None:
+    workflow_id = f"order-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "OrderFlow", workflow_id, workflow_id=workflow_id)
+    wait_for_history(stack, workflow_id, EventType.ActivityTaskCompleted)
+
+    async def approve(client: Client) -> None:
+        await client.signal_workflow(workflow_id, run_id, "approve", "ann")
+    stack.call(approve)
+    events = wait_for_history(stack, workflow_id, EventType.WorkflowExecutionCompleted)
+
+    browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+    assert css(browser, "#run-type").text == "OrderFlow"
+    wait(browser).until(lambda d: d.find_element(
+        By.CSS_SELECTOR, ".run-title .pill").get_attribute("data-status") == "COMPLETED")
+    assert '"approved_by": "ann"' in css(browser, ".io-grid").text
+
+    # The timeline: one row per activity, timer, child, signal and marker, drawn as bars.
+    timeline = css(browser, "#timeline")
+    labels = [e.text for e in timeline.find_elements(By.CSS_SELECTOR, ".row-label")]
+    assert labels[:2] == ["OrderFlow", "decision tasks"]
+    assert {"reserve_stock", "charge_card", "ship", "timer 0", "Invoice", "signal approve",
+            "SideEffect"} <= set(labels)
+    kinds = [e.get_attribute("data-kind") for e in timeline.find_elements(By.CSS_SELECTOR, ".row")]
+    assert kinds.count("activity") == 3 and kinds.count("timer") == 1
+    assert kinds.count("child") == 1 and kinds.count("signal") == 1 and kinds.count("marker") == 1
+    assert len(timeline.find_elements(By.CSS_SELECTOR, ".bar-activity")) == 3
+    # charge_card failed its first attempt: the retry shows before its last attempt's bar.
+    assert timeline.find_elements(By.CSS_SELECTOR, ".row-activity .bar-wait.retry")
+    decisions = [e for e in events if e.event_type == EventType.DecisionTaskCompleted]
+    assert len(timeline.find_elements(By.CSS_SELECTOR, ".tick-decision")) == len(decisions)
+
+    # The history: every event, in order; a row expands to its attributes.
+    rows = browser.find_elements(By.CSS_SELECTOR, "#history-table tr.event-row")
+    assert [int(r.get_attribute("data-event-id") or 0) for r in rows] == [
+        e.event_id for e in events]
+    assert [r.get_attribute("data-event-type") for r in rows] == [
+        str(e.event_type) for e in events]
+    signaled = next(e for e in events if e.event_type == EventType.WorkflowExecutionSignaled)
+    click(browser, browser.find_element(
+        By.CSS_SELECTOR, f"tr.event-row[data-event-id='{signaled.event_id}'] td"))
+    attributes = css(browser, f"tr[data-attributes-of='{signaled.event_id}'] pre")
+    assert json.loads(attributes.text)["signal_name"] == "approve"
+    assert json.loads(attributes.text)["input"] == "ann"  # the payload, decoded
+
+    # The download is the history as `cadenza workflow show --json` writes it: the Replayer
+    # reads it and today's code replays it.
+    text = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "window.cadenzaUi.historyJson(arguments[0], arguments[1])"
+        ".then(done, e => done(String(e)));",
+        workflow_id, run_id)
+    assert json.loads(text) == [e.to_dict() for e in events]
+    Replayer(reg).replay(text)
+
+    # The child's link leads to its run page, which links back to its parent.
+    click(browser, css(browser, ".child-link a"))
+    assert css(browser, "#run-type").text == "Invoice"
+    parent = css(browser, ".fact a[href*='/runs/']")
+    assert workflow_id in parent.text
+    click(browser, parent)
+    assert css(browser, "#run-workflow-id").text == workflow_id
+
+
+def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: UiServer,
+                                                      stack: Stack) -> None:
+    workflow_id = f"wait-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "Waiting", "acted on", workflow_id=workflow_id)
+    wait_for_history(stack, workflow_id, EventType.DecisionTaskCompleted)
+    browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+
+    # The current stack, answered by the worker's replay of the open run.
+    stack_text = css(browser, "#stack-text").text
+    assert "coroutine 1 (Waiting.run):" in stack_text
+    assert 'await workflow.wait_condition(lambda: "stop" in self.messages)' in stack_text
+
+    # Signal, with confirmation in a dialog.
+    css(browser, "#action-signal").click()
+    dialog = css(browser, "#signal-form")
+    fill(dialog, "signal_name", "note")
+    fill(dialog, "args", '"hello from the browser"')
+    dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
+    events = wait_for_history(stack, workflow_id, EventType.WorkflowExecutionSignaled)
+    signal = next(e for e in events if e.event_type == EventType.WorkflowExecutionSignaled)
+    assert signal.attributes["signal_name"] == "note"
+    assert signal.attributes["input"] == '"hello from the browser"'
+    # The page follows the open run: the signal appears on its timeline.
+    wait(browser).until(lambda d: "signal note" in [
+        e.text for e in d.find_elements(By.CSS_SELECTOR, "#timeline .row-label")])
+
+    # A query from the page, answered by the worker.
+    css(browser, "#action-query").click()
+    dialog = css(browser, "#query-form")
+    fill(dialog, "query_type", "messages")
+    dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
+    answer = css(browser, "#query-answer pre")
+    assert json.loads(answer.text) == ["hello from the browser"]
+    dialog.find_element(By.XPATH, ".//button[text()='Close']").click()
+
+    # Terminate, with its reason, confirmed in the dialog.
+    css(browser, "#action-terminate").click()
+    dialog = css(browser, "#terminate-form")
+    fill(dialog, "reason", "ended by the browser test")
+    dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
+    events = wait_for_history(stack, workflow_id, EventType.WorkflowExecutionTerminated)
+    assert events[-1].event_type == EventType.WorkflowExecutionTerminated
+    assert events[-1].attributes["reason"] == "ended by the browser test"
+    wait(browser).until(lambda d: d.find_element(
+        By.CSS_SELECTOR, ".run-title .pill").get_attribute("data-status") == "TERMINATED")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#action-terminate")  # closed: no more
