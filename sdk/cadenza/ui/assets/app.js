@@ -912,6 +912,8 @@
       group.append(s("rect", { x: x(start), y: y + 7, width: Math.max(x(runEnd) - x(start), 3), height: 16,
                                rx: 4, class: cls },
         s("title", {}, `${d.workflow_type}: ${d.status.toLowerCase()} · ${fmtDuration(runEnd - start)}`)));
+      group.append(s("text", { x: x(start) + 8, y: y + 19, class: "run-text" },
+        `${d.status.toLowerCase().replaceAll("_", " ")} · ${fmtDuration(runEnd - start)}${d.status === "OPEN" ? " so far" : ""}`));
       svg.append(group);
     }
     // Decision tasks: each completed one is a point a reset can go back to.
