@@ -22,8 +22,22 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from ._activity_executor import ActivityTaskInput, execute_activity_task, run_local_activity
-from .core import CLOSE_EVENTS, Decision, EventType, HistoryEvent, from_millis, to_millis
-from .core.records import ActivityStart, HistorySince, TaskMessage
+from .core import (
+    CLOSE_EVENTS,
+    Decision,
+    DecisionType,
+    EventType,
+    HistoryEvent,
+    from_millis,
+    to_millis,
+)
+from .core.records import (
+    ActivityStart,
+    DecisionCompletion,
+    EagerActivity,
+    HistorySince,
+    TaskMessage,
+)
 from .core.tasks import ActivityTask, DecisionTask, QueryTask
 from .data_converter import DataConverter
 from .error import (
@@ -65,8 +79,9 @@ class WorkerBackend(Protocol):
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
-        started_at: datetime, identity: str | None = None,
-    ) -> None: ...
+        started_at: datetime, identity: str | None = None, request_id: str | None = None,
+        eager_activities: int = 0, eager_task_list: str = "",
+    ) -> DecisionCompletion: ...
 
     async def fail_decision_task(
         self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
@@ -223,9 +238,27 @@ class Outcome:
     done: bool
     retry_after: int = 0
     note: str = ""
+    #: Activities the decision's completion started for this worker (eager execution): run
+    #: them now (each holds one of the slots the worker reserved), answer by their tokens.
+    eager: tuple[EagerActivity, ...] = ()
 
 
 DONE = Outcome(True)
+#: Most activities one decision completion asks to start eagerly.
+MAX_EAGER_ACTIVITIES = 10
+
+
+class EagerSlots(Protocol):
+    """Free activity slots of a worker that also serves ``task_list``'s activities."""
+
+    @property
+    def task_list(self) -> str: ...
+
+    def reserve(self, most: int) -> int:
+        """Take up to ``most`` free slots without waiting; how many were taken."""
+
+    def release(self, count: int) -> None:
+        """Give back slots reserved and not used."""
 
 
 def _now() -> datetime:
@@ -259,6 +292,7 @@ async def process_decision(
     offload: bool = True,
     clock: Callable[[], datetime] | None = None,
     cache: WorkflowCache | None = None,
+    eager: EagerSlots | None = None,
 ) -> Outcome:
     """Replay the run and complete (or fail) its decision task.
 
@@ -267,6 +301,8 @@ async def process_decision(
     local activity waits between its retries (virtual time in the test environment).
     ``cache`` keeps the run after the task (sticky execution): the next task of the run reads
     only the new events and continues the instance instead of replaying from the start.
+    ``eager`` is the worker's free activity slots: activities the decisions schedule on its
+    task list are asked for in the completion and come back in the outcome, started.
     """
     task = message.task
     assert isinstance(task, DecisionTask)
@@ -344,13 +380,20 @@ async def process_decision(
                 cache.hits += 1
             else:
                 cache.misses += 1
+        reserved = eager.reserve(_eager_wanted(result.decisions, task.task_list, eager)) \
+            if eager is not None else 0
         try:
-            await _answer(partial(
+            # One request id for every try of this completion: a retry after a lost answer
+            # is recognised, and answers with the activities the first one started.
+            completion = await _answer(partial(
                 backend.complete_decision_task, token, result.decisions,
                 history_length=history[-1].event_id + 1, started_at=started_at,
-                identity=identity,
+                identity=identity, request_id=uuid.uuid4().hex,
+                eager_activities=reserved,
+                eager_task_list=eager.task_list if eager is not None and reserved else "",
             ))
         except HistoryChangedError:
+            _give_back(eager, reserved)
             # New events arrived while deciding: decide again on fresh history. The instance
             # made decisions history will never record: only the history is worth keeping.
             if result.sticky is not None:
@@ -358,21 +401,39 @@ async def process_decision(
             held = run
             continue
         except StaleTaskError:
+            _give_back(eager, reserved)
             if result.sticky is not None:
                 result.sticky.close()
             keep(run)
             return Outcome(True, note="stale decision task dropped")
         except BaseException:
+            _give_back(eager, reserved)
             if result.sticky is not None:
                 result.sticky.close()
             raise
+        _give_back(eager, reserved - len(completion.activities))
         if result.sticky is not None:  # None: the run closes with these decisions
             run.sticky = result.sticky
             keep(run)
-        return DONE
+        return Outcome(True, eager=completion.activities)
     if held is not None:
         keep(held)
     return Outcome(False, retry_after=1, note="history kept changing; retrying")
+
+
+def _eager_wanted(decisions: Sequence[Decision], default_task_list: str,
+                  eager: EagerSlots) -> int:
+    """How many of ``decisions``' new activities this worker could run itself."""
+    scheduled = sum(
+        1 for decision in decisions
+        if decision.decision_type is DecisionType.ScheduleActivityTask
+        and (decision.get("task_list") or default_task_list) == eager.task_list)
+    return min(scheduled, MAX_EAGER_ACTIVITIES)
+
+
+def _give_back(eager: EagerSlots | None, count: int) -> None:
+    if eager is not None and count > 0:
+        eager.release(count)
 
 
 async def process_query(
@@ -434,9 +495,11 @@ async def process_activity(
     converter: DataConverter,
     identity: str | None = None,
     heartbeat_throttle: timedelta | None = None,
+    started: ActivityStart | None = None,
 ) -> Outcome:
     """Take the attempt (a copy of one already running is dropped), run it with heartbeats
-    that carry progress and cancellation, and report how it ended."""
+    that carry progress and cancellation, and report how it ended. ``started``: the attempt
+    was recorded started for this worker already (eager execution: no start to send)."""
     task = message.task
     assert isinstance(task, ActivityTask)
     token = message.task_token
@@ -446,8 +509,11 @@ async def process_activity(
         definition = None
     try:
         # One id for every try of this start: a try whose answer was lost is recognised.
-        start = await _answer(partial(backend.start_activity_task, token, identity=identity,
-                                      request_id=uuid.uuid4().hex))
+        if started is not None:
+            start = started
+        else:
+            start = await _answer(partial(backend.start_activity_task, token,
+                                          identity=identity, request_id=uuid.uuid4().hex))
         if definition is None:
             known = ", ".join(sorted(registry.activities)) or "none"
             await _answer(partial(

@@ -21,11 +21,18 @@ from typing import Any
 from ._http import ApiTransport, Transport, path_part
 from .core import Decision, HistoryEvent, from_millis
 from .core.cron import CronSchedule
-from .core.records import ActivityStart, HistorySince
+from .core.records import (
+    ActivityStart,
+    DecisionCompletion,
+    EagerActivity,
+    HistorySince,
+    TaskMessage,
+)
 from .core.retry import RetryPolicy
 from .data_converter import DataConverter, DefaultDataConverter
 from .error import (
     BadRequestError,
+    InternalServiceError,
     ServiceBusyError,
     WorkflowExecutionCanceledError,
     WorkflowExecutionFailedError,
@@ -539,13 +546,21 @@ class Client:
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
-        started_at: datetime, identity: str | None = None,
-    ) -> None:
-        await self.transport.call("POST", "/api/v1/tasks/decision/complete", json={
+        started_at: datetime, identity: str | None = None, request_id: str | None = None,
+        eager_activities: int = 0, eager_task_list: str = "",
+    ) -> DecisionCompletion:
+        """Complete a decision task with its decisions (used by workers). With
+        ``eager_activities``, the answer carries up to that many of the activities they
+        schedule on ``eager_task_list``, already recorded started for this worker."""
+        answer = await self.transport.call("POST", "/api/v1/tasks/decision/complete", json={
             "task_token": task_token, "decisions": [d.to_dict() for d in decisions],
             "history_length": history_length, "started_at": started_at.isoformat(),
             "identity": identity or self._identity,
+            "request_id": request_id or str(uuid.uuid4()),
+            **({"eager_activities": eager_activities, "eager_task_list": eager_task_list}
+               if eager_activities else {}),
         })
+        return _completion(answer)
 
     async def fail_decision_task(
         self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
@@ -599,6 +614,19 @@ class Client:
             "task_token": task_token, "details": details, "identity": identity or self._identity,
             "request_id": str(uuid.uuid4()),
         })
+
+
+def _completion(answer: dict[str, Any]) -> DecisionCompletion:
+    """A decision completion's answer (service.api.completion_answer) as typed records."""
+    activities = []
+    for item in answer.get("activity_tasks") or ():
+        message = TaskMessage.parse(str(item.get("message")))
+        if message is None:
+            raise InternalServiceError("the engine answered an eager task that is not one")
+        activities.append(EagerActivity(message=message, start=ActivityStart(
+            attempt=int(item["attempt"]), heartbeat_details=item.get("heartbeat_details"),
+            started_time=int(item["started_time"]))))
+    return DecisionCompletion(activities=tuple(activities))
 
 
 class RetryingTransport:

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ._tasks import (
     DEFAULT_CACHED_WORKFLOWS,
+    MAX_EAGER_ACTIVITIES,
     WorkerBackend,
     WorkflowCache,
     process_activity,
@@ -46,6 +47,7 @@ def lambda_handler(
     converter: DataConverter | None = None,
     sqs: Any = None,
     max_cached_workflows: int = DEFAULT_CACHED_WORKFLOWS,
+    max_eager_activities: int = MAX_EAGER_ACTIVITIES,
 ) -> Callable[[dict[str, Any], Any], Any]:
     """The Lambda handler for SQS task-list events of ``registry``'s workflows and activities.
 
@@ -53,6 +55,11 @@ def lambda_handler(
     ``sqs`` is the client that delays a task to retry (default: boto3's, from the environment).
     The handler keeps up to ``max_cached_workflows`` runs between warm invocations of the
     execution environment (sticky execution: a run's next task reads only its new events).
+    A decision that schedules activities of its own task list (this function serves that
+    list's activity queue too) asks for up to ``max_eager_activities`` of them in its
+    completion and runs them in the same invocation, without a queue round trip: the
+    function's timeout must leave room for them (an attempt cut short by it is retried when
+    its start-to-close timeout passes). 0 sends every activity through its queue.
     """
     codec = converter or DefaultDataConverter()
     state: dict[str, Any] = {}
@@ -92,10 +99,18 @@ def lambda_handler(
             outcome = asyncio.run(process_query(engine(), registry, message, converter=codec,
                                                 cache=cache))
         elif isinstance(task, DecisionTask):
+            slots = _EagerSlots(task.task_list, max_eager_activities)
             outcome = asyncio.run(process_decision(
                 engine(), registry, message, converter=codec, receive_count=receive_count,
-                cache=cache,
+                cache=cache, eager=slots if max_eager_activities > 0 else None,
             ))
+            for eager in outcome.eager:
+                try:
+                    asyncio.run(process_activity(engine(), registry, eager.message,
+                                                 converter=codec, started=eager.start))
+                except Exception:  # its start-to-close timeout retries the attempt
+                    logger.exception("eager activity %s failed",
+                                     eager.message.task.scheduled_event_id)
         else:
             outcome = asyncio.run(process_activity(engine(), registry, message, converter=codec))
         if not outcome.done:
@@ -115,6 +130,22 @@ def lambda_handler(
 
     handler.cache = cache  # type: ignore[attr-defined]
     return handler
+
+
+class _EagerSlots:
+    """One invocation runs its eager activities one after the other, after the decision."""
+
+    def __init__(self, task_list: str, most: int) -> None:
+        self.task_list = task_list
+        self._free = most
+
+    def reserve(self, most: int) -> int:
+        taken = max(0, min(most, self._free))
+        self._free -= taken
+        return taken
+
+    def release(self, count: int) -> None:
+        self._free += max(0, count)
 
 
 _queue_urls: dict[str, str] = {}

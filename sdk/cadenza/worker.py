@@ -30,6 +30,7 @@ from ._tasks import (
 from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
 from .core import DecisionTask, QueryTask, TaskKind
+from .core.records import EagerActivity
 
 __all__ = ["Worker", "WorkerOptions"]
 
@@ -105,6 +106,8 @@ class Worker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._poll_wait: int | None = None
         self._cache = WorkflowCache(self._options.max_cached_workflows)
+        #: The activity slots decision completions may fill at once (eager activities).
+        self._eager: _EagerSlots | None = None
 
     @property
     def client(self) -> Client:
@@ -189,6 +192,8 @@ class Worker:
                 capacity = _Capacity(self._options.max_concurrent_activity_execution_size)
                 rate = self._options.task_list_activities_per_second
                 pace = _Pace(rate) if rate > 0 else None
+                if pace is None:  # a paced worker takes every activity through its pace
+                    self._eager = _EagerSlots(self._task_list, capacity)
             pollers += [asyncio.create_task(self._poll(kind, capacity, pace))
                         for _ in range(count)]
         try:
@@ -279,8 +284,10 @@ class Worker:
                 outcome = await process_decision(
                     self._client, self._registry, message.message,
                     converter=self._client.data_converter, receive_count=message.receive_count,
-                    identity=self._identity, cache=self._cache,
+                    identity=self._identity, cache=self._cache, eager=self._eager,
                 )
+                for eager in outcome.eager:
+                    self._track(asyncio.create_task(self._run_eager(eager)))
             else:
                 keeper = asyncio.create_task(self._keep_invisible(message))
                 outcome = await process_activity(
@@ -299,6 +306,28 @@ class Worker:
             if keeper is not None:
                 keeper.cancel()
             capacity.give_back(1)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run_eager(self, eager: EagerActivity) -> None:
+        """Run an activity the decision completion started for this worker (no message to
+        delete or keep hidden: if this worker dies, its start-to-close deadline retries it)."""
+        assert self._eager is not None
+        try:
+            outcome = await process_activity(
+                self._client, self._registry, eager.message,
+                converter=self._client.data_converter, identity=self._identity,
+                started=eager.start,
+            )
+            if outcome.note:
+                logger.info("%s", outcome.note)
+        except Exception:
+            logger.exception("eager activity %s failed; its timeout will retry it",
+                             eager.message.task.scheduled_event_id)
+        finally:
+            self._eager.release(1)
 
     async def _finish(self, queues: SqsTaskLists, message: ReceivedMessage, outcome: Outcome) \
             -> None:
@@ -337,10 +366,30 @@ class _Capacity:
         self._free -= taken
         return taken
 
+    def take_now(self, most: int) -> int:
+        """Take up to ``most`` without waiting (an eager task only runs if there is room)."""
+        taken = max(0, min(most, self._free))
+        self._free -= taken
+        return taken
+
     def give_back(self, count: int) -> None:
         if count > 0:
             self._free += count
             self._room.set()
+
+
+class _EagerSlots:
+    """The activity slots of a worker, as decision completions reserve them (eager tasks)."""
+
+    def __init__(self, task_list: str, capacity: _Capacity) -> None:
+        self.task_list = task_list
+        self._capacity = capacity
+
+    def reserve(self, most: int) -> int:
+        return self._capacity.take_now(most)
+
+    def release(self, count: int) -> None:
+        self._capacity.give_back(count)
 
 
 class _Pace:

@@ -154,8 +154,12 @@ def history(service: WorkflowService, workflow_id: str) -> list[Any]:
     return service.get_history("default", workflow_id)[1]
 
 
-def handler_for(service: WorkflowService, registry: Registry = reg, sqs: Any = None) -> Handler:
-    return lambda_handler(registry, backend=ServiceBackend(service, domain="default"), sqs=sqs)
+def handler_for(service: WorkflowService, registry: Registry = reg, sqs: Any = None,
+                **options: Any) -> Handler:
+    # Every activity through its queue, unless a test asks for eager ones.
+    options.setdefault("max_eager_activities", 0)
+    return lambda_handler(registry, backend=ServiceBackend(service, domain="default"), sqs=sqs,
+                          **options)
 
 
 def test_a_workflow_runs_to_completion_through_lambda_events(
@@ -278,3 +282,32 @@ def test_a_record_that_is_not_a_task_is_dropped_not_retried_forever(
     assert deliver(handler, lists, TaskKind.DECISION, messages) == set()
     # The real task among them was processed.
     assert history(service, workflow_id)[-1].event_type is EventType.ActivityTaskScheduled
+
+
+def test_an_eager_activity_runs_in_the_decisions_invocation_without_a_queue(
+    service: WorkflowService, lists: TaskLists,
+) -> None:
+    handler = handler_for(service, max_eager_activities=10)
+    workflow_id = start(service, lists, "SingleActivity", '"hi"')
+
+    first = lists.receive(TaskKind.DECISION)
+    assert deliver(handler, lists, TaskKind.DECISION, first) == set()
+    # The activity ran in that invocation: its result scheduled the next decision task, and
+    # nothing waits on the activity queue (one short receive proves it empty).
+    empty = lists.sqs.receive_message(QueueUrl=lists.url(TaskKind.ACTIVITY),
+                                      MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert empty.get("Messages", []) == []
+    second = lists.receive(TaskKind.DECISION)
+    assert deliver(handler, lists, TaskKind.DECISION, second) == set()
+
+    result = service.get_result("default", workflow_id)
+    assert str(result.status) == "COMPLETED"
+    assert result.close_attributes["result"] == '"hi"'
+    events = history(service, workflow_id)
+    (scheduled,) = [e for e in events if e.event_type is EventType.ActivityTaskScheduled]
+    (started,) = [e for e in events if e.event_type is EventType.ActivityTaskStarted]
+    assert started.timestamp == scheduled.timestamp
+    # The run was closed by its second decision: the warm cache no longer holds it, and the
+    # second decision was decided by the instance kept from the first.
+    cache = handler.cache  # type: ignore[attr-defined]
+    assert (cache.hits, cache.misses, len(cache)) == (1, 1, 0)

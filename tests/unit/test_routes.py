@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from cadenza.core.records import DecisionCompletion
 from cadenza.error import BadRequestError
 from cadenza.service import WorkflowService
 from cadenza.service.routes import ROUTES, ApiRequest, ApiResponse, Route, match
@@ -300,7 +301,7 @@ def test_query_wait_seconds(wait: Any) -> None:
 
 
 def test_complete_decision_task_checks_history_length_and_started_at() -> None:
-    service = FakeService()
+    service = FakeService(complete_decision_task=DecisionCompletion())
     path = "/api/v1/tasks/decision/complete"
     with pytest.raises(BadRequestError) as raised:
         call("POST", path, service, body={"task_token": "t", "history_length": True})
@@ -313,7 +314,7 @@ def test_complete_decision_task_checks_history_length_and_started_at() -> None:
 
     assert call("POST", path, service, body={
         "task_token": "t", "history_length": 3, "started_at": "2024-05-01T10:00:00Z",
-    }) == ApiResponse(200, {})
+    }) == ApiResponse(200, {"activity_tasks": []})  # no eager activities asked for
     assert service.calls[0][0] == "complete_decision_task"
 
 

@@ -53,6 +53,14 @@ class CompleteDecisionTask:
     decisions: Sequence[Decision] = field(default_factory=tuple)
     identity: str = ""
     binary_checksum: str = ""
+    #: The same completion sent again (its answer was lost) changes nothing and answers with
+    #: the activities the first one started eagerly.
+    request_id: str = ""
+    #: Eager execution: how many of the activities these decisions schedule on
+    #: ``eager_task_list`` the completing worker takes at once. They are recorded started in
+    #: this commit (for ``identity``) and sent to no queue; their deadlines guard them.
+    eager_activities: int = 0
+    eager_task_list: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

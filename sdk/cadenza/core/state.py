@@ -67,6 +67,9 @@ class PendingActivity:
     cancel_requested: bool = False
     #: Which deadline-timer chain is current: older chains are dropped when they surface.
     timer_seq: int = 0
+    #: The request id of the decision completion that started this attempt eagerly (its
+    #: retry answers with the same task); empty for an attempt a worker took from a queue.
+    eager_request: str = ""
 
     @property
     def started(self) -> bool:

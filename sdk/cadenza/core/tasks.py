@@ -290,6 +290,9 @@ def tasks_of(state: RunState, events: Iterable[HistoryEvent]) -> tuple[Task, ...
                     event.attributes.get("start_to_close_timeout_seconds") or 10),
             ))
         elif kind is EventType.ActivityTaskScheduled:
+            pending = state.activity(event.event_id) if state.is_open else None
+            if pending is not None and pending.started:
+                continue  # started eagerly by the worker that scheduled it: no queue
             tasks.append(activity_task(state, event, attempt=0,
                                        scheduled_time=to_millis(event.timestamp)))
         elif kind is EventType.TimerStarted:

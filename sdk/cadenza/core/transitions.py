@@ -330,6 +330,8 @@ def _complete_decision(
         cancelled += _DECISIONS[item.decision_type].apply(batch, item, completed_id)
         if not batch.state.is_open:
             break
+    if command.eager_activities > 0 and batch.state.is_open:
+        _start_eagerly(batch, command)
     if batch.state.is_open:
         # Written after the decisions' own events, so each decision's events stay together.
         for pending in cancelled:
@@ -699,6 +701,30 @@ def _start_activity(state: RunState, command: StartActivityTask, now: datetime) 
         # the armed one is earlier it simply re-arms for the new deadline when it surfaces.
         _arm_deadline(batch, started)
     return batch.done()
+
+
+def _start_eagerly(batch: Batch, command: CompleteDecisionTask) -> None:
+    """Record started, for the completing worker, the first ``eager_activities`` activities
+    this commit schedules on ``eager_task_list`` (eager execution). Each gets one deadline
+    chain, for the started attempt, in place of the one its schedule armed: that timer was
+    never committed, so dropping it loses nothing."""
+    left = command.eager_activities
+    for event in list(batch.events):
+        if left <= 0:
+            return
+        if event.event_type is not EventType.ActivityTaskScheduled \
+                or event.attributes.get("task_list") != command.eager_task_list:
+            continue
+        pending = batch.state.activity(event.event_id)
+        if pending is None or pending.started:
+            continue
+        batch.outbox = [task for task in batch.outbox if not (
+            isinstance(task, TimerTask) and task.timer_kind is TimerKind.ACTIVITY_TIMEOUT
+            and task.started_event_id == pending.scheduled_event_id)]
+        started = replace(pending, started_time=batch.now_ms, started_identity=command.identity,
+                          eager_request=command.request_id)
+        _arm_deadline(batch, started)
+        left -= 1
 
 
 def _heartbeat(state: RunState, command: RecordActivityHeartbeat, now: datetime) -> Transition:

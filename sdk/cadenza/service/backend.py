@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..core import Decision, HistoryEvent
-from ..core.records import ActivityStart, HistorySince
+from ..core.records import ActivityStart, DecisionCompletion, HistorySince
 from .engine import WorkflowService
 
 
@@ -57,12 +57,15 @@ class ServiceBackend:
 
     async def complete_decision_task(
         self, task_token: str, decisions: Sequence[Decision], *, history_length: int,
-        started_at: datetime, identity: str | None = None,
-    ) -> None:
-        await asyncio.to_thread(
+        started_at: datetime, identity: str | None = None, request_id: str | None = None,
+        eager_activities: int = 0, eager_task_list: str = "",
+    ) -> DecisionCompletion:
+        return await asyncio.to_thread(
             self.service.complete_decision_task, task_token,
             decisions=decisions, history_length=history_length,
             started_at=started_at, identity=identity or self.identity,
+            request_id=request_id or "", eager_activities=eager_activities,
+            eager_task_list=eager_task_list,
         )
 
     async def fail_decision_task(

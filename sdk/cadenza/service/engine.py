@@ -58,7 +58,14 @@ from ..core.commands import (
 from ..core.ids import next_run_id
 from ..core.outbox import still_needed
 from ..core.policies import ReusePolicy
-from ..core.records import ActivityStart, OutgoingMessage, StoredBatch, TaskMessage
+from ..core.records import (
+    ActivityStart,
+    DecisionCompletion,
+    EagerActivity,
+    OutgoingMessage,
+    StoredBatch,
+    TaskMessage,
+)
 from ..core.state import ParentRun
 from ..core.transitions import check_payload
 from ..error import (
@@ -708,9 +715,21 @@ class WorkflowService:
         started_at: datetime,
         identity: str = "",
         binary_checksum: str = "",
-    ) -> None:
+        request_id: str = "",
+        eager_activities: int = 0,
+        eager_task_list: str = "",
+    ) -> DecisionCompletion:
+        """Commit the decisions. With ``eager_activities``, up to that many of the activities
+        they schedule on ``eager_task_list`` are recorded started for ``identity`` in the same
+        commit and come back in the answer, with their tokens, instead of through a queue;
+        the same completion retried (``request_id``) answers with the same activities."""
         token = self._token(task_token, TaskKind.DECISION)
-        self._update(
+        if eager_activities < 0:
+            raise BadRequestError("eager_activities cannot be negative", field="eager_activities")
+        if eager_activities and not (eager_task_list and request_id):
+            raise BadRequestError("eager activities need eager_task_list and request_id",
+                                  field="eager_task_list")
+        batch = self._update(
             token.domain, token.workflow_id, token.run_id,
             CompleteDecisionTask(
                 scheduled_event_id=token.scheduled_event_id,
@@ -720,8 +739,49 @@ class WorkflowService:
                 decisions=tuple(decisions),
                 identity=identity,
                 binary_checksum=binary_checksum,
+                request_id=request_id,
+                eager_activities=eager_activities,
+                eager_task_list=eager_task_list,
             ),
         )
+        if not eager_activities:
+            return DecisionCompletion()
+        return DecisionCompletion(activities=tuple(self._eager_activities(token, batch,
+                                                                          request_id)))
+
+    def _eager_activities(self, token: TaskToken, batch: StoredBatch | None,
+                          request_id: str) -> list[EagerActivity]:
+        """The attempts a decision completion started eagerly, as their worker receives them:
+        from its commit, or (a retry that committed nothing) from the run's state, for those
+        still running, their ActivityTaskScheduled read from the commit that wrote it."""
+        if batch is not None:
+            state = batch.state
+            scheduled = {e.event_id: e for e in batch.events
+                         if e.event_type is core.EventType.ActivityTaskScheduled}
+        else:
+            state = self.latest(token.domain, token.workflow_id, token.run_id).state
+            scheduled = {}
+        found = []
+        for pending in state.activities:
+            if not request_id or pending.eager_request != request_id or pending.attempt \
+                    or pending.started_time is None:
+                continue
+            event = scheduled.get(pending.scheduled_event_id)
+            if event is None:
+                origin = self.store.read_batch(state.domain, state.workflow_id, state.run_id,
+                                               pending.scheduled_version)
+                event = next((e for e in origin.events
+                              if e.event_id == pending.scheduled_event_id), None) \
+                    if origin is not None else None
+                if event is None:  # pragma: no cover - the commit that scheduled it exists
+                    continue
+            task = activity_task(state, event, attempt=0, scheduled_time=pending.scheduled_time)
+            found.append(EagerActivity(
+                message=TaskMessage(task, self.tokens.issue(task)),
+                start=ActivityStart(attempt=0, heartbeat_details=pending.heartbeat_details,
+                                    started_time=pending.started_time),
+            ))
+        return found
 
     def fail_decision_task(
         self,

@@ -29,7 +29,7 @@ from .._activity_definition import ActivityDefinition
 from .._fn_signature import FnSignature
 from ..client import Client
 from ..core import TaskKind, TimerTask
-from ..core.records import OutgoingMessage, StoredBatch, TaskMessage
+from ..core.records import ActivityStart, EagerActivity, OutgoingMessage, StoredBatch, TaskMessage
 from ..data_converter import DataConverter, DefaultDataConverter
 from ..error import (
     EntityNotExistsError,
@@ -472,6 +472,18 @@ class TestWorkflowEnvironment:
         self._running.discard(task)
         self._notify()
 
+    async def _run_activity(self, message: TaskMessage,
+                            started: ActivityStart | None = None) -> _tasks.Outcome:
+        return await _tasks.process_activity(
+            self.client, self._registry, message, converter=self._converter,
+            identity=self._identity, heartbeat_throttle=timedelta(0), started=started,
+        )
+
+    async def _run_eager(self, eager: EagerActivity) -> None:
+        # No message to redeliver: a failure here is retried by the attempt's deadline.
+        with contextlib.suppress(Exception):
+            await self._run_activity(eager.message, eager.start)
+
     async def _run(self, message: OutgoingMessage) -> None:
         parsed = TaskMessage.parse(message.body)
         assert parsed is not None
@@ -486,12 +498,14 @@ class TestWorkflowEnvironment:
                     self.client, self._registry, parsed, converter=self._converter,
                     identity=self._identity, offload=False, clock=self._clock.now,
                     local_activity_sleep=lambda _seconds: None, cache=self.workflow_cache,
+                    eager=_EagerSlots(task.task_list) if self._served(task.task_list) else None,
                 )
+                for eager in outcome.eager:  # started by the completion: run them at once
+                    runner = asyncio.get_running_loop().create_task(self._run_eager(eager))
+                    self._running.add(runner)
+                    runner.add_done_callback(self._activity_done)
             else:
-                outcome = await _tasks.process_activity(
-                    self.client, self._registry, parsed, converter=self._converter,
-                    identity=self._identity, heartbeat_throttle=timedelta(0),
-                )
+                outcome = await self._run_activity(parsed)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -501,3 +515,15 @@ class TestWorkflowEnvironment:
         if not outcome.done:
             self._queues.retry_later(message, outcome.retry_after)
 
+
+class _EagerSlots:
+    """The environment's worker serves every task list with unbounded activity slots."""
+
+    def __init__(self, task_list: str) -> None:
+        self.task_list = task_list
+
+    def reserve(self, most: int) -> int:
+        return most
+
+    def release(self, count: int) -> None:
+        """Nothing to give back: slots are unbounded."""
