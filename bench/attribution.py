@@ -184,6 +184,8 @@ class Ledger:
         self.tallies: dict[str | None, dict[tuple[str, str], Tally]] = defaultdict(
             lambda: defaultdict(Tally))
         self.timers = _TimerMessages()
+        #: Schedules the engine created and nobody deleted yet: name -> (workflow, fire time)
+        self.schedules: dict[str, tuple[str | None, float]] = {}
         self.receipts: dict[str, str] = {}
         #: (pk, sk) of a visibility item -> its index keys, to price the index writes of a put
         self._index_keys: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -361,7 +363,7 @@ class Ledger:
             return "commit (state read)"
         if _any(stack, "service/engine:get_result", "service/engine:_wait_closed"):
             return "result polling"
-        if _any(stack, "service/engine:get_history"):
+        if _any(stack, "service/engine:get_history", "service/engine:history_after"):
             return "history read (decision task)"
         if _any(stack, "service/engine:perform"):
             return "effects"
@@ -431,7 +433,11 @@ class Ledger:
             if timer:
                 self._timers_sent(bodies, workflows)
             stack = _stack()
-            if _any(stack, "service/engine:on_committed"):
+            if _any(stack, "local/runtime:_fire_if_due"):
+                where = "timer firing"  # a schedule putting its timer on the queue
+                for body in bodies:
+                    self.scheduler_fired(body)
+            elif _any(stack, "service/engine:on_committed", "service/engine:on_committed_all"):
                 where = "stream redrive"
             elif _any(stack, "service/engine:_after", "service/engine:_dispatch_retry"):
                 where = "task dispatch"
@@ -491,16 +497,45 @@ class Ledger:
                 self.timers.received[self._digest(body)] += 1
 
     def _scheduler(self, operation: str, params: dict[str, Any]) -> None:
-        if operation == "CreateSchedule":
-            body = str((params.get("Target") or {}).get("Input", ""))
-            # The schedule is billed when it fires, and then puts the timer on the timer queue.
-            usd = self.prices.scheduler_invocation + self.prices.sqs_standard_request
-            self._book([_workflow_of_body(body)], "task dispatch",
-                       "scheduler:CreateSchedule (+ its invocation and SQS send)",
-                       Tally(requests=2, usd_m=usd))
-        else:  # the local runtime firing schedules, as EventBridge Scheduler would
+        stack = _stack()
+        name = str(params.get("Name", ""))
+        if not _any(stack, "aws/timers:retire", "aws/timers:_schedule"):
+            # The local runtime firing schedules, as EventBridge Scheduler would.
+            if operation == "DeleteSchedule":
+                with self._lock:
+                    self.schedules.pop(name, None)  # it fired (its invocation is booked)
             self._book([None], "other", f"scheduler:{operation} (local emulation, not billed)",
                        Tally(requests=1))
+            return
+        where = "stream redrive" if _any(stack, "service/engine:on_committed_all") \
+            else "task dispatch"
+        workflow = None
+        if operation == "CreateSchedule":
+            body = str((params.get("Target") or {}).get("Input", ""))
+            workflow = _workflow_of_body(body)
+            try:
+                fire_at = float(json.loads(body)["task"]["fire_at"]) / 1000
+            except (ValueError, KeyError, TypeError):
+                fire_at = 0.0
+            with self._lock:
+                self.schedules.setdefault(name, (workflow, fire_at))
+        elif operation == "DeleteSchedule":
+            with self._lock:
+                workflow = (self.schedules.pop(name, None) or (None, 0.0))[0]
+        # Scheduler bills the invocations of schedules, not the calls that manage them.
+        self._book([workflow], where, f"scheduler:{operation} (not billed)", Tally(requests=1))
+
+    def scheduler_fired(self, body: str) -> None:
+        """A schedule put its timer on the timer queue: one Scheduler invocation."""
+        self._book([_workflow_of_body(body)], "timer firing", "scheduler:invocation",
+                   Tally(requests=1, usd_m=self.prices.scheduler_invocation))
+
+    def pending_schedules(self, scenario: str) -> list[float]:
+        """Fire times of ``scenario``'s schedules never deleted: each will be invoked, put its
+        timer on the queue, and surface there stale."""
+        with self._lock:
+            return [fire_at for workflow, fire_at in self.schedules.values()
+                    if self.scenario(workflow) == scenario]
 
     # --- reading the ledger ---------------------------------------------------------------
 
@@ -536,6 +571,19 @@ def surfacing_batches(pending: Iterable[tuple[int, float]], *, size: int = 10) -
     no other message is counted on to share a batch (as when runs go one at a time)."""
     groups = Counter((request, math.ceil(fire_at)) for request, fire_at in pending)
     return sum(math.ceil(count / size) for count in groups.values())
+
+
+def stale_schedule_cost(schedules: int,
+                        prices: price_table.PriceTable = price_table.CURRENT) \
+        -> dict[tuple[str, str], Tally]:
+    """What schedules never deleted cost when they fire: an invocation and the SQS send that
+    puts the timer on the queue (where it then surfaces stale: stale_timer_cost)."""
+    return {
+        ("timer firing (projected)", "scheduler:invocation"):
+            Tally(requests=schedules, usd_m=schedules * prices.scheduler_invocation),
+        ("timer firing (projected)", "sqs:SendMessage [timer queue]"):
+            Tally(requests=schedules, usd_m=schedules * prices.sqs_standard_request),
+    }
 
 
 def stale_timer_cost(messages: int, batches: int,

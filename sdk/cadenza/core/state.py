@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, dataclass, fields, is_dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -126,19 +126,40 @@ class PendingExternal:
 #: How many request ids of recent requests (signals, cancels, completions by token ...) a run
 #: remembers, so that a request retried after its answer was lost changes nothing. A retry
 #: follows its lost answer within seconds; 128 newer requests of one run in between would
-#: take a hot run indeed, and each remembered id costs 14 bytes of every commit.
+#: take a hot run indeed, and each remembered id costs 8 bytes of every commit.
 REQUEST_IDS_KEPT = 128
-#: Characters of a request id's digest as the state keeps it (8 bytes of SHA-256, base64).
-REQUEST_DIGEST_LENGTH = 11
+#: Characters of a request id's digest as the state keeps it (6 bytes of SHA-256, base64).
+REQUEST_DIGEST_LENGTH = 8
 
 
 def request_digest(request_id: str) -> str:
-    """The short form of a request id a run remembers: 8 bytes of its SHA-256 (URL-safe
-    base64, no padding). A new request passes for one of the 128 remembered with probability
-    about 2**-57: a retry is still told from a new request, at a third of a UUID's 36
-    characters, so the state stays small in every commit that rewrites it."""
-    digest = hashlib.sha256(request_id.encode()).digest()[:8]
-    return base64.urlsafe_b64encode(digest).decode()[:REQUEST_DIGEST_LENGTH]
+    """The short form of a request id a run remembers: 6 bytes of its SHA-256 (URL-safe
+    base64, 8 characters). A new request passes for one of the 128 remembered with
+    probability about 2**-41: a retry is still told from a new request, at a fifth of a
+    UUID's 36 characters, so the state stays small in every commit that rewrites it."""
+    digest = hashlib.sha256(request_id.encode()).digest()[:6]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _compact(value: Any) -> Any:
+    """A state's JSON form without the fields that hold their defaults (most of them, most
+    of the time: the commit that rewrites the state stays small)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out = {}
+        for f in fields(value):
+            item = getattr(value, f.name)
+            default = f.default if f.default is not MISSING else (
+                f.default_factory() if f.default_factory is not MISSING else MISSING)
+            if default is MISSING or item != default:
+                out[f.name] = _compact(item)
+        return out
+    if isinstance(value, tuple | list):
+        return [_compact(item) for item in value]
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,14 +243,17 @@ class RunState:
         return replace(self, request_ids=kept)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = str(self.status)
+        """The stored form: fields at their defaults left out, the remembered request ids as
+        one string of their digests."""
+        data: dict[str, Any] = _compact(self)
+        if self.request_ids:
+            data["request_ids"] = "".join(self.request_ids)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunState:
         values = dict(data)
-        values["status"] = RunStatus(values["status"])
+        values["status"] = RunStatus(values.get("status") or RunStatus.OPEN)
         decision = values.get("decision")
         values["decision"] = PendingDecision(**decision) if decision else None
         values["activities"] = tuple(PendingActivity(**a) for a in values.get("activities") or ())
@@ -238,10 +262,12 @@ class RunState:
         values["parent"] = ParentRun(**parent) if parent else None
         values["children"] = tuple(PendingChild(**c) for c in values.get("children") or ())
         values["externals"] = tuple(PendingExternal(**e) for e in values.get("externals") or ())
-        # States stored before digests kept whole ids: read them as their digests.
-        values["request_ids"] = tuple(
-            r if len(r) == REQUEST_DIGEST_LENGTH else request_digest(r)
-            for r in values.get("request_ids") or ())
+        remembered = values.get("request_ids") or ""
+        if isinstance(remembered, str):
+            n = REQUEST_DIGEST_LENGTH
+            values["request_ids"] = tuple(remembered[i:i + n] for i in range(0, len(remembered), n))
+        else:  # stored before digests: a list of whole ids (or of longer digests)
+            values["request_ids"] = tuple(request_digest(r) for r in remembered)
         return cls(**values)
 
 
