@@ -399,3 +399,96 @@ def test_cluster_tells_workers_where_the_queues_are(
     assert info["queue_prefix"] == local_stack.environment["CADENZA_QUEUE_PREFIX"]
     assert info["queue_prefix"]
     assert info["emulated"] is True
+
+
+# --- abuse over the wire: limits in bytes, surrogates, traversal, size, the document ----------
+
+
+def test_a_700_character_non_ascii_workflow_id_is_a_400_not_a_500(http: httpx.Client) -> None:
+    from cadenza.core.limits import MAX_ID_BYTES
+
+    workflow_id = "日" * 700  # 2,100 bytes: past DynamoDB's key limit
+    answer = bad_request(http.post(WORKFLOWS, json=start_body(workflow_id=workflow_id)),
+                         "workflow_id")
+    assert answer["details"]["limit"] == MAX_ID_BYTES
+    # Reading it back is refused the same way (the path's id is over the limit too): a 400,
+    # where DynamoDB's key error used to make it a 500.
+    bad_request(http.get(f"{WORKFLOWS}/{workflow_id}"), "workflow_id")
+
+
+def test_a_2000_character_workflow_id_is_refused(http: httpx.Client) -> None:
+    workflow_id = "w" * 2000
+    bad_request(http.post(WORKFLOWS, json=start_body(workflow_id=workflow_id)), "workflow_id")
+    bad_request(http.get(f"{WORKFLOWS}/{workflow_id}"), "workflow_id")
+
+
+@pytest.mark.parametrize("field", ["workflow_id", "input", "identity"])
+def test_a_lone_surrogate_is_a_400(http: httpx.Client, field: str) -> None:
+    body = start_body()
+    text = json.dumps({**body, field: "bad\ud800"})  # the escape \ud800, as JSON allows
+    assert "\\ud800" in text
+    response = http.post(WORKFLOWS, content=text.encode(),
+                         headers={"content-type": "application/json"})
+    error_of(response, 400, "BadRequestError")
+    assert_not_written(http, body["workflow_id"])
+
+
+@pytest.mark.parametrize("suffix", ["signal", "terminate"])
+def test_a_lone_surrogate_in_a_signal_name_or_reason_is_not_written(
+    http: httpx.Client, suffix: str,
+) -> None:
+    body = start_body()
+    assert http.post(WORKFLOWS, json=body).status_code == 201
+    field = {"signal": "signal_name", "terminate": "reason"}[suffix]
+    text = json.dumps({field: "x\udc00"})
+    response = http.post(f"{WORKFLOWS}/{body['workflow_id']}/{suffix}", content=text.encode(),
+                         headers={"content-type": "application/json"})
+    error_of(response, 400, "BadRequestError")
+    described = http.get(f"{WORKFLOWS}/{body['workflow_id']}").json()
+    assert described["history_length"] == 2 and described["status"] == "OPEN"
+
+
+def test_memo_of_2_mb_repetitive_text_is_refused_before_compression(http: httpx.Client) -> None:
+    from cadenza.core.limits import MAX_MEMO_BYTES
+
+    body = start_body(memo={"text": "a" * (MAX_MEMO_BYTES + 1)})
+    answer = bad_request(http.post(WORKFLOWS, json=body), "memo")
+    assert answer["details"]["limit"] == MAX_MEMO_BYTES
+    assert_not_written(http, body["workflow_id"])
+
+
+def test_a_body_over_the_limit_is_413_naming_it(http: httpx.Client) -> None:
+    from cadenza.core.limits import MAX_BODY_BYTES
+
+    body = start_body(identity="i" * (MAX_BODY_BYTES + 10))
+    answer = error_of(http.post(WORKFLOWS, json=body), 413, "PayloadTooLargeError")
+    assert answer["details"]["field"] == "body"
+    assert answer["details"]["limit"] == MAX_BODY_BYTES
+    assert_not_written(http, body["workflow_id"])
+
+
+@pytest.mark.parametrize("workflow_id", ["..%2F..%2Fcluster", "%2E%2E", "a%2F..%2Fb"])
+def test_a_path_with_an_encoded_traversal_is_refused(http: httpx.Client, workflow_id: str) -> None:
+    bad_request(http.get(f"{WORKFLOWS}/{workflow_id}"), "workflow_id")
+    bad_request(http.post(f"{WORKFLOWS}/{workflow_id}/terminate", json={}), "workflow_id")
+
+
+def test_a_mistyped_field_names_it_and_unknown_fields_are_ignored(http: httpx.Client) -> None:
+    body = start_body(task_list=["not", "a", "string"])
+    answer = bad_request(http.post(WORKFLOWS, json=body), "task_list")
+    assert "task_list" in answer["message"]
+    assert_not_written(http, body["workflow_id"])
+    accepted = start_body(some_future_option={"x": 1})
+    assert http.post(WORKFLOWS, json=accepted).status_code == 201
+    http.post(f"{WORKFLOWS}/{accepted['workflow_id']}/terminate", json={"reason": "cleanup"})
+
+
+def test_the_openapi_document_is_served(http: httpx.Client) -> None:
+    from cadenza.service.openapi import openapi_document
+
+    response = http.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/json")
+    document = response.json()
+    assert document == json.loads(json.dumps(openapi_document()))
+    assert "/api/v1/tasks/activity/complete" in document["paths"]
