@@ -62,6 +62,27 @@ def history_page(
         run_id, wait_for_close_seconds = run, 0.0  # the same run, without waiting again
 
 
+def events_page(
+    service: WorkflowService,
+    domain: str,
+    workflow_id: str,
+    run_id: str,
+    *,
+    after_version: int,
+    page_size: int,
+) -> dict[str, Any]:
+    """A worker's read of the commits after ``after_version``, bounded in bytes as
+    :func:`history_page` is: fewer commits a page (``more`` says to read on), never a cut one."""
+    size = page_size
+    while True:
+        events, version, more = service.history_after(
+            domain, workflow_id, run_id, after_version=after_version, page_size=size)
+        encoded = [e.to_dict() for e in events]
+        if len(events) <= 1 or size <= 1 or _json_size(encoded) <= MAX_HISTORY_PAGE_BYTES:
+            return {"events": encoded, "version": version, "more": more}
+        size = max(1, min(size, len(events)) // 2)
+
+
 def _json_size(value: Any) -> int:
     try:
         return len(msgspec.json.encode(value))

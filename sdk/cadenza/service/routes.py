@@ -24,7 +24,7 @@ import msgspec
 from ..core import SignalWorkflow
 from ..core.limits import MAX_ID_BYTES, MAX_QUERY_VALUE_BYTES, check_text, utf8_size
 from ..error import BadRequestError
-from .api import cluster_info, completion_answer, history_page, run_result
+from .api import cluster_info, completion_answer, events_page, history_page, run_result
 from .engine import WorkflowService
 from .requests import (
     Body,
@@ -297,14 +297,14 @@ def get_history(service: WorkflowService, request: ApiRequest) -> ApiResponse:
 
 def get_history_after(service: WorkflowService, request: ApiRequest) -> ApiResponse:
     """A worker's history read: the events of the run's commits after ``after_version``."""
-    events, version, more = service.history_after(
+    return _ok(events_page(
+        service,
         request.param("domain"),
         request.param("workflow_id"),
         request.query_value("run_id"),
         after_version=int(request.number("after_version", 0)),
         page_size=int(request.number("page_size", 1000)),
-    )
-    return _ok({"events": [e.to_dict() for e in events], "version": version, "more": more})
+    ))
 
 
 def get_result(service: WorkflowService, request: ApiRequest) -> ApiResponse:
@@ -489,7 +489,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", _WORKFLOW, describe_workflow, query=("run_id",)),
     Route("GET", f"{_WORKFLOW}/history", get_history, waits=True,
           query=("run_id", "page_size", "next_page_token", "wait_for_close_seconds")),
-    Route("GET", f"{_WORKFLOW}/events", get_history_after),
+    Route("GET", f"{_WORKFLOW}/events", get_history_after,
+          query=("run_id", "after_version", "page_size")),
     Route("GET", f"{_WORKFLOW}/result", get_result, waits=True,
           query=("run_id", "wait_seconds")),
     Route("POST", f"{_WORKFLOW}/signal", signal_workflow, body=SignalBody),

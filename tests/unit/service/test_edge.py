@@ -338,3 +338,16 @@ def test_history_pages_stay_under_the_byte_bound_and_lose_nothing(
             break
     assert [e["event_id"] for e in events] == list(range(1, history_length(service) + 1))
     assert sum(e["event_type"] == "WorkflowExecutionSignaled" for e in events) == 20
+    # A worker's read of the commits after a version is bounded the same way.
+    run_id = service.describe_workflow("default", "wf-1", "")["run_id"]
+    read: list[dict[str, Any]] = []
+    version, more = 0, True
+    while more:
+        status, page = send(service, "GET", f"{WORKFLOWS}/wf-1/events", query={
+            "run_id": run_id, "after_version": str(version), "page_size": "1000"})
+        assert status == 200
+        assert len(json.dumps(page["events"]).encode()) <= MAX_HISTORY_PAGE_BYTES
+        read.extend(page["events"])
+        version, more = page["version"], page["more"]
+        assert len(read) <= len(events)
+    assert read == events
