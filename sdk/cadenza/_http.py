@@ -203,7 +203,9 @@ class ApiTransport:
     """
 
     def __init__(self, target: str, *, timeout: float = 40.0, sign: bool | None = None,
-                 region: str | None = None) -> None:
+                 region: str | None = None,
+                 http_transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """``http_transport``: httpx's own transport under the pools (tests hand in a mock)."""
         # Cadence clients name a "host:port" target; the HTTP API takes the same.
         if "://" not in target:
             target = f"http://{target}"
@@ -216,7 +218,8 @@ class ApiTransport:
                               keepalive_expiry=KEEPALIVE_SECONDS)
         tls = httpx.create_ssl_context()  # made once (about 15 ms), shared by the pools
         self._pools = [httpx.AsyncClient(base_url=self.target, timeout=timeout, limits=limits,
-                                         verify=tls, auth=self.signer)
+                                         verify=tls, auth=self.signer,
+                                         transport=http_transport)
                        for _ in range(POOLS)]
         self._in_flight = [0] * POOLS
 

@@ -215,3 +215,48 @@ def test_other_refusals_are_not_retried_signed() -> None:
     with pytest.raises(StopIteration):
         flow.send(httpx.Response(403, json={"message": "Forbidden"}, request=first))
     assert not signer.signing
+
+
+async def test_the_transport_signs_with_the_credential_chain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cadenza._http import ApiTransport
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    seen = SeenSignatures()
+    received: list[httpx.Request] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        verify(request, seen=seen, region="eu-west-1")
+        return httpx.Response(200, json={"ok": True})
+
+    url = "https://abc123.execute-api.eu-west-1.amazonaws.com"
+    transport = ApiTransport(url, http_transport=httpx.MockTransport(api))
+    try:
+        assert await transport.call("POST", "/api/v1/domains/default/workflows/a%2Fb/signal",
+                                    json={"signal_name": "s"}) == {"ok": True}
+        assert await transport.call("GET", "/api/v1/domains/default/workflows",
+                                    params={"query": "WorkflowType = 'x y'"}) == {"ok": True}
+    finally:
+        await transport.close()
+    assert len(received) == 2 and len(seen) == 2
+
+
+async def test_api_gateways_own_403_is_an_auth_error() -> None:
+    from cadenza._http import ApiTransport
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"message": "Missing Authentication Token"})
+
+    transport = ApiTransport("https://abc.execute-api.us-east-1.amazonaws.com", sign=False,
+                             http_transport=httpx.MockTransport(gateway))
+    try:
+        with pytest.raises(AuthError) as raised:
+            await transport.call("GET", "/api/v1/cluster")
+    finally:
+        await transport.close()
+    assert type(raised.value) is AuthError and "Missing Authentication Token" in str(
+        raised.value)
