@@ -34,11 +34,12 @@ from .attribution import (
 from .meter import metering
 
 registry = Registry()
-#: A typical production run timeout: long enough never to fire here, short enough for one SQS
-#: delayed message (at most 15 minutes; longer ones become an EventBridge Scheduler schedule).
+#: A typical production run timeout, long enough never to fire here: an EventBridge Scheduler
+#: schedule (a deadline 2 minutes or more ahead), deleted when the run closes.
 RUN_TIMEOUT = timedelta(minutes=10)
-#: Activity start-to-close timeout: its deadline timer is due over 30 s after its commit, so it
-#: is sent once, by the stream redrive (engine.STREAM_ONLY_TIMER_SECONDS).
+#: Activity start-to-close timeout: its deadline timer is due over 5 s after its commit, so it
+#: is sent once, by the stream redrive (engine.STREAM_ONLY_TIMER_SECONDS), and then only if the
+#: activity is still open in the redrive's read; under 2 minutes, it is no schedule.
 ACTIVITY_TIMEOUT = timedelta(seconds=60)
 TIMER = timedelta(seconds=5)
 RETRY = {"initial_interval": timedelta(seconds=1), "backoff_coefficient": 1.0,
@@ -152,7 +153,10 @@ class Floor:
     #: Timers, counting once those one commit arms that fall due together (one send request
     #: carries up to ten messages, and they surface in one receive).
     fired_timers: int  # timers that fire: send + receive + delete + a timer invocation
-    dead_timers: int  # timers that never fire: the same, plus a read when they surface
+    #: timers that never fire: no billed request (a deadline due 2 minutes or more ahead is a
+    #: Scheduler schedule, created and deleted for free; a shorter one needs no message when
+    #: the stream read that would send it already holds the close that makes it moot)
+    dead_timers: int
     http: int  # HTTP API calls of a polling worker and the client
     argument: str
     #: the client's result wait reads the run once (it is woken by the close, not polling)
@@ -164,8 +168,8 @@ class Floor:
     def components(self, prices: price_table.PriceTable = price_table.CURRENT) \
             -> dict[str, tuple[float, float]]:
         """component -> (requests, USD per workflow)."""
-        timers = self.fired_timers + self.dead_timers
-        reads = self.state_reads + self.history_reads + self.dead_timers + self.result_reads
+        timers = self.fired_timers
+        reads = self.state_reads + self.history_reads + self.result_reads
         invocations = self.stream_invocations + timers
         return {
             "history writes (WRU)": (self.writes, self.writes * prices.dynamodb_write_unit),
@@ -195,9 +199,13 @@ _COMMON = (
     "Query). The client's result wait reads the run once and is woken by the close (no "
     "polling). The history stream (redrive and visibility) costs at least one Lambda "
     "invocation per workflow: Lambda takes a shard's new records in batches (of up to 100), "
-    "and one run's commits can all fall in one. Two timers per workflow never fire and "
-    "are in the floor anyway: the run's execution timeout and each activity attempt's "
-    "deadline (start-to-close), which the guarantees need armed durably."
+    "and one run's commits can all fall in one. Timers that never fire (the run's execution "
+    "timeout, each activity attempt's deadlines) must be armed durably, and that costs no "
+    "billed request: the commit that arms one is its durable record; due 2 minutes or more "
+    "ahead it becomes an EventBridge Scheduler schedule (Scheduler bills invocations, not "
+    "the calls that create and delete schedules) deleted when the run or activity closes; "
+    "due sooner, it needs a message only if its activity is still open when the stream's "
+    "redrive reads the commit."
 )
 
 FLOORS: dict[str, Floor] = {
@@ -478,9 +486,9 @@ def causes(measured: Measured) -> list[str]:
     redriven = _per(measured, "stream redrive", "sqs:SendMessageBatch [task list]")
     if redriven:
         notes.append(
-            f"every task-list task is sent twice, right after its commit and again by the "
-            f"stream redrive ({_fmt(redriven)} redrive sends per workflow: FIFO deduplication "
-            "drops the copy, SQS bills it)")
+            f"the stream redrive sends tasks again that no later commit of its read showed "
+            f"consumed ({_fmt(redriven)} redrive sends per workflow: FIFO deduplication drops "
+            "the copy, SQS bills it; a read that holds a run's later commits skips them)")
     starts = _per(measured, None, "http:POST tasks/activity/start")
     if starts:
         notes.append(
@@ -507,20 +515,23 @@ def causes(measured: Measured) -> list[str]:
         notes.append(
             f"commits over 1 KB ({_fmt(writes.write_units)} units for "
             f"{_fmt(writes.requests)} writes): the run's state is rewritten whole in every "
-            "commit and grows with the run (it keeps every request id it has seen)")
+            "commit (an activity's last failure, the digests of up to 128 request ids)")
     floor = FLOORS[measured.scenario.key]
     sends = _per(measured, None, "sqs:SendMessageBatch [timer queue]")
-    if measured.timer_messages > floor.fired_timers + floor.dead_timers or \
-            sends > floor.fired_timers + floor.dead_timers:
+    if measured.timer_messages > floor.fired_timers or sends > floor.fired_timers:
         notes.append(
             f"{_fmt(measured.timer_messages)} timer messages in {_fmt(sends)} send requests "
-            f"against {floor.fired_timers + floor.dead_timers} (an activity attempt arms a "
-            "deadline when it is "
-            "scheduled, at the schedule-to-close timeout, which defaults to the run's, and "
-            "another when it starts; a timer due within 30 s of its commit is sent twice)")
-    polls = _per(measured, "result polling", "dynamodb:Query")
+            f"against {floor.fired_timers} (a deadline due within 2 minutes, such as a 60 s "
+            "start-to-close, is a delayed message unless the redrive's read already holds "
+            "its activity's close; a timer due within 5 s of its commit is sent right after "
+            "it and, unless it fired meanwhile, again by the redrive)")
+    polls = _per(measured, "result polling", "dynamodb:Query") + \
+        _per(measured, "result polling", "dynamodb:GetItem")
     if polls > floor.result_reads:
-        notes.append(f"the result wait reads the run {_fmt(polls)} times")
+        notes.append(
+            f"the result wait reads the run {_fmt(polls)} times (woken by a close committed "
+            "in its process, it polls meanwhile all the same, since the close may come from "
+            "another: one GetItem of the next commit, at growing intervals)")
     return notes
 
 
