@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cadenza.error import QueryTimeoutError, ServiceBusyError, ServiceError
+from cadenza.error import BadRequestError, QueryTimeoutError, ServiceBusyError, ServiceError
 from cadenza.service import StartWorkflowRequest, WorkflowService
 from cadenza.service.routes import ROUTES, ApiRequest, Route, match
 from cadenza.service.tokens import TaskTokens
@@ -163,3 +163,21 @@ def test_no_route_answers_500_to_anything(
 
     check()
 
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+       segments=st.lists(st.one_of(_segment("workflows"), st.sampled_from(
+           ["api", "v1", "domains", "default", "tasks", "activity", "complete", ""])),
+           max_size=8))
+def test_any_path_finds_a_route_or_none_or_is_a_typed_400(method: str,
+                                                          segments: list[str]) -> None:
+    path = "/" + "/".join(segments)
+    try:
+        found = match(method, path)
+    except BadRequestError as error:
+        assert error.status == 400 and error.field
+        return
+    if found is not None:
+        route, params = found
+        assert route.method == method and set(params) == set(route.pattern.groupindex)
