@@ -13,18 +13,21 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from ._http import ApiTransport, Transport, path_part
 from .core import Decision, HistoryEvent, from_millis
 from .core.cron import CronSchedule
+from .core.policies import ReusePolicy
 from .core.records import (
+    ActivityCompletion,
     ActivityStart,
     DecisionCompletion,
     EagerActivity,
+    HandedDecision,
     HistorySince,
     TaskMessage,
 )
@@ -42,15 +45,55 @@ from .error import (
     WorkflowTimeoutError,
 )
 
-__all__ = ["Client", "WorkflowExecution", "WorkflowExecutionInfo"]
+if TYPE_CHECKING:
+    from ._workflow_definition import WorkflowDefinition
+
+__all__ = ["Client", "StartWorkflowOptions", "WorkflowExecution", "WorkflowExecutionInfo"]
 
 DEFAULT_TARGET = "http://127.0.0.1:7933"
 #: Longest single wait the API is asked for; longer waits repeat the call.
 _WAIT_PER_CALL = 20.0
 
 
+class StartWorkflowOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Client.start_workflow` and
+    :meth:`Client.signal_with_start_workflow` (the Cadence Python client's names).
+
+    Typed so that a misspelled option is a type error in an IDE or mypy, not only the
+    ``BadRequestError`` the client raises at run time for an unknown name.
+    """
+
+    #: The task list whose workers run the decisions (required).
+    task_list: Required[str]
+    #: How long the whole run may take before it times out (required; more than 0).
+    execution_start_to_close_timeout: Required[timedelta]
+    #: The run's workflow id (default: a random UUID).
+    workflow_id: str
+    #: How long one decision task may take (default: 10 seconds).
+    task_start_to_close_timeout: timedelta
+    #: "AllowDuplicateFailedOnly" (default), "AllowDuplicate", "RejectDuplicate",
+    #: "TerminateIfRunning", also in Cadence's proto spelling or as a ReusePolicy.
+    workflow_id_reuse_policy: str | ReusePolicy
+    #: Retry the whole run, as a new run, when it fails or times out.
+    retry_policy: RetryPolicy | Mapping[str, Any]
+    #: A five-field cron expression in UTC (or @daily, @hourly...): the run repeats on it.
+    cron_schedule: str
+    #: Wait this long before the first decision task.
+    delay_start: timedelta
+    #: Shown by describe and list; never read by the engine.
+    memo: dict[str, Any]
+    #: Indexed attributes the list query language can filter on.
+    search_attributes: dict[str, Any]
+    #: Accepted for the Cadence Python client's sake; not applied yet (the run starts at once).
+    jitter_start: timedelta
+    #: Accepted for the Cadence Python client's sake; not applied yet (use ``delay_start``).
+    first_run_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowExecution:
+    """A started run: its workflow id and run id, what the other calls take."""
+
     workflow_id: str
     run_id: str
 
@@ -75,10 +118,12 @@ class WorkflowExecutionInfo:
 
     @property
     def is_open(self) -> bool:
+        """Whether the run is still running (no close status yet)."""
         return self.status == "OPEN"
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> WorkflowExecutionInfo:
+        """Read a run as the API's describe and list answers carry it."""
         return cls(
             workflow_id=data["workflow_id"],
             run_id=data["run_id"],
@@ -115,7 +160,7 @@ def workflow_type_name(workflow: Any) -> str:
     return definition.name
 
 
-def _seconds(options: dict[str, Any], name: str) -> float | None:
+def _seconds(options: Mapping[str, Any], name: str) -> float | None:
     value = options.get(name)
     if value is None:
         return None
@@ -134,6 +179,14 @@ _START_OPTIONS = {
 
 
 class Client:
+    """The async client of a Cadenza stack's HTTP API: start, signal, query, cancel, terminate,
+    reset and list runs, wait for results, read histories, answer activities by task token.
+
+    ``Client(domain="default", target="http://127.0.0.1:7933")`` for a local stack (``cadenza
+    dev``), or a deployed stack's API Gateway URL as ``target``. Use it as ``async with`` (or
+    call :meth:`close`) to release its connections; Workers made from it share them.
+    """
+
     def __init__(
         self,
         domain: str = "default",
@@ -154,22 +207,27 @@ class Client:
 
     @property
     def domain(self) -> str:
+        """The domain every call of this client is about."""
         return self._domain
 
     @property
     def target(self) -> str:
+        """The API URL (or ``host:port``) this client calls."""
         return self._target
 
     @property
     def identity(self) -> str:
+        """Recorded in history as who made each request (default: ``pid@hostname``)."""
         return self._identity
 
     @property
     def data_converter(self) -> DataConverter:
+        """Turns arguments and results into payloads and back (JSON by default)."""
         return self._converter
 
     @property
     def transport(self) -> Transport:
+        """How calls reach the API: kept-alive HTTP, retried with backoff while busy."""
         # Created lazily so a client can be built outside a running event loop.
         if self._transport is None:
             self._transport = ApiTransport(self._target)
@@ -178,9 +236,11 @@ class Client:
         return self._transport
 
     async def ready(self) -> None:
+        """Wait for nothing but one call: raises when the API cannot be reached."""
         await self.cluster_info()
 
     async def close(self) -> None:
+        """Close the client's connections (``async with`` does it on exit)."""
         if self._transport is not None:
             await self._transport.close()
             self._transport = None
@@ -198,14 +258,31 @@ class Client:
             f"/api/v1/domains/{path_part(self._domain)}/workflows/{path_part(workflow_id)}{suffix}"
         )
 
-    async def cluster_info(self) -> dict[str, Any]:
-        if self._cluster is None:
+    async def cluster_info(self, *, refresh: bool = False) -> dict[str, Any]:
+        """Where the stack's task-list queues are (region, SQS endpoint, queue prefix), as
+        ``GET /api/v1/cluster`` answers; asked once and remembered, again with ``refresh``
+        (a worker asks again after losing its queues: a restarted local stack may have moved
+        them)."""
+        if self._cluster is None or refresh:
             self._cluster = await self.transport.call("GET", "/api/v1/cluster")
         return self._cluster
 
     # --- workflows ------------------------------------------------------------------------
 
-    async def start_workflow(self, workflow: Any, *args: Any, **options: Any) -> WorkflowExecution:
+    async def start_workflow(
+        self,
+        workflow: str | type | WorkflowDefinition,
+        *args: Any,
+        **options: Unpack[StartWorkflowOptions],
+    ) -> WorkflowExecution:
+        """Start a run of ``workflow`` (its type name, decorated class or definition) with
+        ``args`` as the run method's arguments; returns its workflow id and run id.
+
+        ``task_list`` and ``execution_start_to_close_timeout`` are required; the other options
+        are :class:`StartWorkflowOptions`'. Raises ``WorkflowExecutionAlreadyStartedError`` when
+        the reuse policy refuses the workflow id, ``BadRequestError`` for a bad option (checked
+        before any request is sent).
+        """
         answer = await self.transport.call(
             "POST", f"/api/v1/domains/{path_part(self._domain)}/workflows",
             json=self._start_body(workflow, args, options),
@@ -214,13 +291,17 @@ class Client:
 
     async def signal_with_start_workflow(
         self,
-        workflow: Any,
+        workflow: str | type | WorkflowDefinition,
         signal_name: str,
         signal_args: Sequence[Any],
         *workflow_args: Any,
-        **options: Any,
+        **options: Unpack[StartWorkflowOptions],
     ) -> WorkflowExecution:
-        """Signal the running run of the workflow id, or start one with the signal."""
+        """Signal the running run of the workflow id, or start one with the signal.
+
+        The options are :meth:`start_workflow`'s; the reuse policy defaults to
+        "AllowDuplicate" here, so a closed run's id starts a new run with the signal.
+        """
         body = self._start_body(workflow, workflow_args, options)
         body["signal_name"] = signal_name
         body["signal_input"] = self._converter.to_data(list(signal_args))
@@ -246,7 +327,7 @@ class Client:
             },
         )
 
-    def _start_body(self, workflow: Any, args: Sequence[Any], options: dict[str, Any]) \
+    def _start_body(self, workflow: Any, args: Sequence[Any], options: Mapping[str, Any]) \
             -> dict[str, Any]:
         unknown = set(options) - _START_OPTIONS
         if unknown:
@@ -290,6 +371,8 @@ class Client:
         return body
 
     async def describe_workflow(self, workflow_id: str, run_id: str = "") -> WorkflowExecutionInfo:
+        """A run's type, task list, status, times, history length, memo and search attributes
+        (the current run when ``run_id`` is empty)."""
         answer = await self.transport.call(
             "GET", self._workflow_path(workflow_id), params={"run_id": run_id}
         )
@@ -330,6 +413,8 @@ class Client:
         self, workflow_id: str, run_id: str = "", wait_for_close: bool = False,
         *, page_size: int = 1000,
     ) -> list[HistoryEvent]:
+        """A run's whole history, every page read, in event id order (after waiting for the
+        close with ``wait_for_close``). What ``Replayer.replay`` reads."""
         path = self._workflow_path(workflow_id, "/history")
         if wait_for_close:
             answer = await self.get_workflow_result_raw(workflow_id, run_id)
@@ -405,6 +490,7 @@ class Client:
     async def answer_query_task(
         self, task_token: str, *, answer: str | None, error: str | None
     ) -> bool:
+        """Answer a query task (used by workers); False when the asker is gone."""
         reply = await self.transport.call("POST", "/api/v1/tasks/query/answer", json={
             "task_token": task_token, "answer": answer, "error": error,
         })
@@ -421,6 +507,8 @@ class Client:
     async def terminate_workflow(
         self, workflow_id: str, run_id: str = "", reason: str = "", details: Any = None
     ) -> None:
+        """Close a run (the current one when ``run_id`` is empty) at once as TERMINATED; its
+        workflow code gets no say. ``reason`` and ``details`` are recorded in history."""
         await self.transport.call(
             "POST", self._workflow_path(workflow_id, "/terminate"),
             json={
@@ -526,6 +614,8 @@ class Client:
     # --- activities completed outside their worker ----------------------------------------
 
     async def complete_activity(self, task_token: str | bytes, result: Any = None) -> None:
+        """Complete an activity by its task token with ``result``, from any process (an
+        activity that called ``activity.complete_async()``, say)."""
         await self.complete_activity_task(
             _token_text(task_token), self._converter.to_data([result])
         )
@@ -538,6 +628,8 @@ class Client:
         return await self.record_activity_heartbeat_task(_token_text(task_token), payload)
 
     async def fail_activity(self, task_token: str | bytes, error: BaseException | str) -> None:
+        """Fail an activity by its task token: an exception's class name is the reason and its
+        text the details; a string is the reason. The activity's retry policy applies."""
         reason = error if isinstance(error, str) else type(error).__name__
         details = None if isinstance(error, str) else str(error)
         await self.fail_activity_task(_token_text(task_token), reason, details)
@@ -566,6 +658,7 @@ class Client:
         self, task_token: str, *, cause: str, details: str | None, started_at: datetime,
         identity: str | None = None,
     ) -> bool:
+        """Fail a decision task (used by workers); True when the failure was recorded."""
         answer = await self.transport.call("POST", "/api/v1/tasks/decision/fail", json={
             "task_token": task_token, "cause": cause, "details": details,
             "started_at": started_at.isoformat(), "identity": identity or self._identity,
@@ -573,16 +666,23 @@ class Client:
         return bool(answer.get("recorded"))
 
     async def complete_activity_task(
-        self, task_token: str, result: str | None, *, identity: str | None = None
-    ) -> None:
-        await self.transport.call("POST", "/api/v1/tasks/activity/complete", json={
+        self, task_token: str, result: str | None, *, identity: str | None = None,
+        request_id: str | None = None, hand_back_task_list: str = "",
+    ) -> ActivityCompletion:
+        """Complete an activity task with an encoded result (used by workers). With
+        ``hand_back_task_list``, a decision task the result schedules on that task list comes
+        back in the answer (decision hand-back) instead of through its queue."""
+        answer = await self.transport.call("POST", "/api/v1/tasks/activity/complete", json={
             "task_token": task_token, "result": result, "identity": identity or self._identity,
-            "request_id": str(uuid.uuid4()),
+            "request_id": request_id or str(uuid.uuid4()),
+            **({"hand_back_task_list": hand_back_task_list} if hand_back_task_list else {}),
         })
+        return _activity_completion(answer)
 
     async def fail_activity_task(
         self, task_token: str, reason: str, details: str | None, *, identity: str | None = None
     ) -> None:
+        """Fail an activity task by reason and details (workers; ``cadenza activity fail``)."""
         await self.transport.call("POST", "/api/v1/tasks/activity/fail", json={
             "task_token": task_token, "reason": reason, "details": details,
             "identity": identity or self._identity, "request_id": str(uuid.uuid4()),
@@ -591,6 +691,7 @@ class Client:
     async def start_activity_task(
         self, task_token: str, *, identity: str | None = None, request_id: str | None = None
     ) -> ActivityStart:
+        """Record an activity attempt's start (used by workers): its attempt and details."""
         answer = await self.transport.call("POST", "/api/v1/tasks/activity/start", json={
             "task_token": task_token, "identity": identity or self._identity,
             "request_id": request_id or str(uuid.uuid4()),
@@ -602,6 +703,7 @@ class Client:
     async def record_activity_heartbeat_task(
         self, task_token: str, details: str | None, *, identity: str | None = None
     ) -> bool:
+        """Heartbeat an activity task with encoded details; True when it should stop."""
         answer = await self.transport.call("POST", "/api/v1/tasks/activity/heartbeat", json={
             "task_token": task_token, "details": details, "identity": identity or self._identity,
         })
@@ -610,6 +712,7 @@ class Client:
     async def cancel_activity_task(
         self, task_token: str, details: str | None, *, identity: str | None = None
     ) -> None:
+        """Acknowledge an activity's cancellation (used by workers)."""
         await self.transport.call("POST", "/api/v1/tasks/activity/cancel", json={
             "task_token": task_token, "details": details, "identity": identity or self._identity,
             "request_id": str(uuid.uuid4()),
@@ -626,7 +729,24 @@ def _completion(answer: dict[str, Any]) -> DecisionCompletion:
         activities.append(EagerActivity(message=message, start=ActivityStart(
             attempt=int(item["attempt"]), heartbeat_details=item.get("heartbeat_details"),
             started_time=int(item["started_time"]))))
-    return DecisionCompletion(activities=tuple(activities))
+    return DecisionCompletion(activities=tuple(activities), events=_events(answer),
+                              version=int(answer.get("version") or 0))
+
+
+def _events(answer: dict[str, Any]) -> tuple[HistoryEvent, ...]:
+    return tuple(HistoryEvent.from_dict(e) for e in answer.get("events") or ())
+
+
+def _activity_completion(answer: dict[str, Any]) -> ActivityCompletion:
+    """An activity completion's answer (service.api.activity_completion_answer), typed."""
+    handed = answer.get("decision_task")
+    if not handed:
+        return ActivityCompletion()
+    message = TaskMessage.parse(str(handed.get("message")))
+    if message is None:
+        raise InternalServiceError("the engine handed back a decision task that is not one")
+    return ActivityCompletion(decision=HandedDecision(
+        message=message, events=_events(handed), version=int(handed["version"])))
 
 
 class RetryingTransport:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import boto3
 from botocore.config import Config
@@ -30,9 +32,9 @@ from ._tasks import (
 from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
 from .core import DecisionTask, QueryTask, TaskKind
-from .core.records import EagerActivity
+from .core.records import EagerActivity, HandedDecision
 
-__all__ = ["Worker", "WorkerOptions"]
+__all__ = ["Worker", "WorkerOptions", "WorkerOptionsDict"]
 
 logger = logging.getLogger("cadenza.worker")
 
@@ -80,13 +82,39 @@ class WorkerOptions:
             raise ValueError("task_list_activities_per_second cannot be negative")
 
 
+class WorkerOptionsDict(TypedDict, total=False):
+    """The keyword options of ``Worker(...)``: :class:`WorkerOptions`' fields, typed so that a
+    misspelled option is a type error in an IDE or mypy (and a ``TypeError`` at run time).
+    tests/unit/test_typing.py keeps the two lists equal."""
+
+    max_concurrent_activity_execution_size: int
+    max_concurrent_decision_task_execution_size: int
+    task_list_activities_per_second: float
+    activity_task_pollers: int
+    decision_task_pollers: int
+    disable_workflow_worker: bool
+    disable_activity_worker: bool
+    identity: str | None
+    poll_wait_seconds: int | None
+    shutdown_timeout_seconds: float
+    visibility_timeout_seconds: int
+    max_cached_workflows: int
+
+
 class Worker:
+    """Polls one task list's decision and activity queues and runs the tasks with the workflows
+    and activities of ``registry``: ``async with Worker(client, "orders", registry):`` runs it
+    until the block ends, ``await worker.run()`` until :meth:`close`.
+
+    Options are :class:`WorkerOptions`' fields as keywords.
+    """
+
     def __init__(
         self,
         client: Client,
         task_list: str,
         registry: Any,
-        **options: Any,
+        **options: Unpack[WorkerOptionsDict],
     ) -> None:
         if not task_list:
             raise ValueError("task_list is required")
@@ -108,17 +136,22 @@ class Worker:
         self._cache = WorkflowCache(self._options.max_cached_workflows)
         #: The activity slots decision completions may fill at once (eager activities).
         self._eager: _EagerSlots | None = None
+        #: The decision slots an activity's result may fill at once (decision hand-back).
+        self._hand_back: _EagerSlots | None = None
 
     @property
     def client(self) -> Client:
+        """The client whose API this worker completes its tasks through."""
         return self._client
 
     @property
     def task_list(self) -> str:
+        """The task list this worker polls."""
         return self._task_list
 
     @property
     def registry(self) -> Any:
+        """The workflows and activities this worker runs."""
         return self._registry
 
     @property
@@ -137,7 +170,20 @@ class Worker:
     async def _connect(self) -> None:
         if self._queues is not None:
             return
-        info = await self._client.cluster_info()
+        self._reconnect = _Reconnect()
+        self._queues = await self._discover(refresh=False)
+        pollers = self._options.activity_task_pollers + self._options.decision_task_pollers
+        self._executor = ThreadPoolExecutor(
+            max_workers=pollers + 8, thread_name_prefix="cadenza-poll"
+        )
+        # Create the queues now, so tasks sent before the first poll have a home.
+        for kind in self._kinds():
+            await self._blocking(self._queues.queue_url, self._client.domain, self._task_list, kind)
+
+    async def _discover(self, *, refresh: bool) -> SqsTaskLists:
+        """The task-list queues where the API says they are now (asked again with ``refresh``:
+        a restarted local stack may serve them from another endpoint, under another prefix)."""
+        info = await self._client.cluster_info(refresh=refresh)
         session = boto3.session.Session()
         if info.get("emulated") and session.get_credentials() is None:
             # An emulator takes any credentials; a laptop may have none configured.
@@ -154,17 +200,49 @@ class Worker:
                 max_pool_connections=20,
             ),
         )
-        self._queues = SqsTaskLists(client=sqs, prefix=info["queue_prefix"])
         self._poll_wait = self._options.poll_wait_seconds
         if self._poll_wait is None:
             self._poll_wait = 1 if info.get("emulated") else 20
-        pollers = self._options.activity_task_pollers + self._options.decision_task_pollers
-        self._executor = ThreadPoolExecutor(
-            max_workers=pollers + 8, thread_name_prefix="cadenza-poll"
-        )
-        # Create the queues now, so tasks sent before the first poll have a home.
-        for kind in self._kinds():
-            await self._blocking(self._queues.queue_url, self._client.domain, self._task_list, kind)
+        return SqsTaskLists(client=sqs, prefix=info["queue_prefix"])
+
+    async def _recover(self, failed: SqsTaskLists, error: Exception) -> SqsTaskLists:
+        """After a failed poll of ``failed``: find the stack again through the API, create this
+        task list's queues there, and return them; until that works, back off (capped
+        exponential, full jitter). One warning line when the outage begins and one info line
+        when it ends, however many pollers and attempts see it (not a traceback per poll).
+        Returns ``failed`` if the worker is stopped meanwhile."""
+        state = self._reconnect
+        async with state.lock:
+            if self._queues is not failed and self._queues is not None:
+                return self._queues  # another poller already reconnected
+            began = time.monotonic()
+            logger.warning(
+                "worker of task list %r cannot poll its queues (%s); finding the stack again "
+                "through %s, retrying with backoff", self._task_list, _one_line(error),
+                self._client.target)
+            pause = state.FIRST_PAUSE
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), random.uniform(0, pause))
+                if self._stopping.is_set():
+                    break
+                try:
+                    queues = await self._discover(refresh=True)
+                    for kind in self._kinds():
+                        await self._blocking(queues.queue_url, self._client.domain,
+                                             self._task_list, kind)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as again:  # still down: one debug line, never a traceback
+                    logger.debug("worker of task list %r: stack still unreachable (%s)",
+                                 self._task_list, _one_line(again))
+                    pause = min(state.LONGEST_PAUSE, pause * 2)
+                    continue
+                self._queues = queues
+                logger.info("worker of task list %r reconnected after %.1f s", self._task_list,
+                            time.monotonic() - began)
+                return queues
+            return failed
 
     def _kinds(self) -> list[TaskKind]:
         kinds = []
@@ -187,6 +265,7 @@ class Worker:
                 count = self._options.decision_task_pollers
                 capacity = _Capacity(self._options.max_concurrent_decision_task_execution_size)
                 pace = None
+                self._hand_back = _EagerSlots(self._task_list, capacity)
             else:
                 count = self._options.activity_task_pollers
                 capacity = _Capacity(self._options.max_concurrent_activity_execution_size)
@@ -207,6 +286,8 @@ class Worker:
             await asyncio.gather(*pollers, return_exceptions=True)
 
     async def close(self) -> None:
+        """Stop polling, let the tasks in hand finish (up to ``shutdown_timeout_seconds``;
+        SQS redelivers any abandoned), and release the worker's threads."""
         self._stopping.set()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -247,10 +328,9 @@ class Worker:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("polling %s tasks of %s failed", kind, self._task_list)
+            except Exception as error:
                 capacity.give_back(free)
-                await asyncio.sleep(1)
+                queues = await self._recover(queues, error)
                 continue
             capacity.give_back(free - len(messages))
             if self._stopping.is_set():
@@ -286,15 +366,15 @@ class Worker:
                     converter=self._client.data_converter, receive_count=message.receive_count,
                     identity=self._identity, cache=self._cache, eager=self._eager,
                 )
-                for eager in outcome.eager:
-                    self._track(asyncio.create_task(self._run_eager(eager)))
             else:
                 keeper = asyncio.create_task(self._keep_invisible(message))
                 outcome = await process_activity(
                     self._client, self._registry, message.message,
                     converter=self._client.data_converter, identity=self._identity,
+                    hand_back=self._hand_back,
                 )
             await self._finish(queues, message, outcome)
+            self._follow(outcome)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 queues.retry_later(message, 0)
@@ -311,6 +391,14 @@ class Worker:
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
+    def _follow(self, outcome: Outcome) -> None:
+        """Run what a task's answer handed to this worker: the activities a decision started
+        eagerly, the decision task an activity's result scheduled (each holds its slot)."""
+        for eager in outcome.eager:
+            self._track(asyncio.create_task(self._run_eager(eager)))
+        if outcome.handed is not None:
+            self._track(asyncio.create_task(self._run_handed(outcome.handed)))
+
     async def _run_eager(self, eager: EagerActivity) -> None:
         """Run an activity the decision completion started for this worker (no message to
         delete or keep hidden: if this worker dies, its start-to-close deadline retries it)."""
@@ -319,15 +407,35 @@ class Worker:
             outcome = await process_activity(
                 self._client, self._registry, eager.message,
                 converter=self._client.data_converter, identity=self._identity,
-                started=eager.start,
+                started=eager.start, hand_back=self._hand_back,
             )
             if outcome.note:
                 logger.info("%s", outcome.note)
+            self._follow(outcome)
         except Exception:
             logger.exception("eager activity %s failed; its timeout will retry it",
                              eager.message.task.scheduled_event_id)
         finally:
             self._eager.release(1)
+
+    async def _run_handed(self, handed: HandedDecision) -> None:
+        """Decide a task handed back with an activity's result (no message: if this worker
+        fails or dies with it, the stream's redrive has sent it to its queue)."""
+        assert self._hand_back is not None
+        try:
+            outcome = await process_decision(
+                self._client, self._registry, handed.message,
+                converter=self._client.data_converter, identity=self._identity,
+                cache=self._cache, eager=self._eager, handed=handed,
+            )
+            if outcome.note:
+                logger.info("%s", outcome.note)
+            self._follow(outcome)
+        except Exception:
+            logger.exception("handed-back decision task of %s failed; its queue has it",
+                             handed.message.task.workflow_id)
+        finally:
+            self._hand_back.release(1)
 
     async def _finish(self, queues: SqsTaskLists, message: ReceivedMessage, outcome: Outcome) \
             -> None:
@@ -348,6 +456,23 @@ class Worker:
                 await self._blocking(
                     self._queues.retry_later, message, self._options.visibility_timeout_seconds
                 )
+
+
+class _Reconnect:
+    """A worker's reconnection after a failed poll: one at a time, shared by its pollers."""
+
+    #: The backoff's first and longest pause, in seconds (each pause is drawn from 0 to it).
+    FIRST_PAUSE = 0.5
+    LONGEST_PAUSE = 10.0
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+
+
+def _one_line(error: BaseException) -> str:
+    """An error as one short line: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
 
 
 class _Capacity:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 
 from cadenza import Client, Worker
 from cadenza.cli import main
+from cadenza.cli.format import local_time
 from cadenza.local import LocalStack
 
 from .workflows import PARKED_TOKENS, reg
@@ -168,9 +170,7 @@ def test_terminate_then_describe_shows_terminated(cli: Cli, worker: str) -> None
 
 
 def test_signal_reaches_the_workflow(cli: Cli, worker: str) -> None:
-    workflow_id = unique("approval")
-    cli.json("workflow", "start", "Approval", "--task-list", worker, "--execution-timeout", "60",
-             "--workflow-id", workflow_id, "-i", "1")
+    workflow_id = start_approval(cli, worker, "approval")
     answer = cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", '"cy"')
     assert answer == {"signaled": workflow_id, "signal_name": "approve"}
     assert cli.json("workflow", "query", workflow_id, "--type", "approvers") == {
@@ -347,3 +347,115 @@ def test_a_result_that_is_not_json_is_a_usage_error(cli: Cli) -> None:
     code, out, err = cli.run("activity", "complete", "garbage", "-i", "approved")
     assert code == 2 and out == ""
     assert "--input" in err and "JSON" in err and "Traceback" not in err
+
+
+# --- reading runs: local times, live lengths, whole ids, watching, inputs from files ----------
+
+
+def signal_later(address: str, workflow_id: str, who: str, *, after: float) -> threading.Thread:
+    """Send the ``approve`` signal from another thread ``after`` seconds from now."""
+
+    async def send() -> None:
+        await asyncio.sleep(after)
+        async with Client(domain="default", target=address) as client:
+            await client.signal_workflow(workflow_id, "", "approve", who)
+
+    thread = threading.Thread(target=asyncio.run, args=(send(),), daemon=True)
+    thread.start()
+    return thread
+
+
+def start_approval(cli: Cli, task_list: str, prefix: str, needed: int = 1) -> str:
+    """Start an ``Approval`` run that closes after ``needed`` approve signals; its id."""
+    workflow_id = unique(prefix)
+    cli.json("workflow", "start", "Approval", "--task-list", task_list, "--execution-timeout",
+             "60", "--workflow-id", workflow_id, "-i", str(needed))
+    return workflow_id
+
+
+def listed(cli: Cli, workflow_id: str) -> dict[str, Any]:
+    """The run of ``workflow_id`` as list shows it, once its visibility record is written."""
+    deadline = time.monotonic() + 15
+    while True:
+        runs = cli.json("workflow", "list", "-q", f"WorkflowID = '{workflow_id}'")
+        if runs or time.monotonic() > deadline:
+            assert runs, "the run was never listed"
+            return dict(runs[0])
+        time.sleep(0.2)
+
+
+def test_describe_and_list_read_well(cli: Cli, worker: str) -> None:
+    # An id longer than a table's share of 80 columns.
+    workflow_id = start_approval(cli, worker, "readable-" + "x" * 60, needed=2)
+    cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", '"ann"')
+    described = cli.json("workflow", "describe", workflow_id)
+    assert described["status"] == "OPEN"
+
+    # list's length is the run's own, not the one its visibility record had at the start.
+    assert listed(cli, workflow_id)["history_length"] == described["history_length"] > 2
+
+    code, out, err = cli.run("workflow", "describe", workflow_id)
+    assert code == 0, err
+    assert str(described["start_time"]) not in out  # no epoch milliseconds
+    assert local_time(described["start_time"]) in out
+    assert any(workflow_id in line for line in out.splitlines())  # whole, on one line
+    code, out, err = cli.run("workflow", "list", "-q", f"WorkflowID = '{workflow_id}'")
+    assert code == 0, err
+    assert any(workflow_id in line for line in out.splitlines()), out
+    assert any(described["run_id"] in line for line in out.splitlines()), out
+    cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", '"bo"')
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {"result": "ann,bo"}
+
+
+def test_show_watch_follows_the_run_until_it_closes(cli: Cli, worker: str) -> None:
+    workflow_id = start_approval(cli, worker, "watched")
+    sender = signal_later(cli.address, workflow_id, "cy", after=1.5)
+    code, out, err = cli.run("workflow", "show", workflow_id, "--watch", "--json")
+    sender.join(15)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [e["event_id"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["event_type"] for e in events]
+    assert types[0] == "WorkflowExecutionStarted"
+    assert "WorkflowExecutionSignaled" in types  # came while watching
+    assert types[-1] == "WorkflowExecutionCompleted"
+
+
+def test_describe_watch_ends_with_the_closed_run(cli: Cli, worker: str) -> None:
+    workflow_id = start_approval(cli, worker, "watched-describe")
+    sender = signal_later(cli.address, workflow_id, "di", after=1.5)
+    code, out, err = cli.run("workflow", "describe", workflow_id, "--watch", "--json")
+    sender.join(15)
+    assert code == 0, err
+    states = [json.loads(line) for line in out.splitlines()]
+    assert states[0]["status"] == "OPEN" and states[-1]["status"] == "COMPLETED"
+    lengths = [s["history_length"] for s in states]
+    assert lengths == sorted(lengths) and len(set(lengths)) == len(lengths)  # one per change
+    # Without --json, on a pipe: each state as text, the last one closed.
+    code, out, err = cli.run("workflow", "describe", workflow_id, "--watch")
+    assert code == 0 and "COMPLETED" in out
+
+
+def test_show_wait_prints_the_whole_history_once_closed(cli: Cli, worker: str) -> None:
+    workflow_id = start_approval(cli, worker, "waited")
+    sender = signal_later(cli.address, workflow_id, "ed", after=1.0)
+    code, out, err = cli.run("workflow", "show", workflow_id, "--wait", "--json")
+    sender.join(15)
+    assert (code, err) == (0, "")  # no spinner on a pipe
+    assert json.loads(out)[-1]["event_type"] == "WorkflowExecutionCompleted"
+
+
+def test_inputs_from_a_file_and_from_stdin(cli: Cli, worker: str, tmp_path: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = "p" * 50_000  # too big to be comfortable in an argument list
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(payload))
+    workflow_id = unique("from-file")
+    cli.json("workflow", "start", "SingleActivity", "--task-list", worker,
+             "--execution-timeout", "30", "--workflow-id", workflow_id, "-i", f"@{path}")
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {"result": payload}
+
+    workflow_id = start_approval(cli, worker, "from-stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO('"fay"'))
+    cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", "-")
+    assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {"result": "fay"}

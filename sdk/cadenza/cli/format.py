@@ -26,6 +26,7 @@ __all__ = [
     "event_line",
     "history_table",
     "local_time",
+    "print_describe",
     "print_history",
     "print_runs",
     "runs_table",
@@ -135,7 +136,7 @@ def describe_view(raw: Mapping[str, Any]) -> RenderableType:
         if key not in seen and value not in (None, "", [], {}, 0, False):
             rows.append((key.replace("_", " "), _value_text(key, value)))
     width = max(len(label) for label, _ in rows) if rows else 0
-    lines: list[RenderableType] = [
+    lines: list[Text] = [
         Text.assemble((label.ljust(width), "bold"), "  ", Text(str(value)))
         for label, value in rows
     ]
@@ -144,7 +145,15 @@ def describe_view(raw: Mapping[str, Any]) -> RenderableType:
         for key, value in activity.items():
             if value not in (None, "", [], {}) and key != "activity_id":
                 lines.append(Text(f"  {key.replace('_', ' ')}: {_value_text(key, value)}"))
+    for line in lines:  # a long line is the terminal's to wrap: rich never splits an id
+        line.no_wrap, line.overflow = True, "ignore"
     return Group(*lines)
+
+
+def print_describe(console: Console, raw: Mapping[str, Any]) -> None:
+    """:func:`describe_view`, soft-wrapped: a line wider than the console is the terminal's to
+    wrap, so an id is never split or cut."""
+    console.print(describe_view(raw), soft_wrap=True)
 
 
 _RUN_COLUMNS = ("workflow id", "run id", "type", "status", "started", "closed", "history")

@@ -42,6 +42,7 @@ from .format import (
     describe_view,
     event_line,
     history_table,
+    print_describe,
     print_history,
     print_runs,
     runs_table,
@@ -250,6 +251,11 @@ def _add_workflow_parsers(commands: Any) -> None:
     listing.add_argument("--next-page-token", default=None,
                          help="with --page: the page this token (of an earlier --page) names")
 
+    with contextlib.suppress(ImportError):  # helper F's `workflow stack` (cli/stack.py)
+        from . import stack
+
+        stack.add_parser(actions, common)
+
     replay = actions.add_parser(
         "replay", help="replay a stored history (show --json) against today's workflow code")
     replay.add_argument("file", help="history JSON file written by show --json ('-': stdin)")
@@ -350,7 +356,7 @@ async def _workflow(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(info.raw, indent=2))
                 else:
-                    console.print(describe_view(info.raw))
+                    print_describe(console, info.raw)
         elif action == "show":
             if args.watch:
                 await _watch_history(client, args)
@@ -486,7 +492,7 @@ async def _watch_describe(client: Client, args: argparse.Namespace) -> None:
             if args.json:
                 print(json.dumps(info.raw), flush=True)
             else:
-                console.print(describe_view(info.raw))
+                print_describe(console, info.raw)
                 console.print()
         return
     with Live(console=console, auto_refresh=False) as live:
