@@ -420,3 +420,62 @@ def test_a_long_poll_wakes_when_a_delayed_message_becomes_visible(patched_sqs: A
     queue.wait_for_messages(20)
     assert waits[0] == 1  # nothing visible sooner than the poll's own second
     assert 0 < waits[1] <= 2.01  # the delayed message's moment, not the 20 s
+
+
+# --------------------------------------------------------------------------------------------
+# DynamoDB answers written with json.dumps (cadenza.local.fidelity.apply_dynamodb_fast_responses)
+
+
+@pytest.fixture
+def stock_and_fast(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """Every DynamoDB answer of the test serialized both ways: (stock moto's, the patch's)."""
+    from moto.dynamodb.responses import DynamoResult
+
+    from cadenza.local.fidelity import apply_dynamodb_fast_responses
+
+    apply_dynamodb_fast_responses()
+    fast = DynamoResult.execute_result
+    stock = fast.__wrapped__  # type: ignore[attr-defined]
+    pairs: list[tuple[Any, Any]] = []
+
+    def both(self: Any, context: Any) -> Any:
+        answer = fast(self, context)
+        pairs.append((stock(self, context), answer))
+        return answer
+
+    monkeypatch.setattr(DynamoResult, "execute_result", both)
+    return pairs
+
+
+def test_dynamodb_answers_are_the_ones_stock_moto_writes(
+    table: tuple[object, str], stock_and_fast: list[tuple[Any, Any]]
+) -> None:
+    import json
+
+    client: Any
+    client, name = table
+    rich = {"b": {"B": b"\x00\xff"}, "m": {"M": {"l": {"L": [{"N": "1.5"}, {"BOOL": True},
+                                                            {"NULL": True}]}}},
+            "ss": {"SS": ["a", "b"]}, "bs": {"BS": [b"q", b"r"]}, "ns": {"NS": ["1", "2"]}}
+    for sk in ("1", "2", "3"):
+        client.put_item(TableName=name, Item={**item("a", sk), **rich})
+    answer = client.query(TableName=name, KeyConditionExpression="pk = :pk",
+                          ExpressionAttributeValues={":pk": {"S": "a"}}, Limit=2,
+                          ReturnConsumedCapacity="TOTAL")
+    assert answer["Items"][0]["b"] == {"B": b"\x00\xff"}
+    assert answer["Items"][0]["bs"] == {"BS": [b"q", b"r"]}
+    client.get_item(TableName=name, Key=item("a", "1"))
+    client.get_item(TableName=name, Key=item("nobody", "1"))
+    client.update_item(TableName=name, Key=item("a", "1"), UpdateExpression="SET z = :z",
+                       ExpressionAttributeValues={":z": {"S": "q"}}, ReturnValues="ALL_NEW")
+    client.put_item(TableName=name, Item=item("a", "2"), ReturnValues="ALL_OLD")
+    client.batch_get_item(RequestItems={name: {"Keys": [item("a", "3")]}})
+    client.scan(TableName=name, Limit=1)
+    client.describe_table(TableName=name)  # a timestamp: stock moto's serializer writes it
+    with pytest.raises(ClientError):
+        client.put_item(TableName=name, Item=item("a", "1"),
+                        ConditionExpression="attribute_not_exists(pk)")
+    assert len(stock_and_fast) >= 8
+    for stock, fast in stock_and_fast:
+        assert fast[0] == stock[0]
+        assert json.loads(fast[2]) == json.loads(stock[2])

@@ -56,6 +56,13 @@ moto's backend registry: every request looks its account's backends up several t
 look-up takes a process-wide lock and scans the list of services in use. The patch answers a
 look-up of a backend that exists, and is registered, without them.
 
+DynamoDB responses: moto (5.2) serializes every DynamoDB answer by walking the operation's
+output shape in botocore's model, attribute by attribute: a third of the embedded moto's CPU
+under load went into serializing Query results. A result that is already plain data in the
+wire's form (strings, numbers, booleans, lists and maps, with binary values as bytes) is written
+with ``json.dumps`` instead, binary values base64-encoded as the wire has them; anything else
+(a timestamp, an error) takes moto's own serializer. The answers parse the same in botocore.
+
 DynamoDB stream iterators: moto keeps every shard iterator it hands out, and a stream poller
 asks for one several times a second; the patch forgets an iterator once the one GetRecords gave
 out after it is used (a retried GetRecords of the newest iterator still works), so memory stays
@@ -64,9 +71,11 @@ flat in a long ``cadenza dev`` session.
 
 from __future__ import annotations
 
+import base64
 import functools
 import inspect
 import itertools
+import json
 import threading
 import time
 from collections import deque
@@ -83,6 +92,7 @@ _retention_patched = False
 _lookups_patched = False
 _scans_patched = False
 _actions_patched = False
+_responses_patched = False
 #: The candidates of the Query this thread is running: (table, items) while moto's query runs.
 _query_scope = threading.local()
 #: Every DynamoDB write of the embedded moto (and each transaction as a whole) holds it.
@@ -101,6 +111,7 @@ def apply_embedded_moto_patches() -> None:
     apply_sqs_queue_scans()
     apply_backend_lookups()
     apply_action_lookups()
+    apply_dynamodb_fast_responses()
 
 
 def apply_sqs_fifo_deduplication() -> None:
@@ -492,3 +503,45 @@ def apply_action_lookups() -> None:
 
         responses.method_names_from_class = method_names_from_class  # type: ignore
         _actions_patched = True
+
+
+class _NotPlainJsonError(TypeError):
+    """A value ``json.dumps`` cannot write the way the wire needs it (moto's serializer can)."""
+
+
+def _wire_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise _NotPlainJsonError(type(value).__name__)
+
+
+def dynamodb_wire_body(result: Any) -> str | None:
+    """The JSON body of a DynamoDB answer written straight from moto's plain result, or None
+    when the result holds something only moto's shape-driven serializer knows how to write."""
+    try:
+        return json.dumps(result, separators=(",", ":"), default=_wire_default,
+                          allow_nan=False)
+    except (_NotPlainJsonError, ValueError):
+        return None
+
+
+def apply_dynamodb_fast_responses() -> None:
+    """Patch this process's moto: a DynamoDB answer that is plain data is written with
+    ``json.dumps`` (idempotent). Only for the embedded moto."""
+    global _responses_patched
+    with _lock:
+        if _responses_patched:
+            return
+        from moto.dynamodb.responses import DynamoResult
+
+        stock = DynamoResult.execute_result
+
+        @functools.wraps(stock)
+        def execute_result(self: Any, context: Any) -> Any:
+            body = dynamodb_wire_body(self.result)
+            if body is None:
+                return stock(self, context)
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+
+        DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+        _responses_patched = True
