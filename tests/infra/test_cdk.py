@@ -1,150 +1,213 @@
-"""The CDK app in infra/ synthesizes the same stack as template.yaml.
+"""cadenza.cdk: the engine and worker constructs, and infra/app.py built from them.
 
-aws-cdk-lib is an optional extra (``cadenza[cdk]``) that needs node; without it these tests
-skip. Asset bundling is switched off (``aws:cdk:bundling-stacks``) so synthesis needs neither
-Docker nor pip downloads.
+aws_cdk.assertions on the synthesized template, then parity with template.yaml as the SAM
+translator expands it: tables and keys, queues and their dead-letter queues, functions and
+handlers, environment variable names, the authorizer and throttling, and the IAM actions each
+function holds. Asset bundling is switched off (``aws:cdk:bundling-stacks``) so synthesis
+needs neither Docker nor pip downloads; test_app_synthesizes_without_the_cli runs the real
+thing.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "1")
 cdk = pytest.importorskip("aws_cdk")
 assertions = pytest.importorskip("aws_cdk.assertions")
 
-from cadenza.local.template import load_template  # noqa: E402
+from cadenza.aws.tasklists import MAX_RECEIVE_COUNT  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from .conftest import REPO_ROOT, grants, of_type, role_statements  # noqa: E402
+
+FUNCTIONS = ("ApiFunction", "StreamFunction", "TimerFunction", "OrdersWorkerFunction")
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
 
 @pytest.fixture(scope="module")
-def synthesized() -> dict[str, Any]:
+def app_stack() -> Any:
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(REPO_ROOT / "infra"))
-        from cadenza_stack import CadenzaStack
+        from app import CadenzaStack
 
-        app = cdk.App(context={"aws:cdk:bundling-stacks": []})
-        stack = CadenzaStack(app, "cadenza-test")
-        template: dict[str, Any] = assertions.Template.from_stack(stack).to_json()
+        return CadenzaStack(cdk.App(context=NO_BUNDLING), "cadenza-test")
+
+
+@pytest.fixture(scope="module")
+def synthesized(app_stack: Any) -> dict[str, Any]:
+    template: dict[str, Any] = assertions.Template.from_stack(app_stack).to_json()
     return template
 
 
-def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+# --- the constructs on their own ------------------------------------------------------------
 
 
-def test_tables_match_the_sam_template(synthesized: dict[str, Any]) -> None:
-    sam = load_template(REPO_ROOT / "template.yaml")["Resources"]
-    tables = _resources(synthesized, "AWS::DynamoDB::Table")
-    assert set(tables) == {"HistoryTable", "VisibilityTable"}
-    for name, table in tables.items():
-        expected = sam[name]["Properties"]
-        props = table["Properties"]
-        assert props["KeySchema"] == expected["KeySchema"]
-        assert sorted(props["AttributeDefinitions"], key=str) == sorted(
-            expected["AttributeDefinitions"], key=str)
-        assert props["BillingMode"] == "PAY_PER_REQUEST"
-        assert props["PointInTimeRecoverySpecification"] == expected[
-            "PointInTimeRecoverySpecification"]
-        assert props.get("TimeToLiveSpecification") == expected.get("TimeToLiveSpecification")
-        assert table["DeletionPolicy"] == sam[name]["DeletionPolicy"] == "Retain"
-    assert tables["HistoryTable"]["Properties"]["StreamSpecification"] == {
-        "StreamViewType": "NEW_IMAGE"}
-    indexes = tables["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert indexes == sam["VisibilityTable"]["Properties"]["GlobalSecondaryIndexes"]
+def test_a_worker_on_its_own_task_list() -> None:
+    """What a user writes: an engine, and a worker with their code on their task list."""
+    from cadenza.cdk import CadenzaEngine, CadenzaWorker
+
+    stack = cdk.Stack(cdk.App(context=NO_BUNDLING), "shop")
+    engine = CadenzaEngine(stack, "Engine", retention_days=7, api_throttle_rate_limit=50)
+    worker = CadenzaWorker(
+        stack, "Billing", engine=engine, task_list="billing", domain="payments",
+        code=cdk.aws_lambda.Code.from_asset(str(REPO_ROOT / "examples")),
+        handler="orders/lambda_app.handler", timeout=cdk.Duration.seconds(60))
+    template = assertions.Template.from_stack(stack)
+    template.has_resource_properties("AWS::SQS::Queue", {
+        "QueueName": "shop-payments-billing-decision.fifo", "FifoQueue": True,
+        "VisibilityTimeout": 360, "SqsManagedSseEnabled": True,
+        "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [
+            "TaskListDeadLetterQueue", "Arn"]}, "maxReceiveCount": MAX_RECEIVE_COUNT}})
+    template.has_resource_properties("AWS::SQS::Queue", {
+        "QueueName": "shop-payments-billing-activity.fifo"})
+    template.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "orders/lambda_app.handler", "Timeout": 60,
+        "Role": {"Fn::GetAtt": ["BillingWorkerFunctionRole", "Arn"]},
+        "Environment": {"Variables": assertions.Match.object_like({
+            "CADENZA_QUEUE_PREFIX": "shop", "CADENZA_RETENTION_DAYS": "7"})}})
+    template.resource_properties_count_is("AWS::Lambda::EventSourceMapping", {
+        "FunctionName": {"Ref": "BillingWorkerFunction"},
+        "FunctionResponseTypes": ["ReportBatchItemFailures"]}, 2)
+    template.has_resource_properties("AWS::ApiGatewayV2::Stage", {
+        "DefaultRouteSettings": {"ThrottlingRateLimit": 50, "ThrottlingBurstLimit": 400}})
+    assert worker.function.node.id == "BillingWorkerFunction"
+    role = template.to_json()["Resources"]["BillingWorkerFunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == [{"Ref": "EnginePolicy"}]
 
 
-def _sam_resources(kind: str) -> dict[str, dict[str, Any]]:
-    resources = load_template(REPO_ROOT / "template.yaml")["Resources"]
-    return {k: v for k, v in resources.items() if v["Type"] == kind}
+def test_the_engine_refuses_a_retention_under_a_day() -> None:
+    from cadenza.cdk import CadenzaEngine
+
+    with pytest.raises(ValueError, match="retention_days"):
+        CadenzaEngine(cdk.Stack(cdk.App(context=NO_BUNDLING), "s"), "Engine", retention_days=0)
 
 
-def test_same_logical_resources_as_the_sam_template(synthesized: dict[str, Any]) -> None:
-    """Stateful and engine-facing resources keep template.yaml's logical ids."""
-    for sam_kind, cfn_kind in (
-        ("AWS::DynamoDB::Table", "AWS::DynamoDB::Table"),
-        ("AWS::SQS::Queue", "AWS::SQS::Queue"),
-        ("AWS::Serverless::Function", "AWS::Lambda::Function"),
-    ):
-        assert set(_resources(synthesized, cfn_kind)) == set(_sam_resources(sam_kind)), sam_kind
-
-
-def test_functions_and_environment_match_the_sam_template(synthesized: dict[str, Any]) -> None:
-    sam = load_template(REPO_ROOT / "template.yaml")
-    sam_env = set(sam["Globals"]["Function"]["Environment"]["Variables"])
-    functions = _resources(synthesized, "AWS::Lambda::Function")
-    handlers = {name: f["Properties"]["Handler"] for name, f in functions.items()}
-    assert handlers == {
-        name: resource["Properties"]["Handler"]
-        for name, resource in _sam_resources("AWS::Serverless::Function").items()
-    }
-    for function in functions.values():
-        props = function["Properties"]
-        assert props["Runtime"] == "python3.12"
-        assert (props["Timeout"], props["MemorySize"]) == (30, 512)
-        assert props["TracingConfig"] == {"Mode": "Active"}
-        assert set(props["Environment"]["Variables"]) == sam_env
-        service = props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
-        assert service == sam["Globals"]["Function"]["Environment"]["Variables"][
-            "POWERTOOLS_SERVICE_NAME"]
-        assert len(props["Layers"]) == 1
-
-
-def test_event_sources(synthesized: dict[str, Any]) -> None:
-    mappings = list(_resources(synthesized, "AWS::Lambda::EventSourceMapping").values())
-    by_function = {m["Properties"]["FunctionName"]["Ref"]: m["Properties"] for m in mappings}
-    stream = by_function["StreamFunction"]
-    assert stream["EventSourceArn"] == {"Fn::GetAtt": ["HistoryTable", "StreamArn"]}
-    assert stream["StartingPosition"] == "TRIM_HORIZON"
-    assert stream["BatchSize"] == 100
-    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert stream["MaximumRetryAttempts"] == 10
-    assert stream["BisectBatchOnFunctionError"] is True
-    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["StreamFailureQueue", "Arn"]}
-    assert set(by_function) == {"StreamFunction", "TimerFunction", "OrdersWorkerFunction"}
-    timers = by_function["TimerFunction"]
-    assert timers["EventSourceArn"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
-    assert timers["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    orders = {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
-              for m in mappings
-              if m["Properties"]["FunctionName"]["Ref"] == "OrdersWorkerFunction"}
-    assert set(orders) == {"OrdersDecisionQueue", "OrdersActivityQueue"}
-    for mapping in orders.values():
-        assert mapping["BatchSize"] == 10
-        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-
-
-def test_example_worker_queues_match_the_sam_template(synthesized: dict[str, Any]) -> None:
-    sam = load_template(REPO_ROOT / "template.yaml")["Resources"]
-    queues = _resources(synthesized, "AWS::SQS::Queue")
-    for name in ("OrdersDecisionQueue", "OrdersActivityQueue"):
-        expected = dict(sam[name]["Properties"])
-        props = dict(queues[name]["Properties"])
-        kind = "decision" if name == "OrdersDecisionQueue" else "activity"
-        assert expected.pop("QueueName") == {
-            "Fn::Sub": f"${{AWS::StackName}}-default-orders-{kind}.fifo"}
-        assert props.pop("QueueName") == f"cadenza-test-default-orders-{kind}.fifo"
-        assert props == expected
-
-
-def test_http_api_routes_every_path_to_the_api_function(synthesized: dict[str, Any]) -> None:
-    assert set(_resources(synthesized, "AWS::ApiGatewayV2::Api")) == {"ServerlessHttpApi"}
-    routes = {r["Properties"]["RouteKey"]
-              for r in _resources(synthesized, "AWS::ApiGatewayV2::Route").values()}
-    assert routes == {"ANY /{proxy+}", "ANY /"}
-    (integration,) = _resources(synthesized, "AWS::ApiGatewayV2::Integration").values()
+def test_every_route_is_iam_authorized(synthesized: dict[str, Any]) -> None:
+    routes = of_type(synthesized, "AWS::ApiGatewayV2::Route")
+    assert {r["Properties"]["RouteKey"] for r in routes.values()} == {"ANY /{proxy+}", "ANY /"}
+    for route in routes.values():
+        assert route["Properties"]["AuthorizationType"] == "AWS_IAM"
+    (integration,) = of_type(synthesized, "AWS::ApiGatewayV2::Integration").values()
     assert integration["Properties"]["PayloadFormatVersion"] == "2.0"
     assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["ApiFunction", "Arn"]}
 
 
-def test_outputs_and_parameter(synthesized: dict[str, Any]) -> None:
-    sam_outputs = set(load_template(REPO_ROOT / "template.yaml")["Outputs"])
-    assert sam_outputs <= set(synthesized["Outputs"])
-    parameter = synthesized["Parameters"]["TaskTokenSecret"]
-    assert parameter["NoEcho"] is True and parameter["MinLength"] == 32
+# --- parity with template.yaml ----------------------------------------------------------------
+
+
+def test_same_logical_resources_as_the_sam_template(
+    synthesized: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    """Stateful and engine-facing resources keep template.yaml's logical ids."""
+    for kind in ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Lambda::Function",
+                 "AWS::Lambda::EventSourceMapping", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy",
+                 "AWS::Logs::LogGroup", "AWS::CloudWatch::Alarm", "AWS::SecretsManager::Secret",
+                 "AWS::Scheduler::ScheduleGroup", "AWS::ApiGatewayV2::Api", "AWS::S3::Bucket"):
+        assert set(of_type(synthesized, kind)) == set(of_type(translated, kind)), kind
+
+
+def test_tables_match_the_sam_template(
+    synthesized: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    expected = of_type(translated, "AWS::DynamoDB::Table")
+    for name, table in of_type(synthesized, "AWS::DynamoDB::Table").items():
+        props, sam = table["Properties"], expected[name]["Properties"]
+        for key in ("KeySchema", "BillingMode", "PointInTimeRecoverySpecification",
+                    "SSESpecification", "TimeToLiveSpecification", "StreamSpecification",
+                    "GlobalSecondaryIndexes"):
+            assert props.get(key) == sam.get(key), (name, key)
+        assert sorted(props["AttributeDefinitions"], key=str) == sorted(
+            sam["AttributeDefinitions"], key=str)
+        assert table["DeletionPolicy"] == expected[name]["DeletionPolicy"] == "Retain"
+
+
+def test_queues_and_dead_letter_queues_match(
+    synthesized: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    expected = of_type(translated, "AWS::SQS::Queue")
+    for name, queue in of_type(synthesized, "AWS::SQS::Queue").items():
+        props, sam = dict(queue["Properties"]), dict(expected[name]["Properties"])
+        if "QueueName" in sam:  # ${AWS::StackName}-... there, the stack's name here
+            assert sam.pop("QueueName")["Fn::Sub"].replace(
+                "${AWS::StackName}", "cadenza-test") == props.pop("QueueName")
+        assert props == sam, name
+
+
+def test_functions_handlers_and_environment_match(
+    synthesized: dict[str, Any], translated: dict[str, Any], sam: dict[str, Any]
+) -> None:
+    names = set(sam["Globals"]["Function"]["Environment"]["Variables"])
+    expected = of_type(translated, "AWS::Lambda::Function")
+    for name, function in of_type(synthesized, "AWS::Lambda::Function").items():
+        props, sam_props = function["Properties"], expected[name]["Properties"]
+        for key in ("Handler", "Runtime", "Timeout", "MemorySize", "TracingConfig",
+                    "Architectures", "Role", "LoggingConfig"):
+            assert props.get(key) == sam_props.get(key), (name, key)
+        assert set(props["Environment"]["Variables"]) == names
+        assert len(props["Layers"]) == 1
+
+
+def test_event_sources_match(synthesized: dict[str, Any], translated: dict[str, Any]) -> None:
+    expected = of_type(translated, "AWS::Lambda::EventSourceMapping")
+    for name, mapping in of_type(synthesized, "AWS::Lambda::EventSourceMapping").items():
+        props, sam = mapping["Properties"], expected[name]["Properties"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        for key in ("EventSourceArn", "FunctionName", "BatchSize", "StartingPosition",
+                    "MaximumRetryAttempts", "BisectBatchOnFunctionError", "DestinationConfig",
+                    "MaximumBatchingWindowInSeconds"):
+            assert props.get(key) == sam.get(key), (name, key)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_holds_the_same_iam_actions(
+    synthesized: dict[str, Any], translated: dict[str, Any], function: str
+) -> None:
+    def actions(template: dict[str, Any]) -> set[str]:
+        return {action for action, _ in grants(role_statements(template, function))}
+
+    assert actions(synthesized) == actions(translated)
+    assert {"secretsmanager:GetSecretValue", "sqs:SendMessage"} <= actions(synthesized)
+
+
+def test_alarms_watch_the_same_dead_letter_queues(
+    synthesized: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    def watched(template: dict[str, Any]) -> set[str]:
+        return {json.dumps(a["Properties"]["Dimensions"], sort_keys=True)
+                for a in of_type(template, "AWS::CloudWatch::Alarm").values()}
+
+    assert watched(synthesized) == watched(translated)
+
+
+def test_outputs(synthesized: dict[str, Any], sam: dict[str, Any]) -> None:
+    assert set(sam["Outputs"]) == set(synthesized["Outputs"])
+    assert "Parameters" not in synthesized or not any(
+        p.get("NoEcho") for p in synthesized["Parameters"].values())
+
+
+@pytest.mark.timeout(600)
+def test_app_synthesizes_without_the_cli(tmp_path: Path) -> None:
+    """`python infra/app.py`: the real synthesis, the layer built by this machine's pip."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "infra" / "app.py")], cwd=tmp_path,
+        env={**os.environ, "CDK_OUTDIR": str(tmp_path / "cdk.out")},
+        capture_output=True, text=True, timeout=550,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "cdk.out" / "cadenza.template.json").read_text())
+    assert "ServerlessHttpApi" in template["Resources"]
+    manifest = json.loads((tmp_path / "cdk.out" / "cadenza.assets.json").read_text())
+    layers = [a for a in manifest["files"].values()
+              if (tmp_path / "cdk.out" / a["source"]["path"] / "python" / "cadenza").is_dir()]
+    assert len(layers) == 1
+    site = tmp_path / "cdk.out" / layers[0]["source"]["path"] / "python"
+    assert (site / "pynamodb").is_dir() and not (site / "moto").exists()
+    assert not (site / "rich").exists() and not (site / "yaml").exists()

@@ -3,57 +3,33 @@
 cfn-lint no longer expands SAM by itself, so the template is first translated offline with the
 SAM translator (placeholder S3 code locations, a managed-policy loader that needs no IAM call),
 then the CloudFormation it produces is linted. The structural assertions pin the contract
-between template.yaml and the engine: table keys, the history stream, the event sources.
+between template.yaml and the engine (table keys, the history stream, the event sources) and
+what makes the stack fit for production: least-privilege roles, a dead-letter queue behind
+every queue, encryption, retention, IAM authorization and throttling on the API.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from cadenza.aws.models import VisibilityModel
-from cadenza.aws.tasklists import SqsTaskLists, queue_name
+from cadenza.aws.tasklists import MAX_RECEIVE_COUNT, SqsTaskLists, queue_name
 from cadenza.aws.visibility import INDEXES
 from cadenza.core import TaskKind
-from cadenza.local.template import load_template
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO_ROOT / "template.yaml"
+from .conftest import REPO_ROOT, grants, of_type, role_statements
 
-
-class _NoManagedPolicies:
-    """Stands in for samtranslator's ManagedPolicyLoader, which would call IAM."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-@pytest.fixture(scope="module")
-def sam() -> dict[str, Any]:
-    return load_template(TEMPLATE)
-
-
-@pytest.fixture(scope="module")
-def translated(sam: dict[str, Any]) -> dict[str, Any]:
-    from samtranslator.translator.transform import transform
-
-    document = copy.deepcopy(sam)
-    # The translator only accepts S3 code locations; `sam build` puts real ones there.
-    document["Globals"]["Function"]["CodeUri"] = "s3://placeholder-bucket/functions.zip"
-    for resource in document["Resources"].values():
-        if resource["Type"] == "AWS::Serverless::LayerVersion":
-            resource["Properties"]["ContentUri"] = "s3://placeholder-bucket/layer.zip"
-        if resource["Type"] == "AWS::Serverless::Function" and "CodeUri" in resource["Properties"]:
-            resource["Properties"]["CodeUri"] = "s3://placeholder-bucket/code.zip"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator's pseudo parameters
-        result: dict[str, Any] = transform(document, {}, _NoManagedPolicies())  # type: ignore[arg-type]
-    return result
+ENGINE_FUNCTIONS = ("ApiFunction", "StreamFunction", "TimerFunction")
+FUNCTIONS = (*ENGINE_FUNCTIONS, "OrdersWorkerFunction")
+#: Where AWS has no resource-level permission, so "*" is the only resource it accepts.
+STAR_ONLY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams",
+                     "scheduler:ListSchedules"}
+TASK_LIST_QUEUES = ("arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+                    "${AWS::StackName}-*.fifo")
 
 
 def test_translated_template_passes_cfn_lint(translated: dict[str, Any]) -> None:
@@ -78,7 +54,27 @@ def test_history_table_keys_and_stream(sam: dict[str, Any]) -> None:
     assert {"AttributeName": "pk", "AttributeType": "S"} in props["AttributeDefinitions"]
     assert {"AttributeName": "sk", "AttributeType": "S"} in props["AttributeDefinitions"]
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+
+
+@pytest.mark.parametrize("name", ["HistoryTable", "VisibilityTable"])
+def test_tables_are_encrypted_recoverable_and_expire_closed_runs(
+    sam: dict[str, Any], name: str
+) -> None:
+    props = sam["Resources"][name]["Properties"]
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    # aws/store.py writes `expires_at` (epoch seconds) on history items, aws/queries.py on
+    # query answers in the visibility table.
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert sam["Resources"][name]["DeletionPolicy"] == "Retain"
+    assert sam["Resources"][name]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_retention_is_a_parameter_in_days(sam: dict[str, Any]) -> None:
+    parameter = sam["Parameters"]["RetentionDays"]
+    assert parameter["Type"] == "Number" and parameter["MinValue"] >= 1
+    variables = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CADENZA_RETENTION_DAYS"] == {"Ref": "RetentionDays"}
 
 
 def test_visibility_table_keys_and_listing_index(sam: dict[str, Any]) -> None:
@@ -106,12 +102,6 @@ def test_visibility_table_keys_and_listing_index(sam: dict[str, Any]) -> None:
                         for name, partition in INDEXES.items()}
 
 
-def test_tables_survive_stack_deletion(sam: dict[str, Any]) -> None:
-    for name in ("HistoryTable", "VisibilityTable"):
-        assert sam["Resources"][name]["DeletionPolicy"] == "Retain"
-        assert sam["Resources"][name]["UpdateReplacePolicy"] == "Retain"
-
-
 def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any]) -> None:
     function = sam["Globals"]["Function"]
     assert (function["Runtime"], function["Timeout"], function["MemorySize"]) == (
@@ -120,16 +110,27 @@ def test_globals_give_every_function_the_engine_environment(sam: dict[str, Any])
     assert variables["CADENZA_HISTORY_TABLE"] == {"Ref": "HistoryTable"}
     assert variables["CADENZA_VISIBILITY_TABLE"] == {"Ref": "VisibilityTable"}
     assert variables["CADENZA_QUEUE_PREFIX"] == {"Fn::Sub": "${AWS::StackName}"}
-    assert variables["CADENZA_TASK_TOKEN_SECRET"] == {"Ref": "TaskTokenSecret"}
     assert variables["CADENZA_TIMER_QUEUE_URL"] == {"Ref": "TimerQueue"}
     assert variables["CADENZA_TIMER_QUEUE_ARN"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
     assert variables["CADENZA_SCHEDULE_GROUP"] == {"Ref": "TimerScheduleGroup"}
     assert variables["CADENZA_SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+    assert variables["CADENZA_TASK_LIST_DLQ_ARN"] == {
+        "Fn::GetAtt": ["TaskListDeadLetterQueue", "Arn"]}
     role = sam["Resources"]["SchedulerRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "scheduler.amazonaws.com"}
     assert variables["POWERTOOLS_SERVICE_NAME"]
-    assert sam["Parameters"]["TaskTokenSecret"]["NoEcho"] is True
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Cadenza"
+
+
+def test_the_task_token_key_is_a_generated_secret_not_a_parameter(sam: dict[str, Any]) -> None:
+    variables = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["CADENZA_TASK_TOKEN_SECRET_ARN"] == {"Ref": "TaskTokenSecret"}
+    assert "CADENZA_TASK_TOKEN_SECRET" not in variables
+    secret = sam["Resources"]["TaskTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    assert not any(p.get("NoEcho") for p in sam.get("Parameters", {}).values())
 
 
 @pytest.mark.parametrize(
@@ -143,6 +144,17 @@ def test_handlers_point_into_functions(sam: dict[str, Any], function: str, handl
     code_uri = props.get("CodeUri", sam["Globals"]["Function"]["CodeUri"])
     assert (REPO_ROOT / code_uri).resolve() == REPO_ROOT / "functions"
     assert (REPO_ROOT / code_uri / handler.rsplit(".", 1)[0]).with_suffix(".py").is_file()
+
+
+def test_the_layer_is_built_from_the_package(sam: dict[str, Any]) -> None:
+    layer = sam["Resources"]["CadenzaLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    content = REPO_ROOT / layer["Properties"]["ContentUri"]
+    makefile = (content / "Makefile").read_text()
+    assert "build-CadenzaLayer:" in makefile
+    assert (content / "..").resolve() == REPO_ROOT  # the Makefile installs ".." (the package)
+    assert "pip wheel" in makefile and "--target" in makefile
+    assert "requirements" not in makefile  # no second list of dependencies to keep in step
 
 
 def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
@@ -165,35 +177,98 @@ def test_event_sources_the_engine_relies_on(translated: dict[str, Any]) -> None:
 
     timers = mappings["TimerFunctionTimers"]
     assert timers["EventSourceArn"] == {"Fn::GetAtt": ["TimerQueue", "Arn"]}
-    assert timers["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     timer_queue = resources["TimerQueue"]["Properties"]
     assert "FifoQueue" not in timer_queue  # per-message delays need a standard queue
     assert timer_queue["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["TimerDeadLetterQueue", "Arn"]}
 
-    api = resources["ServerlessHttpApi"]
-    assert api["Type"] == "AWS::ApiGatewayV2::Api"
-    paths = api["Properties"]["Body"]["paths"]
-    for path in ("/{proxy+}", "/"):
-        integration = paths[path]["x-amazon-apigateway-any-method"][
-            "x-amazon-apigateway-integration"]
-        assert integration["payloadFormatVersion"] == "2.0"
-        assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
+    for name, mapping in mappings.items():  # every event source reports partial failures
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"], name
 
-    for name in ("ApiFunction", "StreamFunction", "TimerFunction", "OrdersWorkerFunction"):
+    for name in FUNCTIONS:
         function = resources[name]
         assert function["Type"] == "AWS::Lambda::Function"
         assert function["Properties"]["Runtime"] == "python3.12"
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
 
 
-def test_functions_may_use_every_queue_of_the_stack(translated: dict[str, Any]) -> None:
-    """Task-list queues are created at run time, so access is granted by name prefix."""
-    for name in ("ApiFunctionRole", "StreamFunctionRole", "TimerFunctionRole",
-                 "OrdersWorkerFunctionRole"):
-        policies = json.dumps(translated["Resources"][name]["Properties"]["Policies"])
-        assert "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-*" in policies
-        assert "HistoryTable" in policies and "VisibilityTable" in policies
+def test_every_route_needs_iam_authorization_and_the_stage_throttles(
+    translated: dict[str, Any]
+) -> None:
+    resources = translated["Resources"]
+    api = resources["ServerlessHttpApi"]
+    assert api["Type"] == "AWS::ApiGatewayV2::Api"
+    paths = api["Properties"]["Body"]["paths"]
+    assert set(paths) == {"/{proxy+}", "/"}
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            assert operation["security"] == [{"AWS_IAM": []}], (path, method)
+            integration = operation["x-amazon-apigateway-integration"]
+            assert integration["payloadFormatVersion"] == "2.0"
+            assert "ApiFunction.Arn" in integration["uri"]["Fn::Sub"]
+    (stage,) = of_type(translated, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["DefaultRouteSettings"]
+    assert settings == {"ThrottlingRateLimit": {"Ref": "ApiThrottleRateLimit"},
+                        "ThrottlingBurstLimit": {"Ref": "ApiThrottleBurstLimit"}}
+
+
+def test_every_queue_has_a_dead_letter_queue_and_is_encrypted(
+    translated: dict[str, Any]
+) -> None:
+    queues = of_type(translated, "AWS::SQS::Queue")
+    targets = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+               for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    # The stream's failure destination is its dead-letter queue (an on-failure destination).
+    targets.add("StreamFailureQueue")
+    for name, queue in queues.items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, name
+        assert name in targets or "RedrivePolicy" in queue["Properties"], name
+    alarmed = {alarm["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+               for alarm in of_type(translated, "AWS::CloudWatch::Alarm").values()
+               if alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"}
+    assert alarmed == targets == {"TimerDeadLetterQueue", "TaskListDeadLetterQueue",
+                                  "StreamFailureQueue"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_least_privilege(translated: dict[str, Any], function: str) -> None:
+    """No wildcard action, "*" only where AWS has no resource-level permission, no AWS managed
+    policy (SAM adds some with "*" resources when it makes the role), task-list queues only by
+    the stack's FIFO prefix, logs only to the function's own log group."""
+    resources = translated["Resources"]
+    granted = grants(role_statements(translated, function))
+    for action, resource in granted:
+        assert "*" not in action, action
+        if resource == '"*"':
+            assert action in STAR_ONLY_ACTIONS, action
+    actions = {action for action, _ in granted}
+    sqs_anywhere = {a for a, r in granted if a.startswith("sqs:") and "${AWS::StackName}-*" in r}
+    assert sqs_anywhere == {"sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:SendMessage"}
+    assert all(r == json.dumps({"Fn::Sub": TASK_LIST_QUEUES}) for a, r in granted
+               if a in sqs_anywhere and "StackName" in r)
+    log_group = resources[function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert {r for a, r in granted if a.startswith("logs:")} == {
+        json.dumps({"Fn::GetAtt": [log_group, "Arn"]})}
+    assert "secretsmanager:GetSecretValue" in actions
+    assert "dynamodb:DeleteItem" not in actions and "dynamodb:Scan" not in actions
+
+
+def test_only_the_api_lists_runs_and_only_consumers_poll(translated: dict[str, Any]) -> None:
+    def actions(function: str) -> set[str]:
+        return {a for a, _ in grants(role_statements(translated, function))}
+
+    assert "dynamodb:Query" in actions("ApiFunction")
+    api_queries = {r for a, r in grants(role_statements(translated, "ApiFunction"))
+                   if a == "dynamodb:Query"}
+    assert any("VisibilityTable.Arn}/index/*" in r for r in api_queries)
+    for function in ("StreamFunction", "TimerFunction", "OrdersWorkerFunction"):
+        queries = {r for a, r in grants(role_statements(translated, function))
+                   if a == "dynamodb:Query"}
+        assert all("HistoryTable" in r for r in queries), function
+    assert "sqs:ReceiveMessage" not in actions("ApiFunction")
+    assert "sqs:ReceiveMessage" not in actions("StreamFunction")
+    assert "dynamodb:GetRecords" in actions("StreamFunction")
+    assert "dynamodb:GetRecords" not in actions("TimerFunction")
 
 
 ORDERS_QUEUES = {"OrdersDecisionQueue": TaskKind.DECISION, "OrdersActivityQueue": TaskKind.ACTIVITY}
@@ -221,19 +296,35 @@ def test_example_worker_queues_are_the_ones_the_service_would_create(
     """Same name and attributes as SqsTaskLists gives the "orders" task list's queues, except
     the visibility timeout: six times the timeout of the function they feed."""
     recorder = _CreateQueueRecorder()
-    SqsTaskLists(client=recorder, prefix="STACK").queue_url("default", "orders", kind)
+    SqsTaskLists(client=recorder, prefix="STACK", dead_letter_arn="DLQ-ARN").queue_url(
+        "default", "orders", kind)
     (request,) = recorder.requests
     props = sam["Resources"][logical_id]["Properties"]
     assert props["QueueName"] == {"Fn::Sub": request["QueueName"].replace(
         "STACK", "${AWS::StackName}")}
     assert request["QueueName"] == queue_name("STACK", "default", "orders", kind)
     declared = {k: str(v).lower() if isinstance(v, bool) else str(v)
-                for k, v in props.items() if k != "QueueName"}
+                for k, v in props.items() if k not in ("QueueName", "RedrivePolicy")}
     expected = dict(request["Attributes"])
+    assert json.loads(expected.pop("RedrivePolicy")) == {
+        "deadLetterTargetArn": "DLQ-ARN", "maxReceiveCount": MAX_RECEIVE_COUNT}
+    assert props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["TaskListDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": MAX_RECEIVE_COUNT}
     timeout = sam["Resources"]["OrdersWorkerFunction"]["Properties"].get(
         "Timeout", sam["Globals"]["Function"]["Timeout"])
     expected["VisibilityTimeout"] = str(6 * timeout)
     assert declared == expected
+
+
+def test_the_task_list_dead_letter_queue_is_outside_the_functions_pattern(
+    sam: dict[str, Any]
+) -> None:
+    """FIFO like the queues it serves, named so that `${AWS::StackName}-*.fifo` misses it."""
+    props = sam["Resources"]["TaskListDeadLetterQueue"]["Properties"]
+    assert props["FifoQueue"] is True
+    name = props["QueueName"]["Fn::Sub"]
+    assert name.startswith("${AWS::StackName}_") and name.endswith(".fifo")
 
 
 def test_example_worker_function(sam: dict[str, Any], translated: dict[str, Any]) -> None:
@@ -261,6 +352,10 @@ def test_example_worker_function(sam: dict[str, Any], translated: dict[str, Any]
     assert len(function["Layers"]) == 1
     assert set(function["Environment"]["Variables"]) == set(
         sam["Globals"]["Function"]["Environment"]["Variables"])
+    polled = {r for a, r in grants(role_statements(translated, "OrdersWorkerFunction"))
+              if a == "sqs:ReceiveMessage"}
+    assert polled == {json.dumps({"Fn::GetAtt": [q, "Arn"]}, sort_keys=True)
+                      for q in ORDERS_QUEUES}
 
 
 def test_outputs(sam: dict[str, Any]) -> None:
@@ -271,3 +366,4 @@ def test_outputs(sam: dict[str, Any]) -> None:
     assert outputs["HistoryTableName"]["Value"] == {"Ref": "HistoryTable"}
     assert outputs["VisibilityTableName"]["Value"] == {"Ref": "VisibilityTable"}
     assert outputs["QueuePrefix"]["Value"] == {"Fn::Sub": "${AWS::StackName}"}
+    assert outputs["EnginePolicyArn"]["Value"] == {"Ref": "EnginePolicy"}

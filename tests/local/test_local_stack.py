@@ -149,12 +149,14 @@ def test_the_real_template_describes_the_engine_stack() -> None:
     assert env["CADENZA_HISTORY_TABLE"] == "cadenza-local-HistoryTable"
     assert env["CADENZA_VISIBILITY_TABLE"] == "cadenza-local-VisibilityTable"
     assert env["CADENZA_QUEUE_PREFIX"] == "cadenza-local"
-    assert len(env["CADENZA_TASK_TOKEN_SECRET"]) >= 32
+    # The task-token key is a generated secret read by its ARN, never a parameter.
+    assert "CADENZA_TASK_TOKEN_SECRET" not in env and env["CADENZA_TASK_TOKEN_SECRET_ARN"]
     (stream,) = described.function("StreamFunction").events
     assert isinstance(stream, DynamoStreamSource) and stream.table == "HistoryTable"
     assert stream.on_failure_queue == "StreamFailureQueue"
     assert described.function("ApiFunction").handler_file == REPO_ROOT / "functions/api/app.py"
-    assert REPO_ROOT / "sdk" in described.function("ApiFunction").layer_paths
+    # The layer is built from the package (layer/Makefile); locally cadenza is installed.
+    assert REPO_ROOT / "layer" in described.function("ApiFunction").layer_paths
 
     # The example worker in Lambda mode and the "orders" queues it is fed from: created with
     # the attributes the service itself would use (tests/infra checks the template's side).
@@ -165,7 +167,11 @@ def test_the_real_template_describes_the_engine_stack() -> None:
         ("OrdersDecisionQueue", 10, True), ("OrdersActivityQueue", 10, True)}
     decisions = described.queue("OrdersDecisionQueue")
     assert decisions.name == "cadenza-local-default-orders-decision.fifo"
-    assert decisions.create_queue_attributes() == {
+    attributes = decisions.create_queue_attributes()
+    redrive = json.loads(attributes.pop("RedrivePolicy"))  # to the task lists' dead letters
+    assert redrive["deadLetterTargetArn"].endswith(":cadenza-local_task-list-dead-letters.fifo")
+    assert int(redrive["maxReceiveCount"]) == 50
+    assert attributes == {
         "FifoQueue": "true", "ContentBasedDeduplication": "false",
         "DeduplicationScope": "messageGroup", "FifoThroughputLimit": "perMessageGroupId",
         "VisibilityTimeout": "180", "MessageRetentionPeriod": "1209600"}

@@ -10,6 +10,7 @@ flight must never hold back the next one.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -36,6 +37,10 @@ _MAX_QUEUE_NAME = 80
 DEFAULT_VISIBILITY_TIMEOUT = 30
 #: Fourteen days: an unconsumed task waits as long as SQS allows (e.g. for a new worker).
 MESSAGE_RETENTION_SECONDS = 1_209_600
+#: Receives of one task-list message before SQS moves it to the stack's task-list dead-letter
+#: queue: far more than any healthy task needs (a busy run's decision is retried a few times, a
+#: worker crash costs one), so only a task no worker can take ends there (and raises the alarm).
+MAX_RECEIVE_COUNT = 50
 #: Connections each AWS client of the engine keeps open (SQS here, DynamoDB in models.py and
 #: visibility.py): enough for the concurrent requests of one process (a handler serving many
 #: threads) never to open a new one.
@@ -52,6 +57,26 @@ def queue_name(prefix: str, domain: str, task_list: str, kind: TaskKind) -> str:
         room = _MAX_QUEUE_NAME - len(suffix) - len(digest) - 1
         clean = f"{clean[:room]}-{digest}"
     return clean + suffix
+
+
+def queue_attributes(dead_letter_arn: str = "") -> dict[str, str]:
+    """What a task-list queue is created with (template.yaml declares the example worker's
+    queues with the same, tests/infra checks it): FIFO with per-task deduplication, encrypted
+    with SQS-managed keys, and, given the stack's dead-letter queue, a redrive policy to it."""
+    attributes = {
+        "FifoQueue": "true",
+        "ContentBasedDeduplication": "false",
+        "DeduplicationScope": "messageGroup",
+        "FifoThroughputLimit": "perMessageGroupId",
+        "VisibilityTimeout": str(DEFAULT_VISIBILITY_TIMEOUT),
+        "MessageRetentionPeriod": str(MESSAGE_RETENTION_SECONDS),
+        "SqsManagedSseEnabled": "true",
+    }
+    if dead_letter_arn:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": MAX_RECEIVE_COUNT},
+            separators=(",", ":"))
+    return attributes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +101,15 @@ def sqs_client(settings: AwsSettings, *, session: boto3.Session | None = None) -
 
 
 class SqsTaskLists:
-    def __init__(self, *, client: Any, prefix: str, timers: TimerQueue | None = None) -> None:
+    def __init__(
+        self, *, client: Any, prefix: str, timers: TimerQueue | None = None,
+        dead_letter_arn: str = "",
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.timers = timers
+        #: Where a queue created here sends what it received MAX_RECEIVE_COUNT times.
+        self.dead_letter_arn = dead_letter_arn
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -95,16 +125,7 @@ class SqsTaskLists:
             if "NonExistentQueue" not in str(error) and "QueueDoesNotExist" not in str(error):
                 raise
             url = self.client.create_queue(
-                QueueName=name,
-                Attributes={
-                    "FifoQueue": "true",
-                    "ContentBasedDeduplication": "false",
-                    "DeduplicationScope": "messageGroup",
-                    "FifoThroughputLimit": "perMessageGroupId",
-                    "VisibilityTimeout": str(DEFAULT_VISIBILITY_TIMEOUT),
-                    "MessageRetentionPeriod": str(MESSAGE_RETENTION_SECONDS),
-                },
-            )["QueueUrl"]
+                QueueName=name, Attributes=queue_attributes(self.dead_letter_arn))["QueueUrl"]
         with self._lock:
             self._urls[name] = url
         return url

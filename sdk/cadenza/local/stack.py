@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Mapping
@@ -320,6 +321,10 @@ class LocalStack:
             # No X-Ray daemon locally: the functions have Tracing: Active in AWS only.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            # template.yaml's TaskTokenSecret is generated in Secrets Manager and read by its
+            # ARN; until the emulator creates it, each local stack start gets a fresh key as
+            # the plain variable, which aws/settings.py prefers (deploy helper, issue 9).
+            "CADENZA_TASK_TOKEN_SECRET": secrets.token_urlsafe(48),
         }
 
 

@@ -67,7 +67,8 @@ def service_from_settings(settings: AwsSettings) -> WorkflowService:
     )
     return WorkflowService(
         store=DynamoHistoryStore(settings),
-        queues=SqsTaskLists(client=sqs, prefix=settings.queue_prefix, timers=timers),
+        queues=SqsTaskLists(client=sqs, prefix=settings.queue_prefix, timers=timers,
+                            dead_letter_arn=settings.task_list_dlq_arn),
         visibility=DynamoVisibilityStore(settings, client=shared_client("dynamodb", settings)),
         answers=DynamoQueryAnswers(settings),
         tokens=TaskTokens(settings.task_token_secret),
