@@ -763,23 +763,37 @@ class _OneTimeScheduleFirer(_Worker):
         self.groups = tuple(groups)
         self.scheduler = endpoint.new_client("scheduler")
         self.sqs = endpoint.new_client("sqs")
+        #: (group, name, creation date) -> due time of a schedule read once: the engine's
+        #: schedules never change, and most (deadlines) are deleted long before they are due,
+        #: so each is fetched once, not every second.
+        self._due: dict[tuple[str, str, Any], dt.datetime] = {}
 
     def poll_once(self) -> None:
         now = dt.datetime.now(dt.UTC)
+        listed = set()
         for group in self.groups:
             pages = self.scheduler.get_paginator("list_schedules").paginate(GroupName=group)
             for page in pages:
                 for summary in page.get("Schedules", []):
-                    self._fire_if_due(group, summary["Name"], now)
+                    key = (group, summary["Name"], summary.get("CreationDate"))
+                    listed.add(key)
+                    due = self._due.get(key)
+                    if due is None or due <= now:
+                        self._fire_if_due(group, summary["Name"], now, key)
+        for gone in set(self._due) - listed:
+            del self._due[gone]
         self.stop_event.wait(1.0)
 
-    def _fire_if_due(self, group: str, name: str, now: dt.datetime) -> None:
+    def _fire_if_due(self, group: str, name: str, now: dt.datetime,
+                     key: tuple[str, str, Any] | None = None) -> None:
         schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
         match = _AT.match(schedule.get("ScheduleExpression", ""))
         if match is None or schedule.get("State") == "DISABLED":
             return
         due = dt.datetime.fromisoformat(match.group(1)).replace(tzinfo=dt.UTC)
         if due > now:
+            if key is not None:
+                self._due[key] = due
             return
         target = schedule["Target"]
         arn = target["Arn"]
