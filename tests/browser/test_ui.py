@@ -14,6 +14,7 @@ import pytest
 if not os.environ.get("CI"):  # in CI selenium is installed (dev extra): its absence fails
     pytest.importorskip("selenium", reason="selenium is not installed (it is in the dev extra)")
 
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -32,7 +33,22 @@ WAIT_SECONDS = 60
 
 
 def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.2)
+    # An open run's page redraws itself as its history grows: an element found just before a
+    # redraw is stale, and the next poll finds its successor.
+    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.2,
+                         ignored_exceptions=(NoSuchElementException,
+                                             StaleElementReferenceException))
+
+
+def press(driver: WebDriver, selector: str) -> None:
+    """Click the element ``selector`` names once it is there, again if a redraw replaced it."""
+    def clicked(d: WebDriver) -> bool:
+        element = d.find_element(By.CSS_SELECTOR, selector)
+        if not element.is_displayed():
+            return False
+        element.click()
+        return True
+    wait(driver).until(clicked)
 
 
 def css(driver: WebDriver, selector: str) -> WebElement:
@@ -72,6 +88,12 @@ def click(driver: WebDriver, element: WebElement) -> None:
     element.click()
 
 
+def text_of(driver: WebDriver, selector: str) -> str:
+    """The text of the element ``selector`` names, read again if a redraw replaced it."""
+    return str(wait(driver).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, selector).text or False))
+
+
 def fill(dialog: WebElement, name: str, value: str) -> None:
     field = dialog.find_element(By.CSS_SELECTOR, f"[name='{name}']")
     field.clear()
@@ -109,8 +131,8 @@ def test_runs_list_shows_a_run_and_filters_it(browser: WebDriver, ui: UiServer,
 
     # A click on the row opens its run page.
     browser.get(f"{ui.url}/")
-    css(browser, f"tr.run-row[data-workflow-id='{workflow_id}'] a").click()
-    assert css(browser, "#run-workflow-id").text == workflow_id
+    press(browser, f"tr.run-row[data-workflow-id='{workflow_id}'] a")
+    assert text_of(browser, "#run-workflow-id") == workflow_id
 
 
 def test_run_page_renders_timeline_history_links_and_download(
@@ -174,7 +196,7 @@ def test_run_page_renders_timeline_history_links_and_download(
     parent = css(browser, ".fact a[href*='/runs/']")
     assert workflow_id in parent.text
     click(browser, parent)
-    assert css(browser, "#run-workflow-id").text == workflow_id
+    assert text_of(browser, "#run-workflow-id") == workflow_id
 
 
 def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: UiServer,
@@ -185,12 +207,12 @@ def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: Ui
     browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
 
     # The current stack, answered by the worker's replay of the open run.
-    stack_text = css(browser, "#stack-text").text
+    stack_text = text_of(browser, "#stack-text")
     assert "coroutine 1 (Waiting.run):" in stack_text
     assert 'await workflow.wait_condition(lambda: "stop" in self.messages)' in stack_text
 
     # Signal, with confirmation in a dialog.
-    css(browser, "#action-signal").click()
+    press(browser, "#action-signal")
     dialog = css(browser, "#signal-form")
     fill(dialog, "signal_name", "note")
     fill(dialog, "args", '"hello from the browser"')
@@ -204,7 +226,7 @@ def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: Ui
         e.text for e in d.find_elements(By.CSS_SELECTOR, "#timeline .row-label")])
 
     # A query from the page, answered by the worker.
-    css(browser, "#action-query").click()
+    press(browser, "#action-query")
     dialog = css(browser, "#query-form")
     fill(dialog, "query_type", "messages")
     dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
@@ -213,7 +235,7 @@ def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: Ui
     dialog.find_element(By.XPATH, ".//button[text()='Close']").click()
 
     # Terminate, with its reason, confirmed in the dialog.
-    css(browser, "#action-terminate").click()
+    press(browser, "#action-terminate")
     dialog = css(browser, "#terminate-form")
     fill(dialog, "reason", "ended by the browser test")
     dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
