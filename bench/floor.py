@@ -535,6 +535,23 @@ def causes(measured: Measured) -> list[str]:
     return notes
 
 
+def commit_sizes(results: list[Measured]) -> str:
+    """Which workflows' commits all fit one write unit (1 KB), which do not, and by how much."""
+    fit, over = [], []
+    for measured in results:
+        writes = components(measured.per_workflow)["history writes (WRU)"]
+        if not writes.requests:
+            continue
+        if writes.write_units <= writes.requests:
+            fit.append(measured.scenario.key)
+        else:
+            over.append(f"{measured.scenario.key} ({_fmt(writes.write_units)} units for "
+                        f"{_fmt(writes.requests)} commits)")
+    text = "Commits: " + (f"every commit of {', '.join(fit)} is one write unit (under 1 KB)"
+                          if fit else "no workflow's commits all fit one write unit")
+    return text + (f"; over 1 KB: {', '.join(over)}." if over else ".")
+
+
 def gap(measured: Measured) -> list[str]:
     """What makes up the difference to the floor: each component above it, and its sources."""
     floor = FLOORS[measured.scenario.key].components()
@@ -655,6 +672,7 @@ def render(results: list[Measured], prices: price_table.PriceTable = price_table
                 floor_value = VISIBILITY_FLOOR
             cells.append(f"{_fmt(_units(name, grouped[name]))} / {_fmt(floor_value)}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", commit_sizes(results)]
     lines += ["", "### Where every request goes (requests per workflow)", "",
               "| where | request | " + " | ".join(m.scenario.key for m in results) + " |",
               "|---|---|" + "---:|" * len(results)]

@@ -34,6 +34,7 @@ from cadenza.core.tasks import (
     Task,
     TimerKind,
     TimerTask,
+    moot_timer_prefixes,
 )
 
 from .test_runs import T0, decide
@@ -184,3 +185,22 @@ def test_effects_on_other_runs_and_tasks_of_other_runs_are_always_needed() -> No
     assert still_needed(report, closed.state)
     other: Task = one(begin(run_id="run-2"), DecisionTask)
     assert still_needed(other, closed.state)  # another run: this state says nothing of it
+
+
+def test_a_commit_names_the_timers_it_makes_moot_by_key_prefix() -> None:
+    decided = decide(begin().state, schedule())
+    deadline: TimerTask = one(decided, TimerTask, timer_kind=TimerKind.ACTIVITY_TIMEOUT)
+    timeout: TimerTask = one(begin(), TimerTask, timer_kind=TimerKind.WORKFLOW_TIMEOUT)
+    assert moot_timer_prefixes(decided.state, decided.events) == ()
+    taken = apply(decided.state, StartActivityTask(
+        scheduled_event_id=deadline.started_event_id, attempt=0), now=T0)
+    done = apply(taken.state, CompleteActivityTask(
+        scheduled_event_id=deadline.started_event_id, attempt=0, result=None), now=T0)
+    prefixes = moot_timer_prefixes(done.state, done.events)
+    assert any(deadline.key.startswith(p) for p in prefixes)
+    assert not any(timeout.key.startswith(p) for p in prefixes)  # the run is still open
+    closed = apply(done.state, TerminateWorkflow(reason="stop"), now=T0)
+    (everything,) = moot_timer_prefixes(closed.state, closed.events)
+    assert timeout.key.startswith(everything) and deadline.key.startswith(everything)
+    other = one(begin(run_id="run-10"), TimerTask, timer_kind=TimerKind.WORKFLOW_TIMEOUT)
+    assert not other.key.startswith(everything)  # run-1's prefix is not run-10's
