@@ -47,6 +47,8 @@ class HistoryBatchModel(Model):
     body = BinaryAttribute(legacy_encoding=False)
     #: Random per write: tells a retry of this very write from another writer's equal commit.
     commit_id = UnicodeAttribute(null=True)
+    #: Epoch seconds after which DynamoDB's TTL may delete the item (store.expires_at).
+    expires_at = NumberAttribute(null=True)
 
 
 class ByStartIndex(GlobalSecondaryIndex["VisibilityModel"]):

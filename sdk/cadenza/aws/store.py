@@ -40,8 +40,33 @@ def batch_key(run_id: str, version: int) -> str:
     return f"{run_id}#{version:010d}"
 
 
-def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
-    """The attributes of the item a transition is stored as (also what the stream carries)."""
+#: How late a run may close after its execution deadline: the timeout is a durable timer, and
+#: timers fire late by their delivery (SQS, Scheduler's minute, retried stream batches).
+CLOSE_LAG_SECONDS = 86_400
+
+
+def expires_at(state: RunState, committed_at: int, retention_seconds: int) -> int:
+    """Epoch seconds from which DynamoDB's TTL may delete a batch of this run: never before
+    ``retention_seconds`` after the run's close (docs/design.md, "Retention").
+
+    A batch of a closed run (the closing one and any after it) expires retention after the
+    close. A batch written while the run is open cannot know the close, but bounds it: the run
+    closes by its execution deadline, at most its backoff plus its execution timeout after its
+    start, which is no later than this write, plus the lag of the timeout's timer. The item is
+    never rewritten, so the bound is written instead of the close.
+    """
+    if state.close_time is not None:
+        return state.close_time // 1000 + retention_seconds
+    deadline = committed_at // 1000 + state.backoff_seconds \
+        + state.execution_start_to_close_timeout_seconds + CLOSE_LAG_SECONDS
+    return deadline + retention_seconds
+
+
+def encode_batch(
+    transition: Transition, committed_at: int, *, retention_seconds: int | None = None
+) -> dict[str, Any]:
+    """The attributes of the item a transition is stored as (also what the stream carries);
+    with ``retention_seconds``, the item's TTL (``expires_at``)."""
     state = transition.state
     events = transition.events
     first = events[0].event_id if events else state.next_event_id
@@ -58,6 +83,8 @@ def encode_batch(transition: Transition, committed_at: int) -> dict[str, Any]:
         "committed_at": committed_at,
         "body": body,
     }
+    if retention_seconds is not None:
+        attributes["expires_at"] = expires_at(state, committed_at, retention_seconds)
     size = sum(len(v) if isinstance(v, bytes) else len(str(v).encode())
                for v in attributes.values())
     if size > MAX_ITEM_BYTES:
@@ -111,6 +138,9 @@ def decode_stream_image(image: Mapping[str, Mapping[str, Any]]) -> StoredBatch:
 class DynamoHistoryStore:
     def __init__(self, settings: AwsSettings) -> None:
         self.settings = settings
+        #: Closed runs expire this long after their close (None: never; CADENZA_RETENTION_DAYS).
+        self.retention_seconds = (None if settings.retention_days is None
+                                  else settings.retention_days * 86_400)
         self.model = bind(
             HistoryBatchModel,
             table_name=settings.history_table,
@@ -213,7 +243,9 @@ class DynamoHistoryStore:
 
     def append(self, transition: Transition, *, committed_at: int) -> StoredBatch:
         """Commit one transition; CommitConflictError when its first event id is taken."""
-        attributes = {**encode_batch(transition, committed_at), "commit_id": uuid.uuid4().hex}
+        attributes = {**encode_batch(transition, committed_at,
+                                     retention_seconds=self.retention_seconds),
+                      "commit_id": uuid.uuid4().hex}
         if not create(self.model(**attributes)) and not self._is_own(attributes):
             raise CommitConflictError("the run changed since it was read")
         return decode_batch(attributes)
@@ -231,7 +263,8 @@ class DynamoHistoryStore:
         self, transitions: Sequence[Transition], *, committed_at: int
     ) -> list[StoredBatch]:
         """Commit transitions of different runs atomically (a DynamoDB transaction)."""
-        encoded = [encode_batch(t, committed_at) for t in transitions]
+        encoded = [encode_batch(t, committed_at, retention_seconds=self.retention_seconds)
+                   for t in transitions]
         connection = Connection(region=self.settings.region, host=self.settings.endpoint_url)
         try:
             with TransactWrite(connection=connection) as transaction:
