@@ -17,28 +17,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import json
 import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
+from ..core.limits import MAX_BODY_BYTES
 from ..error import (
+    BadRequestError,
     CredentialScopeError,
     InvalidAccessKeyError,
+    PayloadTooLargeError,
     ReplayedRequestError,
     RequestExpiredError,
+    ServiceError,
     SignatureMismatchError,
     UnsignedRequestError,
 )
 
-__all__ = ["MAX_CLOCK_SKEW", "SERVICE", "SeenSignatures", "verify_sigv4"]
+__all__ = ["MAX_CLOCK_SKEW", "SERVICE", "SeenSignatures", "SigV4Middleware", "verify_sigv4"]
 
 #: The service name API Gateway's signatures are scoped to.
 SERVICE = "execute-api"
@@ -222,3 +228,97 @@ def _signature(
         return ""  # headers botocore never signs (user-agent, expect): not a signature we give
     canonical = signer.canonical_request(request)
     return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
+class SigV4Middleware:
+    """WSGI middleware for the local API (``cadenza dev --auth iam``): each request's
+    signature is verified (:func:`verify_sigv4`) before ``app`` sees it, and a refused one is
+    answered 403 with the typed error, as the deployed API's IAM authorization refuses it
+    before the api function runs.
+
+    The body is read here (its exact bytes are signed) and handed on unchanged; a body over
+    MAX_BODY_BYTES is refused (413) by its Content-Length before it is read, and a malformed
+    Content-Length is a 400.
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        *,
+        credentials: Credentials | ReadOnlyCredentials,
+        region: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        seen: SeenSignatures | None = None,
+    ) -> None:
+        self.app = app
+        self.credentials = credentials
+        self.region = region
+        self.clock = clock
+        self.seen = SeenSignatures() if seen is None else seen
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        try:
+            body = _read_body(environ)
+            raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or _rebuilt_uri(environ)
+            path, _, query = raw.partition("?")
+            if "://" in path:  # an absolute-form request target
+                path = "/" + path.split("://", 1)[1].partition("/")[2]
+            verify_sigv4(
+                environ.get("REQUEST_METHOD", "GET"), path, query, _headers(environ), body,
+                credentials=self.credentials, region=self.region, now=self.clock(),
+                seen=self.seen,
+            )
+        except ServiceError as error:
+            payload = json.dumps(error.to_wire()).encode()
+            start_response(f"{error.status} {_REASONS.get(error.status, 'Error')}", [
+                ("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self.app(environ, start_response)
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large"}
+
+
+def _read_body(environ: Mapping[str, Any]) -> bytes:
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    stream = environ.get("wsgi.input")
+    if not text:
+        if stream is not None and environ.get("wsgi.input_terminated"):  # chunked
+            body = bytes(stream.read(MAX_BODY_BYTES + 1))
+            if len(body) > MAX_BODY_BYTES:
+                raise _too_large(len(body))
+            return body
+        return b""
+    if not text.isdigit():
+        raise BadRequestError(f"Content-Length {text[:40]!r} is not a number of bytes",
+                              field="Content-Length")
+    length = int(text)
+    if length > MAX_BODY_BYTES:
+        raise _too_large(length)
+    return bytes(stream.read(length)) if stream is not None and length else b""
+
+
+def _too_large(size: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes",
+        field="body", limit=MAX_BODY_BYTES, size=size,
+    )
+
+
+def _headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+    headers = [(key[5:].replace("_", "-").lower(), str(value))
+               for key, value in environ.items() if key.startswith("HTTP_")]
+    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
+        if environ.get(key):
+            headers.append((name, str(environ[key])))
+    return headers
+
+
+def _rebuilt_uri(environ: Mapping[str, Any]) -> str:
+    path = quote(str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", "")),
+                 safe="/")
+    query = str(environ.get("QUERY_STRING", ""))
+    return f"{path}?{query}" if query else path
