@@ -9,11 +9,13 @@ import time
 import httpx
 
 from cadenza.local import LocalStack
+from cadenza.ui import UI_HEADER
 
 from .test_cli import unique
 from .test_dev_command import cadenza, child_environment, free_port
 
 STARTUP_SECONDS = 60
+FROM_THE_UI = {UI_HEADER: "1"}
 
 
 def test_ui_command_serves_the_pages_and_forwards_the_api(local_stack: LocalStack) -> None:
@@ -36,12 +38,14 @@ def test_ui_command_serves_the_pages_and_forwards_the_api(local_stack: LocalStac
         assert httpx.get(f"{base}/static/app.js", timeout=5).status_code == 200
         # The API, through the UI's forwarding: the same answers as the stack's own.
         listed = httpx.get(f"{base}/api/v1/domains/default/workflows",
-                           params={"page_size": 1}, timeout=30)
+                           params={"page_size": 1}, headers=FROM_THE_UI, timeout=30)
         assert listed.status_code == 200 and "executions" in listed.json()
         missing = httpx.get(f"{base}/api/v1/domains/default/workflows/{unique('nope')}",
-                            timeout=30)
+                            headers=FROM_THE_UI, timeout=30)
         assert missing.status_code == 404
         assert missing.json()["code"] == "EntityNotExistsError"
+        # Without the pages' header (another site's request): refused.
+        assert httpx.get(f"{base}/api/v1/cluster", timeout=30).status_code == 403
     finally:
         process.terminate()
         output = process.communicate(timeout=15)[0]

@@ -61,9 +61,11 @@ def run_ui(*, address: str, port: int = DEFAULT_UI_PORT, host: str = "127.0.0.1"
     """Serve the UI until Ctrl-C; 2 when the port cannot be had."""
     from werkzeug.serving import make_server
 
-    from ..ui import wsgi_app
+    from ..ui import LOOPBACK_HOSTS, wsgi_app
 
-    app = wsgi_app(address)
+    # Served on this machine only, the UI answers to its loopback names (a DNS-rebound name
+    # is refused); on another interface, to whatever name reaches it.
+    app = wsgi_app(address, allowed_hosts=LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None)
     try:
         server = make_server(host, port, app, threaded=True)
     except (OSError, SystemExit) as error:  # werkzeug exits when the port is taken

@@ -10,6 +10,12 @@ own credentials when the client signs them (a deployed, IAM-protected API).
 The forwarding is a thin pass-through: method, path (percent-encoding kept, so a ``/`` inside a
 workflow id stays inside its segment), query string and JSON body go out unchanged; the answer
 comes back as JSON with the service error's own status and wire body.
+
+Because forwarded calls carry the user's credentials, only the UI's own pages may make them:
+every forwarded call must carry the ``X-Cadenza-UI`` header, which another site's page cannot
+add without a CORS preflight this app never grants (no cross-site form post or image can
+terminate a run), and the ``Host`` must be one this app serves under (a DNS-rebound name is
+refused).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import asyncio
 import json
 import mimetypes
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import Future
 from importlib import resources
 from typing import Any, TypeVar
@@ -29,10 +35,14 @@ from werkzeug.wrappers import Request, Response
 from .._http import Transport
 from ..error import BadRequestError, ServiceError
 
-__all__ = ["API_PREFIX", "UiApp", "asset", "wsgi_app"]
+__all__ = ["API_PREFIX", "LOOPBACK_HOSTS", "UI_HEADER", "UiApp", "asset", "wsgi_app"]
 
 #: The API's routes all live under this prefix (service/routes.py).
 API_PREFIX = "/api/"
+#: The header the pages send with every API call (app.js); calls without it are refused.
+UI_HEADER = "X-Cadenza-UI"
+#: The names a UI served on this machine is reached by.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: The longest a forwarded call may take: the API's longest waits (a query's 20 s by default,
 #: a history long poll) fit with room to spare.
 PROXY_TIMEOUT_SECONDS = 70.0
@@ -76,8 +86,16 @@ class _LoopThread:
 class UiApp:
     """The WSGI callable :func:`wsgi_app` returns; :meth:`close` releases the transport."""
 
-    def __init__(self, api_base_url: str, *, transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        api_base_url: str,
+        *,
+        transport: Transport | None = None,
+        allowed_hosts: Collection[str] | None = LOOPBACK_HOSTS,
+    ) -> None:
         self.api_base_url = api_base_url.rstrip("/")
+        self._allowed_hosts = (
+            None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts))
         self._given_transport = transport
         self._transport: Transport | None = transport
         self._loop: _LoopThread | None = None
@@ -112,6 +130,9 @@ class UiApp:
         return response
 
     def _forward(self, request: Request, path: str) -> Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return _json(403, {"code": "ForbiddenError", "message": refusal})
         body: dict[str, Any] | None = None
         if request.method in ("POST", "PUT", "PATCH") and request.content_length:
             try:
@@ -130,6 +151,19 @@ class UiApp:
         except ServiceError as error:
             return _json(error.status, error.to_wire())
         return _json(200, answer)
+
+    def _refusal(self, request: Request) -> str | None:
+        """Why a forwarded call is refused: not from the UI's pages, or under a foreign name."""
+        if request.headers.get(UI_HEADER) != "1":
+            return (f"API calls through the UI need the {UI_HEADER} header its pages send; "
+                    "refusing what may be another site's request")
+        if self._allowed_hosts is not None:
+            host = request.host.lower()
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name not in self._allowed_hosts:
+                return (f"the UI is not served under the name {request.host!r} "
+                        f"(it answers to {', '.join(sorted(self._allowed_hosts))})")
+        return None
 
     # -- the transport ------------------------------------------------------------------------
 
@@ -164,13 +198,20 @@ class UiApp:
         loop.stop()
 
 
-def wsgi_app(api_base_url: str, *, transport: Transport | None = None) -> UiApp:
+def wsgi_app(
+    api_base_url: str,
+    *,
+    transport: Transport | None = None,
+    allowed_hosts: Collection[str] | None = LOOPBACK_HOSTS,
+) -> UiApp:
     """The UI as a WSGI application: the pages at ``/``, ``/api/`` forwarded to the API.
 
     ``api_base_url`` is the API the forwarded calls go to (``transport``, when given, carries
-    them instead of the client's default one).
+    them instead of the client's default one). ``allowed_hosts`` are the host names forwarded
+    calls may be addressed to (default: this machine's loopback names; None: any, for a UI
+    served on a network interface on purpose).
     """
-    return UiApp(api_base_url, transport=transport)
+    return UiApp(api_base_url, transport=transport, allowed_hosts=allowed_hosts)
 
 
 def _raw_path(environ: WsgiEnviron) -> str:

@@ -9,7 +9,9 @@ import pytest
 from werkzeug.test import Client as WsgiClient
 
 from cadenza.error import EntityNotExistsError, ServiceBusyError
-from cadenza.ui import UiApp, asset, wsgi_app
+from cadenza.ui import UI_HEADER, UiApp, asset, wsgi_app
+
+FROM_THE_UI = {UI_HEADER: "1"}
 
 
 class RecordingTransport:
@@ -63,7 +65,8 @@ def test_the_pages_and_their_assets_are_served(app: UiApp) -> None:
 def test_api_calls_pass_through_with_path_query_and_body(
         app: UiApp, transport: RecordingTransport) -> None:
     client = WsgiClient(app)
-    listed = client.get("/api/v1/domains/default/workflows?query=WorkflowType+%3D+'A'&status=open")
+    listed = client.get("/api/v1/domains/default/workflows?query=WorkflowType+%3D+'A'&status=open",
+                        headers=FROM_THE_UI)
     assert listed.status_code == 200
     assert listed.json == {"executions": [], "next_page_token": None}
     assert transport.calls[-1] == {
@@ -72,10 +75,29 @@ def test_api_calls_pass_through_with_path_query_and_body(
 
     body = {"run_id": "r", "signal_name": "approve", "input": '"ann"', "request_id": "q1"}
     # A workflow id holding a slash stays one segment: the path goes out as it came in.
-    client.post("/api/v1/domains/default/workflows/a%2Fb/signal", json=body,
+    client.post("/api/v1/domains/default/workflows/a%2Fb/signal", json=body, headers=FROM_THE_UI,
                 environ_overrides={"RAW_URI": "/api/v1/domains/default/workflows/a%2Fb/signal"})
     assert transport.calls[-1]["path"] == "/api/v1/domains/default/workflows/a%2Fb/signal"
     assert transport.calls[-1]["json"] == body
+
+
+def test_only_the_uis_own_pages_may_call_through_it(app: UiApp,
+                                                    transport: RecordingTransport) -> None:
+    client = WsgiClient(app)
+    # Another site's form post (or image) cannot add the header: refused, nothing forwarded.
+    forged = client.post("/api/v1/domains/default/workflows/w/terminate", json={"reason": "x"})
+    assert forged.status_code == 403 and UI_HEADER in forged.json["message"]
+    # A DNS-rebound name reaching this port is refused even with the header.
+    rebound = client.get("/api/v1/cluster", headers={**FROM_THE_UI, "Host": "evil.example:7934"})
+    assert rebound.status_code == 403 and "evil.example" in rebound.json["message"]
+    assert transport.calls == []
+    for host in ("127.0.0.1:7934", "localhost", "[::1]:7934"):
+        assert client.get("/api/v1/cluster", headers={**FROM_THE_UI, "Host": host}
+                          ).status_code == 200
+    # Served on a network interface on purpose: any name.
+    anywhere = WsgiClient(wsgi_app("http://api.invalid", transport=transport, allowed_hosts=None))
+    assert anywhere.get("/api/v1/cluster", headers={**FROM_THE_UI, "Host": "box.lan:7934"}
+                        ).status_code == 200
 
 
 def test_service_errors_come_back_with_their_status_and_wire_body(
@@ -83,14 +105,14 @@ def test_service_errors_come_back_with_their_status_and_wire_body(
     transport.answer = EntityNotExistsError("workflow execution not found", workflow_id="w")
     app = wsgi_app("http://api.invalid", transport=transport)
     client = WsgiClient(app)
-    answer = client.get("/api/v1/domains/default/workflows/w")
+    answer = client.get("/api/v1/domains/default/workflows/w", headers=FROM_THE_UI)
     assert answer.status_code == 404
     assert answer.json["code"] == "EntityNotExistsError"
     assert answer.json["message"] == "workflow execution not found"
     transport.answer = ServiceBusyError("cannot reach the Cadenza API")
-    assert client.get("/api/v1/cluster").status_code == 503
+    assert client.get("/api/v1/cluster", headers=FROM_THE_UI).status_code == 503
     bad = client.post("/api/v1/domains/default/workflows/w/signal", data=b"{not json",
-                      content_type="application/json")
+                      content_type="application/json", headers=FROM_THE_UI)
     assert bad.status_code == 400 and bad.json["code"] == "BadRequestError"
     assert len(transport.calls) == 2  # the malformed body never left
     app.close()
@@ -99,7 +121,7 @@ def test_service_errors_come_back_with_their_status_and_wire_body(
 
 def test_the_default_transport_is_the_clients_and_is_closed_with_the_app() -> None:
     app = wsgi_app("http://127.0.0.1:9")  # nothing listens on the discard port
-    answer = WsgiClient(app).get("/api/v1/cluster")
+    answer = WsgiClient(app).get("/api/v1/cluster", headers=FROM_THE_UI)
     assert answer.status_code == 503
     assert "cannot reach the Cadenza API at http://127.0.0.1:9" in json.loads(answer.data)[
         "message"]

@@ -219,7 +219,9 @@
       if (value !== undefined && value !== null && value !== "") query.set(key, value);
     }
     const url = `/api/v1${path}${query.toString() ? `?${query}` : ""}`;
-    const options = { method, headers: { Accept: "application/json" } };
+    // X-Cadenza-UI: the UI server forwards only calls that carry it (no cross-site request
+    // can add it), so another page in the browser cannot act with the user's credentials.
+    const options = { method, headers: { Accept: "application/json", "X-Cadenza-UI": "1" } };
     if (body !== undefined) {
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
