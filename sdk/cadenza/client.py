@@ -90,6 +90,22 @@ class StartWorkflowOptions(TypedDict, total=False):
     first_run_at: datetime
 
 
+class CadenceClientOptions(TypedDict, total=False):
+    """Options of the Cadence Python client's ``Client`` that mean nothing over an HTTP API
+    (gRPC channel, metrics, interceptors): accepted so that code written for it runs, and
+    ignored. Named, so that a misspelled option is a type error rather than silently ignored
+    too."""
+
+    service_name: str
+    caller_name: str
+    channel_arguments: dict[str, Any]
+    credentials: Any
+    compression: Any
+    metrics_emitter: Any
+    interceptors: list[Any]
+    context_propagators: Sequence[Any]
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowExecution:
     """A started run: its workflow id and run id, what the other calls take."""
@@ -195,8 +211,14 @@ class Client:
         data_converter: DataConverter | None = None,
         identity: str | None = None,
         transport: Transport | None = None,
-        **_ignored: Any,
+        **_ignored: Unpack[CadenceClientOptions],
     ) -> None:
+        known = CadenceClientOptions.__required_keys__ | CadenceClientOptions.__optional_keys__
+        unknown = sorted(set(_ignored) - known)
+        if unknown:
+            raise TypeError(f"unknown Client option(s) {unknown}: the options are domain, "
+                            f"target, data_converter, identity, transport (and, ignored, the "
+                            f"Cadence client's {sorted(known)})")
         self._domain = domain
         self._target = target
         self._converter: DataConverter = data_converter or DefaultDataConverter()

@@ -13,6 +13,7 @@ from typing import get_type_hints
 
 import pytest
 
+from cadenza import Client
 from cadenza.worker import WorkerOptions, WorkerOptionsDict
 
 api = pytest.importorskip("mypy.api")
@@ -87,6 +88,8 @@ async def start(client: Client) -> None:
     await go(Greeting, task_list="t", execution_start_to_close_timeout=60)  # ERROR seconds
     Worker(client, "greetings", registry, max_concurrent_activity_execution_size=5)
     Worker(client, "greetings", registry, max_concurrent_activities=5)  # ERROR worker-option
+    Client(target="http://127.0.0.1:7933", metrics_emitter=None)  # Cadence's, ignored
+    Client(target="http://127.0.0.1:7933", identy="me")  # ERROR client-option
 '''
 
 EXPECTED_REVEALS = {
@@ -175,3 +178,9 @@ def test_worker_keyword_options_are_exactly_the_worker_options_fields() -> None:
     assert set(get_type_hints(WorkerOptionsDict)) == {
         f.name for f in dataclasses.fields(WorkerOptions)}
 
+
+
+def test_a_misspelled_client_option_is_refused_at_run_time_too() -> None:
+    with pytest.raises(TypeError, match="identy"):
+        Client(target="http://127.0.0.1:7933", identy="me")  # type: ignore[call-arg]
+    Client(target="http://127.0.0.1:7933", service_name="cadence-frontend")  # Cadence's: ignored

@@ -100,12 +100,17 @@ _DESCRIBE_FIELDS = (
     ("workflow_id", "workflow id"), ("run_id", "run id"), ("workflow_type", "type"),
     ("domain", "domain"), ("task_list", "task list"), ("status", "status"),
     ("start_time", "started"), ("close_time", "closed"), ("history_length", "history length"),
+    ("execution_start_to_close_timeout_seconds", "execution timeout"),
+    ("task_start_to_close_timeout_seconds", "decision timeout"),
 )
 
 
 def _value_text(key: str, value: Any) -> str:
-    if key.endswith("_time") and isinstance(value, int | float) and not isinstance(value, bool):
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if key.endswith("_time") and number:
         return local_time(value)
+    if key.endswith("_seconds") and number:
+        return f"{value:g} s"
     if isinstance(value, Mapping | list):
         return json.dumps(_times_in(value))
     return str(value)

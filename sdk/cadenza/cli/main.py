@@ -325,7 +325,8 @@ def _fail(args: argparse.Namespace, error: Exception, code: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps({"error": code, "message": str(error)}))
     else:
-        errors.print(f"[bold red]{escape(code)}[/]: {escape(str(error))}")
+        # One line however long (the terminal wraps it): greppable, never cut mid-word by rich.
+        errors.print(f"[bold red]{escape(code)}[/]: {escape(str(error))}", soft_wrap=True)
 
 
 async def _workflow(args: argparse.Namespace) -> int:
