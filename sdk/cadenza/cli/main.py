@@ -38,6 +38,7 @@ from ..error import (
     WorkflowFailure,
 )
 from ..registry import Registry
+from . import stack, ui
 from .format import (
     describe_view,
     event_line,
@@ -109,10 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_dev_parser(commands)
-    with contextlib.suppress(ImportError):  # the web UI (helper F's cadenza.cli.ui)
-        from . import ui
-
-        ui.add_parser(commands)
+    ui.add_parser(commands)
     _add_workflow_parsers(commands)
     _add_activity_parsers(commands)
     return parser
@@ -251,10 +249,7 @@ def _add_workflow_parsers(commands: Any) -> None:
     listing.add_argument("--next-page-token", default=None,
                          help="with --page: the page this token (of an earlier --page) names")
 
-    with contextlib.suppress(ImportError):  # helper F's `workflow stack` (cli/stack.py)
-        from . import stack
-
-        stack.add_parser(actions, common)
+    stack.add_parser(actions, common)
 
     replay = actions.add_parser(
         "replay", help="replay a stored history (show --json) against today's workflow code")
