@@ -174,7 +174,8 @@ class SigV4Signer(httpx.Auth):
             if credentials is None:
                 raise UnsignedRequestError(
                     "cannot sign the request: no AWS credentials were found (environment, "
-                    "profile, SSO or role); configure some, or pass sign=False for an API "
+                    "profile, SSO or role); configure some, or turn signing off (sign=False, "
+                    "CADENZA_API_SIGNING=off) for an API "
                     "that does not check signatures", service=SIGNING_SERVICE,
                 )
             self._credentials = credentials

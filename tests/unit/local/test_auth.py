@@ -260,3 +260,19 @@ async def test_api_gateways_own_403_is_an_auth_error() -> None:
         await transport.close()
     assert type(raised.value) is AuthError and "Missing Authentication Token" in str(
         raised.value)
+
+
+def test_signing_without_any_credentials_says_how_to_fix_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    signer = SigV4Signer("https://abc.execute-api.us-east-1.amazonaws.com", always=True)
+    with pytest.raises(UnsignedRequestError) as raised:
+        signer.sign(httpx.Request("GET", "https://abc.execute-api.us-east-1.amazonaws.com/"))
+    assert "CADENZA_API_SIGNING=off" in raised.value.message
