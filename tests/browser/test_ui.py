@@ -55,11 +55,13 @@ def css(driver: WebDriver, selector: str) -> WebElement:
     return wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, selector)))
 
 
-def start(stack: Stack, workflow_type: str, arg: str, *, workflow_id: str) -> str:
+def start(stack: Stack, workflow_type: str, arg: str, *, workflow_id: str,
+          search_attributes: dict[str, Any] | None = None) -> str:
     async def go(client: Client) -> str:
         run = await client.start_workflow(
             workflow_type, arg, task_list=stack.task_list, workflow_id=workflow_id,
-            execution_start_to_close_timeout=timedelta(minutes=5))
+            execution_start_to_close_timeout=timedelta(minutes=5),
+            search_attributes=search_attributes)
         return run.run_id
     return stack.call(go)
 
@@ -245,3 +247,68 @@ def test_signal_stack_and_terminate_from_the_run_page(browser: WebDriver, ui: Ui
     wait(browser).until(lambda d: d.find_element(
         By.CSS_SELECTOR, ".run-title .pill").get_attribute("data-status") == "TERMINATED")
     assert not browser.find_elements(By.CSS_SELECTOR, "#action-terminate")  # closed: no more
+
+
+def test_list_pages_newest_first(browser: WebDriver, ui: UiServer, stack: Stack) -> None:
+    tag = uuid.uuid4().hex
+    ids = [f"paged-{tag[:6]}-{n}" for n in range(3)]
+    for workflow_id in ids:
+        start(stack, "Waiting", "paged", workflow_id=workflow_id,
+              search_attributes={"CustomKeywordField": tag})
+
+    def listed(driver: WebDriver) -> list[str | None]:
+        return [r.get_attribute("data-workflow-id")
+                for r in driver.find_elements(By.CSS_SELECTOR, "tr.run-row")]
+
+    browser.get(f"{ui.url}/#/?query=CustomKeywordField%20%3D%20'{tag}'&page_size=2")
+    wait(browser).until(lambda d: listed(d) == ids[::-1][:2])  # newest first
+    press(browser, "#load-more")
+    wait(browser).until(lambda d: listed(d) == ids[::-1])
+    assert text_of(browser, "#runs-count") == "3 runs"
+
+
+def test_reset_to_a_chosen_decision_then_cancel(browser: WebDriver, ui: UiServer,
+                                                stack: Stack) -> None:
+    workflow_id = f"reset-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "Waiting", "to reset", workflow_id=workflow_id)
+
+    async def note(client: Client) -> None:
+        await client.signal_workflow(workflow_id, run_id, "note", "before the reset")
+    first = wait_for_history(stack, workflow_id, EventType.DecisionTaskCompleted)
+    stack.call(note)
+    wait_for_history(stack, workflow_id, EventType.WorkflowExecutionSignaled)
+    reset_point = next(e for e in first if e.event_type == EventType.DecisionTaskCompleted)
+
+    browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+    press(browser, f"button[data-reset-event='{reset_point.event_id}']")
+    dialog = css(browser, "#reset-form")
+    chosen = dialog.find_element(By.CSS_SELECTOR, "select[name='event_id']")
+    assert chosen.get_attribute("value") == str(reset_point.event_id)
+    fill(dialog, "reason", "redo from the browser")
+    dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
+    # The page moves to the new run.
+    wait(browser).until(lambda d: run_id not in d.current_url
+                        and f"/runs/{workflow_id}/" in d.current_url)
+    new_run_id = browser.current_url.rsplit("/", 1)[1]
+    wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, "#run-run-id").text
+                        == new_run_id)
+    old = history(stack, workflow_id, run_id)
+    assert old[-1].event_type == EventType.WorkflowExecutionTerminated
+    assert old[-1].attributes["reason"].endswith(": redo from the browser")
+    new = history(stack, workflow_id, new_run_id)
+    # The new run's history is the old one's up to the chosen decision, decided again there.
+    before = reset_point.event_id - 1
+    assert [e.event_type for e in new[:before]] == [e.event_type for e in old[:before]]
+    assert new[before].event_type == EventType.DecisionTaskFailed
+    # The signal after the reset point is applied again in the new run.
+    assert any(e.event_type == EventType.WorkflowExecutionSignaled
+               and e.attributes["input"] == '"before the reset"' for e in new)
+
+    # Cancel the new run from its page: the workflow's wait is cancelled, the run closes.
+    press(browser, "#action-cancel")
+    dialog = css(browser, "#cancel-form")
+    dialog.find_element(By.CSS_SELECTOR, "[data-confirm]").click()
+    events = wait_for_history(stack, workflow_id, EventType.WorkflowExecutionCanceled)
+    assert any(e.event_type == EventType.WorkflowExecutionCancelRequested for e in events)
+    wait(browser).until(lambda d: d.find_element(
+        By.CSS_SELECTOR, ".run-title .pill").get_attribute("data-status") == "CANCELED")

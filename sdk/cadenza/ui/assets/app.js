@@ -382,7 +382,8 @@
     const app = document.getElementById("app");
     const status = params.get("status") || "";
     const query = params.get("query") || "";
-    const state = { rows: [], next: null, loaded: 0 };
+    const pageSize = Math.max(1, Number(params.get("page_size")) || LIST_PAGE_SIZE);
+    const state = { rows: [], next: null };
 
     const queryInput = h("input", {
       id: "list-query", name: "query", class: "query-input", spellcheck: "false",
@@ -401,6 +402,7 @@
       const search = new URLSearchParams();
       if (nextQuery) search.set("query", nextQuery);
       if (nextStatus) search.set("status", nextStatus);
+      if (params.get("page_size")) search.set("page_size", params.get("page_size"));
       const text = search.toString();
       location.hash = `#/${text ? `?${text}` : ""}`;
     }
@@ -460,7 +462,7 @@
     // first: page one again (a refresh asks for as many rows as are shown, in one request).
     async function load(first) {
       try {
-        const size = first ? Math.max(LIST_PAGE_SIZE, state.rows.length) : LIST_PAGE_SIZE;
+        const size = first ? Math.max(pageSize, state.rows.length) : pageSize;
         const page = await api("GET", `/domains/${enc(domain())}/workflows`, {
           params: { query, status, page_size: size, next_page_token: first ? null : state.next },
         });
@@ -1155,37 +1157,36 @@
     }, () => {});
   }
 
-  function cancelDialog(view, refresh) {
+  // Cancel and terminate: one reason field, a confirmation, one POST to the run.
+  function runActionDialog(view, refresh, { id, title, text, field, value, confirm, action, done }) {
     const d = view.describe;
     openDialog({
-      id: "cancel-form", title: "Request cancellation",
-      text: "The workflow code sees the request (its awaits raise CancelledError) and decides how to finish.",
-      fields: [{ name: "cause", label: "Cause", value: "cancelled from the web UI" }],
-      confirm: "Request cancellation", danger: true,
+      id, title, text, confirm, danger: true,
+      fields: [{ name: field, label: field === "cause" ? "Cause" : "Reason", value, required: true }],
       run: async (values) => {
-        await api("POST", workflowPath(d.workflow_id, "/cancel"), {
-          body: { run_id: d.run_id, cause: values.cause, request_id: newRequestId() },
+        await api("POST", workflowPath(d.workflow_id, `/${action}`), {
+          body: { run_id: d.run_id, [field]: values[field], request_id: newRequestId() },
         });
-        toast("Cancellation requested");
+        toast(done);
         refresh(true);
       },
     });
   }
 
+  function cancelDialog(view, refresh) {
+    runActionDialog(view, refresh, {
+      id: "cancel-form", title: "Request cancellation", action: "cancel", field: "cause",
+      text: "The workflow code sees the request (its awaits raise CancelledError) and decides how to finish.",
+      value: "cancelled from the web UI", confirm: "Request cancellation",
+      done: "Cancellation requested",
+    });
+  }
+
   function terminateDialog(view, refresh) {
-    const d = view.describe;
-    openDialog({
-      id: "terminate-form", title: "Terminate this run?",
+    runActionDialog(view, refresh, {
+      id: "terminate-form", title: "Terminate this run?", action: "terminate", field: "reason",
       text: "The run closes at once as TERMINATED; its code gets no chance to clean up. This cannot be undone.",
-      fields: [{ name: "reason", label: "Reason", value: "terminated from the web UI", required: true }],
-      confirm: "Terminate", danger: true,
-      run: async (values) => {
-        await api("POST", workflowPath(d.workflow_id, "/terminate"), {
-          body: { run_id: d.run_id, reason: values.reason, request_id: newRequestId() },
-        });
-        toast("Run terminated");
-        refresh(true);
-      },
+      value: "terminated from the web UI", confirm: "Terminate", done: "Run terminated",
     });
   }
 
