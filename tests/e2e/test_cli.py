@@ -459,3 +459,35 @@ def test_inputs_from_a_file_and_from_stdin(cli: Cli, worker: str, tmp_path: Any,
     monkeypatch.setattr("sys.stdin", io.StringIO('"fay"'))
     cli.json("workflow", "signal", workflow_id, "--name", "approve", "-i", "-")
     assert cli.json("workflow", "result", workflow_id, "--timeout", "30") == {"result": "fay"}
+
+
+def test_ctrl_c_stops_a_watch_cleanly(cli: Cli, task_list: str) -> None:
+    """``show --watch`` on a run that never closes, in its own process: Ctrl-C ends it with
+    exit code 130 and no traceback."""
+    import signal
+    import subprocess
+    import sys
+
+    from .test_dev_command import REPO, child_environment, interruptible_children
+
+    workflow_id = unique("watched-forever")
+    cli.json("workflow", "start", "WaitsForever", "--task-list", task_list,
+             "--execution-timeout", "60", "--workflow-id", workflow_id)
+    with interruptible_children():
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "cadenza.cli", "workflow", "show", workflow_id, "--watch",
+             "--json", "--address", cli.address],
+            cwd=REPO, env=child_environment(), text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())  # it is watching
+        assert first["event_type"] == "WorkflowExecutionStarted"
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=15)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 130, (out, err)
+    assert "Traceback" not in out + err
+    cli.json("workflow", "terminate", workflow_id)

@@ -25,7 +25,6 @@ from rich.text import Text
 from .._activity_definition import ActivityDefinition
 from .._workflow_definition import WorkflowDefinition
 from ..client import Client, WorkflowExecutionInfo
-from ..core import CLOSE_EVENTS
 from ..core.policies import ReusePolicy
 from ..error import (
     BadRequestError,
@@ -498,27 +497,23 @@ async def _watch_describe(client: Client, args: argparse.Namespace) -> None:
 
 async def _watch_history(client: Client, args: argparse.Namespace) -> None:
     """show --watch: the history so far, then each new event as it is written, one line each
-    (one JSON object per line with --json), until the run closes or Ctrl-C."""
-    run_id = args.run_id
+    (one JSON object per line with --json), until the run closes or Ctrl-C. The run is
+    described each second (one small read); its history is read again only when it grew."""
     shown = 0
-    while True:
-        events = await client.get_workflow_history(args.workflow_id, run_id)
-        if not run_id and events:
-            info = await client.describe_workflow(args.workflow_id, run_id)
-            run_id = info.run_id  # follow this run, not the next one of a chain
-            events = await client.get_workflow_history(args.workflow_id, run_id)
+    async for info in _poll_describe(client, args):
         if shown == 0 and not args.json:
-            console.print(Text(f"{args.workflow_id} run {run_id}", style="bold"),
+            console.print(Text(f"{info.workflow_id} run {info.run_id}", style="bold"),
                           soft_wrap=True)
+        if info.history_length is not None and info.history_length <= shown:
+            continue
+        # The run that was current when the watch began, followed to its close.
+        events = await client.get_workflow_history(args.workflow_id, info.run_id)
         for event in events[shown:]:
             if args.json:
                 print(json.dumps(event.to_dict()), flush=True)
             else:
                 console.print(event_line(event), soft_wrap=True)
         shown = max(shown, len(events))
-        if events and events[-1].event_type in CLOSE_EVENTS:
-            return
-        await asyncio.sleep(WATCH_INTERVAL)
 
 
 def _start_schedule_options(args: argparse.Namespace) -> dict[str, Any]:
