@@ -32,9 +32,11 @@ from .core import (
     to_millis,
 )
 from .core.records import (
+    ActivityCompletion,
     ActivityStart,
     DecisionCompletion,
     EagerActivity,
+    HandedDecision,
     HistorySince,
     TaskMessage,
 )
@@ -89,8 +91,9 @@ class WorkerBackend(Protocol):
     ) -> bool: ...
 
     async def complete_activity_task(
-        self, task_token: str, result: str | None, *, identity: str | None = None
-    ) -> None: ...
+        self, task_token: str, result: str | None, *, identity: str | None = None,
+        request_id: str | None = None, hand_back_task_list: str = "",
+    ) -> ActivityCompletion: ...
 
     async def answer_query_task(
         self, task_token: str, *, answer: str | None, error: str | None
@@ -212,6 +215,16 @@ class WorkflowCache:
             run.drop_instance()
 
 
+def continued(run: CachedRun | None, events: Sequence[HistoryEvent], version: int) \
+        -> CachedRun | None:
+    """``run`` followed by a commit's ``events`` (an answer carried them), when they start
+    right after its last event; None when they do not (something between is unknown)."""
+    if run is None or not run.history or not events \
+            or events[0].event_id != run.history[-1].event_id + 1:
+        return None
+    return CachedRun(run.history + tuple(events), max(version, run.version), run.sticky)
+
+
 async def read_history(
     backend: WorkerBackend, workflow_id: str, run_id: str, held: CachedRun | None,
 ) -> CachedRun:
@@ -241,6 +254,9 @@ class Outcome:
     #: Activities the decision's completion started for this worker (eager execution): run
     #: them now (each holds one of the slots the worker reserved), answer by their tokens.
     eager: tuple[EagerActivity, ...] = ()
+    #: The decision task the activity's result scheduled, handed to this worker (decision
+    #: hand-back): decide it now, in the decision slot reserved for it.
+    handed: HandedDecision | None = None
 
 
 DONE = Outcome(True)
@@ -293,6 +309,7 @@ async def process_decision(
     clock: Callable[[], datetime] | None = None,
     cache: WorkflowCache | None = None,
     eager: EagerSlots | None = None,
+    handed: HandedDecision | None = None,
 ) -> Outcome:
     """Replay the run and complete (or fail) its decision task.
 
@@ -303,12 +320,15 @@ async def process_decision(
     only the new events and continues the instance instead of replaying from the start.
     ``eager`` is the worker's free activity slots: activities the decisions schedule on its
     task list are asked for in the completion and come back in the outcome, started.
+    ``handed``: the task came in an activity completion's answer with its commit's events; a
+    run held up to the events before them is decided without reading anything.
     """
     task = message.task
     assert isinstance(task, DecisionTask)
     token = message.task_token
     key = (task.domain, task.workflow_id, task.run_id)
     held = cache.take(key) if cache is not None else None
+    current = continued(held, handed.events, handed.version) if handed is not None else None
 
     def run_local(request: LocalActivityRequest) -> Any:
         if local_activity_sleep is None:
@@ -325,8 +345,8 @@ async def process_decision(
         if attempt:
             pause = min(REDECIDE_LONGEST_PAUSE, REDECIDE_FIRST_PAUSE * 2 ** (attempt - 1))
             await asyncio.sleep(random.uniform(pause / 2, pause))
-        run = await read_history(backend, task.workflow_id, task.run_id, held)
-        held = None
+        run = current or await read_history(backend, task.workflow_id, task.run_id, held)
+        held = current = None
         history = run.history
         if _closed(history) or not _pending_decision(history, task.scheduled_event_id):
             keep(run)
@@ -414,7 +434,7 @@ async def process_decision(
         _give_back(eager, reserved - len(completion.activities))
         if result.sticky is not None:  # None: the run closes with these decisions
             run.sticky = result.sticky
-            keep(run)
+            keep(continued(run, completion.events, completion.version) or run)
         return Outcome(True, eager=completion.activities)
     if held is not None:
         keep(held)
@@ -496,10 +516,13 @@ async def process_activity(
     identity: str | None = None,
     heartbeat_throttle: timedelta | None = None,
     started: ActivityStart | None = None,
+    hand_back: EagerSlots | None = None,
 ) -> Outcome:
     """Take the attempt (a copy of one already running is dropped), run it with heartbeats
     that carry progress and cancellation, and report how it ended. ``started``: the attempt
-    was recorded started for this worker already (eager execution: no start to send)."""
+    was recorded started for this worker already (eager execution: no start to send).
+    ``hand_back`` is the worker's free decision slots: a decision task the result schedules on
+    their task list comes back in the outcome, to decide at once."""
     task = message.task
     assert isinstance(task, ActivityTask)
     token = message.task_token
@@ -553,9 +576,19 @@ async def process_activity(
             heartbeat_throttle=heartbeat_throttle,
         )
         if outcome.kind == "completed":
-            await _answer(partial(
-                backend.complete_activity_task, token, outcome.result, identity=identity
-            ))
+            slot = hand_back.reserve(1) if hand_back is not None else 0
+            try:
+                answer = await _answer(partial(
+                    backend.complete_activity_task, token, outcome.result, identity=identity,
+                    request_id=uuid.uuid4().hex,
+                    hand_back_task_list=hand_back.task_list if hand_back and slot else "",
+                ))
+            except BaseException:
+                _give_back(hand_back, slot)
+                raise
+            if answer.decision is None:
+                _give_back(hand_back, slot)
+            return Outcome(True, handed=answer.decision)
         elif outcome.kind == "failed":
             await _answer(partial(
                 backend.fail_activity_task, token, outcome.reason or "error", outcome.details,

@@ -20,6 +20,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from ._tasks import (
     DEFAULT_CACHED_WORKFLOWS,
     MAX_EAGER_ACTIVITIES,
+    Outcome,
     WorkerBackend,
     WorkflowCache,
     process_activity,
@@ -57,9 +58,11 @@ def lambda_handler(
     execution environment (sticky execution: a run's next task reads only its new events).
     A decision that schedules activities of its own task list (this function serves that
     list's activity queue too) asks for up to ``max_eager_activities`` of them in its
-    completion and runs them in the same invocation, without a queue round trip: the
+    completion and runs them in the same invocation, without a queue round trip, and so does
+    the decision task an activity's result schedules there (handed back with the result): the
     function's timeout must leave room for them (an attempt cut short by it is retried when
-    its start-to-close timeout passes). 0 sends every activity through its queue.
+    its start-to-close timeout passes, a decision task comes by its queue). 0 sends every task
+    through its queue.
     """
     codec = converter or DefaultDataConverter()
     state: dict[str, Any] = {}
@@ -85,6 +88,32 @@ def lambda_handler(
             state["sqs"] = sqs if sqs is not None else boto3.client("sqs")
         return state["sqs"]
 
+    def slots(task_list: str, most: int) -> _EagerSlots | None:
+        return _EagerSlots(task_list, most) if max_eager_activities > 0 else None
+
+    def follow(first: Outcome, task_list: str) -> None:
+        """Run, in this invocation, what the answers hand over: eager activities, the decision
+        task their results schedule, its eager activities ... up to MAX_CHAIN tasks. Whatever
+        fails or is left is not lost: an attempt's deadline retries it, and the redrive has
+        sent a handed-back decision task to its queue."""
+        pending = [first]
+        for _ in range(MAX_CHAIN):
+            if not pending:
+                return
+            outcome = pending.pop(0)
+            try:
+                for eager in outcome.eager:
+                    pending.append(asyncio.run(process_activity(
+                        engine(), registry, eager.message, converter=codec,
+                        started=eager.start, hand_back=slots(task_list, 1))))
+                if outcome.handed is not None:
+                    pending.append(asyncio.run(process_decision(
+                        engine(), registry, outcome.handed.message, converter=codec,
+                        cache=cache, eager=slots(task_list, max_eager_activities),
+                        handed=outcome.handed)))
+            except Exception:
+                logger.exception("a task handed to this invocation failed; it is retried")
+
     def record_handler(record: SQSRecord) -> None:
         message = TaskMessage.parse(record.body)
         if message is None:
@@ -99,20 +128,17 @@ def lambda_handler(
             outcome = asyncio.run(process_query(engine(), registry, message, converter=codec,
                                                 cache=cache))
         elif isinstance(task, DecisionTask):
-            slots = _EagerSlots(task.task_list, max_eager_activities)
             outcome = asyncio.run(process_decision(
                 engine(), registry, message, converter=codec, receive_count=receive_count,
-                cache=cache, eager=slots if max_eager_activities > 0 else None,
+                cache=cache, eager=slots(task.task_list, max_eager_activities),
             ))
-            for eager in outcome.eager:
-                try:
-                    asyncio.run(process_activity(engine(), registry, eager.message,
-                                                 converter=codec, started=eager.start))
-                except Exception:  # its start-to-close timeout retries the attempt
-                    logger.exception("eager activity %s failed",
-                                     eager.message.task.scheduled_event_id)
+            follow(outcome, task.task_list)
         else:
-            outcome = asyncio.run(process_activity(engine(), registry, message, converter=codec))
+            outcome = asyncio.run(process_activity(
+                engine(), registry, message, converter=codec,
+                hand_back=slots(task.task_list, 1),
+            ))
+            follow(outcome, task.task_list)
         if not outcome.done:
             if outcome.retry_after:
                 _delay(sqs_client(), record, outcome.retry_after)
@@ -130,6 +156,10 @@ def lambda_handler(
 
     handler.cache = cache  # type: ignore[attr-defined]
     return handler
+
+
+#: Most tasks one record's invocation runs after it (eager activities, handed-back decisions).
+MAX_CHAIN = 50
 
 
 class _EagerSlots:

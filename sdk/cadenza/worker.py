@@ -69,6 +69,11 @@ class WorkerOptions:
     #: held reads only the events since the last one and continues its instance instead of
     #: replaying the whole history. Least recently used runs are evicted; 0 keeps none.
     max_cached_workflows: int = DEFAULT_CACHED_WORKFLOWS
+    #: Eager execution: a decision that schedules activities of this task list takes them
+    #: in its completion's answer (when activity slots are free), and an activity's result
+    #: that schedules a decision task here gets it back (when a decision slot is free),
+    #: instead of a round trip through the queue each. True sends every task through its queue.
+    disable_eager_execution: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_concurrent_activity_execution_size",
@@ -99,6 +104,7 @@ class WorkerOptionsDict(TypedDict, total=False):
     shutdown_timeout_seconds: float
     visibility_timeout_seconds: int
     max_cached_workflows: int
+    disable_eager_execution: bool
 
 
 class Worker:
@@ -265,13 +271,15 @@ class Worker:
                 count = self._options.decision_task_pollers
                 capacity = _Capacity(self._options.max_concurrent_decision_task_execution_size)
                 pace = None
-                self._hand_back = _EagerSlots(self._task_list, capacity)
+                if not self._options.disable_eager_execution:
+                    self._hand_back = _EagerSlots(self._task_list, capacity)
             else:
                 count = self._options.activity_task_pollers
                 capacity = _Capacity(self._options.max_concurrent_activity_execution_size)
                 rate = self._options.task_list_activities_per_second
                 pace = _Pace(rate) if rate > 0 else None
-                if pace is None:  # a paced worker takes every activity through its pace
+                # A paced worker takes every activity through its pace.
+                if pace is None and not self._options.disable_eager_execution:
                     self._eager = _EagerSlots(self._task_list, capacity)
             pollers += [asyncio.create_task(self._poll(kind, capacity, pace))
                         for _ in range(count)]
@@ -373,8 +381,8 @@ class Worker:
                     converter=self._client.data_converter, identity=self._identity,
                     hand_back=self._hand_back,
                 )
-            await self._finish(queues, message, outcome)
             self._follow(outcome)
+            await self._finish(queues, message, outcome)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
                 queues.retry_later(message, 0)

@@ -80,6 +80,10 @@ class CompleteActivityTask:
     result: str | None = None
     identity: str = ""
     request_id: str = ""
+    #: Decision hand-back: the completing worker decides tasks of this task list and has a
+    #: free slot; the decision task this result schedules there is handed to it (with
+    #: ``request_id``) instead of being sent right after the commit.
+    hand_back_task_list: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -120,6 +120,28 @@ class EagerActivity:
 @dataclass(frozen=True, slots=True)
 class DecisionCompletion:
     """The answer to a decision task's completion: the activities started eagerly for the
-    worker that completed it (none unless it asked)."""
+    worker that completed it (none unless it asked), and the events of the commit with its
+    version (none for a retried completion), so a worker holding the run's history stays
+    current without reading it."""
 
     activities: tuple[EagerActivity, ...] = ()
+    events: tuple[HistoryEvent, ...] = ()
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HandedDecision:
+    """A decision task handed to the worker whose activity result scheduled it (decision
+    hand-back), with the events of that commit and its version: a worker that holds the run
+    up to the events before them decides without reading anything."""
+
+    message: TaskMessage
+    events: tuple[HistoryEvent, ...]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityCompletion:
+    """The answer to an activity's completion by its worker."""
+
+    decision: HandedDecision | None = None

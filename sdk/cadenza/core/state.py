@@ -30,6 +30,10 @@ class PendingDecision:
     attempt: int
     task_list: str
     start_to_close_timeout_seconds: int
+    #: The request digest of the activity completion whose answer handed this task to its worker
+    #: (decision hand-back): no queue gets it right after the commit, the redrive still does
+    #: unless a later commit shows it consumed.
+    handed_to: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ class PendingActivity:
     cancel_requested: bool = False
     #: Which deadline-timer chain is current: older chains are dropped when they surface.
     timer_seq: int = 0
-    #: The request id of the decision completion that started this attempt eagerly (its
+    #: The request digest of the decision completion that started this attempt eagerly (its
     #: retry answers with the same task); empty for an attempt a worker took from a queue.
     eager_request: str = ""
 

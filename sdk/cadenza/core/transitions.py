@@ -57,6 +57,7 @@ from .state import (
     PendingTimer,
     RunState,
     RunStatus,
+    request_digest,
 )
 from .tasks import Task, TimerKind, TimerTask
 
@@ -722,7 +723,7 @@ def _start_eagerly(batch: Batch, command: CompleteDecisionTask) -> None:
             isinstance(task, TimerTask) and task.timer_kind is TimerKind.ACTIVITY_TIMEOUT
             and task.started_event_id == pending.scheduled_event_id)]
         started = replace(pending, started_time=batch.now_ms, started_identity=command.identity,
-                          eager_request=command.request_id)
+                          eager_request=request_digest(command.request_id))
         _arm_deadline(batch, started)
         left -= 1
 
@@ -774,6 +775,12 @@ def _complete_activity(state: RunState, command: CompleteActivityTask, now: date
     batch = Batch(state, now)
     _close_activity(batch, pending, command.identity, EventType.ActivityTaskCompleted,
                     result=command.result, identity=command.identity)
+    decision = batch.state.decision
+    if command.hand_back_task_list and command.request_id and decision is not None \
+            and decision.task_list == command.hand_back_task_list \
+            and decision.scheduled_event_id >= state.next_event_id:  # scheduled just now
+        batch.state = batch.state.with_changes(
+            decision=replace(decision, handed_to=request_digest(command.request_id)))
     return batch.done()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from ..core.limits import MAX_HISTORY_PAGE_BYTES
-from ..core.records import DecisionCompletion
+from ..core.records import ActivityCompletion, DecisionCompletion
 from .engine import RunResult, WorkflowService
 
 #: ``iam``: the API checks SigV4 signatures (API Gateway's IAM authorization, or
@@ -96,10 +96,28 @@ def run_result(result: RunResult) -> dict[str, Any]:
 
 def completion_answer(completion: DecisionCompletion) -> dict[str, Any]:
     """A decision completion's answer: the activity tasks started eagerly for its worker,
-    each as the message a queue would have carried, with its start."""
-    return {"activity_tasks": [{
+    each as the message a queue would have carried, with its start; the commit's events and
+    version (a worker holding the run's history stays current)."""
+    answer: dict[str, Any] = {"activity_tasks": [{
         "message": eager.message.encode(),
         "attempt": eager.start.attempt,
         "heartbeat_details": eager.start.heartbeat_details,
         "started_time": eager.start.started_time,
     } for eager in completion.activities]}
+    if completion.version:
+        answer["events"] = [e.to_dict() for e in completion.events]
+        answer["version"] = completion.version
+    return answer
+
+
+def activity_completion_answer(completion: ActivityCompletion) -> dict[str, Any]:
+    """An activity completion's answer: the decision task handed back, if any, as the message
+    a queue would have carried, with the commit's events and version."""
+    handed = completion.decision
+    if handed is None:
+        return {}
+    return {"decision_task": {
+        "message": handed.message.encode(),
+        "events": [e.to_dict() for e in handed.events],
+        "version": handed.version,
+    }}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ..core import Decision, HistoryEvent
-from ..core.records import ActivityStart, DecisionCompletion, HistorySince
+from ..core.records import ActivityCompletion, ActivityStart, DecisionCompletion, HistorySince
 from .engine import WorkflowService
 
 
@@ -78,11 +78,13 @@ class ServiceBackend:
         )
 
     async def complete_activity_task(
-        self, task_token: str, result: str | None, *, identity: str | None = None
-    ) -> None:
-        await asyncio.to_thread(
+        self, task_token: str, result: str | None, *, identity: str | None = None,
+        request_id: str | None = None, hand_back_task_list: str = "",
+    ) -> ActivityCompletion:
+        return await asyncio.to_thread(
             self.service.complete_activity_task, task_token, result=result,
-            identity=identity or self.identity,
+            identity=identity or self.identity, request_id=request_id or "",
+            hand_back_task_list=hand_back_task_list,
         )
 
     async def fail_activity_task(

@@ -26,6 +26,7 @@ from ..core import (
     CompleteActivityTask,
     CompleteDecisionTask,
     Decision,
+    DecisionTask,
     EffectKind,
     EffectTask,
     FailActivityTask,
@@ -59,14 +60,16 @@ from ..core.ids import next_run_id
 from ..core.outbox import still_needed
 from ..core.policies import ReusePolicy
 from ..core.records import (
+    ActivityCompletion,
     ActivityStart,
     DecisionCompletion,
     EagerActivity,
+    HandedDecision,
     OutgoingMessage,
     StoredBatch,
     TaskMessage,
 )
-from ..core.state import ParentRun
+from ..core.state import ParentRun, request_digest
 from ..core.transitions import check_payload
 from ..error import (
     BadRequestError,
@@ -744,10 +747,13 @@ class WorkflowService:
                 eager_task_list=eager_task_list,
             ),
         )
+        events = batch.events if batch is not None else ()
+        version = batch.state.version if batch is not None else 0
         if not eager_activities:
-            return DecisionCompletion()
-        return DecisionCompletion(activities=tuple(self._eager_activities(token, batch,
-                                                                          request_id)))
+            return DecisionCompletion(events=events, version=version)
+        return DecisionCompletion(
+            activities=tuple(self._eager_activities(token, batch, request_id)),
+            events=events, version=version)
 
     def _eager_activities(self, token: TaskToken, batch: StoredBatch | None,
                           request_id: str) -> list[EagerActivity]:
@@ -763,7 +769,8 @@ class WorkflowService:
             scheduled = {}
         found = []
         for pending in state.activities:
-            if not request_id or pending.eager_request != request_id or pending.attempt \
+            if not request_id or pending.eager_request != request_digest(request_id) \
+                    or pending.attempt \
                     or pending.started_time is None:
                 continue
             event = scheduled.get(pending.scheduled_event_id)
@@ -808,10 +815,19 @@ class WorkflowService:
         return batch is not None
 
     def complete_activity_task(
-        self, task_token: str, *, result: str | None, identity: str = "", request_id: str = ""
-    ) -> None:
+        self, task_token: str, *, result: str | None, identity: str = "", request_id: str = "",
+        hand_back_task_list: str = "",
+    ) -> ActivityCompletion:
+        """Record the activity's result. With ``hand_back_task_list`` (the completing worker
+        decides that task list's tasks and has room for one), the decision task the result
+        schedules there comes back in the answer, with the commit's events, instead of being
+        sent to its queue right after the commit (the stream's redrive still sends it unless
+        a later commit shows it consumed, which covers the worker dying with it)."""
         token = self._token(task_token, TaskKind.ACTIVITY)
-        self._update(
+        if hand_back_task_list and not request_id:
+            raise BadRequestError("a decision hand-back needs a request_id",
+                                  field="request_id")
+        batch = self._update(
             token.domain, token.workflow_id, token.run_id,
             CompleteActivityTask(
                 scheduled_event_id=token.scheduled_event_id,
@@ -819,8 +835,18 @@ class WorkflowService:
                 result=result,
                 identity=identity,
                 request_id=request_id,
+                hand_back_task_list=hand_back_task_list,
             ),
         )
+        decision = batch.state.decision if batch is not None else None
+        if batch is None or decision is None or not request_id \
+                or decision.handed_to != request_digest(request_id):
+            return ActivityCompletion()
+        task = next(t for t in batch.tasks if isinstance(t, DecisionTask)
+                    and t.scheduled_event_id == decision.scheduled_event_id)
+        return ActivityCompletion(decision=HandedDecision(
+            message=TaskMessage(task, self.tokens.issue(task)), events=batch.events,
+            version=batch.state.version))
 
     def fail_activity_task(
         self, task_token: str, *, reason: str, details: str | None, identity: str = "",
@@ -963,7 +989,7 @@ class WorkflowService:
             self.after_commit(batch)
         if not batch.state.is_open:
             self._closed_here(batch.state)
-        skip = set(delivered)
+        skip = set(delivered) | handed_back(batch)
         later = batch.committed_at + 1000 * STREAM_ONLY_TIMER_SECONDS
         urgent = [task for task in batch.tasks
                   if task.key not in skip
@@ -1242,6 +1268,16 @@ _EFFECTS: dict[EffectKind, Callable[[WorkflowService, EffectTask], None]] = {
     EffectKind.PARENT_CLOSE_POLICY: WorkflowService._apply_parent_close_policy,
     EffectKind.START_NEXT_RUN: WorkflowService._start_next_run,
 }
+
+
+def handed_back(batch: StoredBatch) -> set[str]:
+    """Keys of the commit's decision task when its answer hands it to the activity's worker
+    (decision hand-back): the send right after the commit skips it; the redrive does not."""
+    decision = batch.state.decision
+    if decision is None or not decision.handed_to:
+        return set()
+    return {task.key for task in batch.tasks if isinstance(task, DecisionTask)
+            and task.scheduled_event_id == decision.scheduled_event_id}
 
 
 def describe(state: RunState) -> dict[str, Any]:

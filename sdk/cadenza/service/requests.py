@@ -225,6 +225,8 @@ class CompleteActivityBody(Body, kw_only=True, frozen=True):
     result: Payload | None = None
     identity: Identity | None = None
     request_id: RequestId | None = None
+    #: Decision hand-back: the worker decides this task list's tasks and has room for one.
+    hand_back_task_list: Id | None = None
 
 
 class FailActivityBody(Body, kw_only=True, frozen=True):

@@ -24,7 +24,14 @@ import msgspec
 from ..core import SignalWorkflow
 from ..core.limits import MAX_ID_BYTES, MAX_QUERY_VALUE_BYTES, check_text, utf8_size
 from ..error import BadRequestError
-from .api import cluster_info, completion_answer, events_page, history_page, run_result
+from .api import (
+    activity_completion_answer,
+    cluster_info,
+    completion_answer,
+    events_page,
+    history_page,
+    run_result,
+)
 from .engine import WorkflowService
 from .requests import (
     Body,
@@ -453,13 +460,14 @@ def cancel_activity_task(service: WorkflowService, request: ApiRequest) -> ApiRe
 
 def complete_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:
     body = request.parse(CompleteActivityBody)
-    service.complete_activity_task(
+    completion = service.complete_activity_task(
         required(body.task_token, "task_token"),
         result=body.result,
         identity=body.identity or "",
         request_id=body.request_id or "",
+        hand_back_task_list=body.hand_back_task_list or "",
     )
-    return _ok({})
+    return _ok(activity_completion_answer(completion))
 
 
 def fail_activity_task(service: WorkflowService, request: ApiRequest) -> ApiResponse:

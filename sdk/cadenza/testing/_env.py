@@ -29,7 +29,14 @@ from .._activity_definition import ActivityDefinition
 from .._fn_signature import FnSignature
 from ..client import Client
 from ..core import TaskKind, TimerTask
-from ..core.records import ActivityStart, EagerActivity, OutgoingMessage, StoredBatch, TaskMessage
+from ..core.records import (
+    ActivityStart,
+    EagerActivity,
+    HandedDecision,
+    OutgoingMessage,
+    StoredBatch,
+    TaskMessage,
+)
 from ..data_converter import DataConverter, DefaultDataConverter
 from ..error import (
     EntityNotExistsError,
@@ -470,19 +477,51 @@ class TestWorkflowEnvironment:
 
     def _activity_done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        # A runner may have decided too (a decision task handed back with its activity's
+        # result): that is progress a result wait must see, with no queue to show it.
+        self._progressed()
         self._notify()
+
+    def _slots(self, task_list: str) -> _EagerSlots | None:
+        """The worker's slots for eager tasks of ``task_list`` (none while it is stopped)."""
+        return _EagerSlots(task_list) if self._served(task_list) else None
 
     async def _run_activity(self, message: TaskMessage,
                             started: ActivityStart | None = None) -> _tasks.Outcome:
         return await _tasks.process_activity(
             self.client, self._registry, message, converter=self._converter,
             identity=self._identity, heartbeat_throttle=timedelta(0), started=started,
+            hand_back=self._slots(message.task.task_list),
         )
+
+    async def _decide(self, message: TaskMessage,
+                      handed: HandedDecision | None = None) -> _tasks.Outcome:
+        return await _tasks.process_decision(
+            self.client, self._registry, message, converter=self._converter,
+            identity=self._identity, offload=False, clock=self._clock.now,
+            local_activity_sleep=lambda _seconds: None, cache=self.workflow_cache,
+            eager=self._slots(message.task.task_list), handed=handed,
+        )
+
+    async def _follow(self, outcome: _tasks.Outcome) -> None:
+        """Run what an answer handed to the worker, as a worker does: the activities a
+        decision started eagerly (at once, each on its own), the decision task an activity's
+        result scheduled (right away, before the pump takes the redrive's copy from the
+        queue: this stream is instant, a real one reads the commit that consumed it too)."""
+        loop = asyncio.get_running_loop()
+        for eager in outcome.eager:
+            runner = loop.create_task(self._run_eager(eager))
+            self._running.add(runner)
+            runner.add_done_callback(self._activity_done)
+        if outcome.handed is not None:
+            # No message to redeliver: the redrive sent the task to its queue.
+            with contextlib.suppress(Exception):
+                await self._follow(await self._decide(outcome.handed.message, outcome.handed))
 
     async def _run_eager(self, eager: EagerActivity) -> None:
         # No message to redeliver: a failure here is retried by the attempt's deadline.
         with contextlib.suppress(Exception):
-            await self._run_activity(eager.message, eager.start)
+            await self._follow(await self._run_activity(eager.message, eager.start))
 
     async def _run(self, message: OutgoingMessage) -> None:
         parsed = TaskMessage.parse(message.body)
@@ -494,18 +533,10 @@ class TestWorkflowEnvironment:
                     self.client, self._registry, parsed, converter=self._converter,
                     clock=self._clock.now, cache=self.workflow_cache)
             elif task.kind is TaskKind.DECISION:
-                outcome = await _tasks.process_decision(
-                    self.client, self._registry, parsed, converter=self._converter,
-                    identity=self._identity, offload=False, clock=self._clock.now,
-                    local_activity_sleep=lambda _seconds: None, cache=self.workflow_cache,
-                    eager=_EagerSlots(task.task_list) if self._served(task.task_list) else None,
-                )
-                for eager in outcome.eager:  # started by the completion: run them at once
-                    runner = asyncio.get_running_loop().create_task(self._run_eager(eager))
-                    self._running.add(runner)
-                    runner.add_done_callback(self._activity_done)
+                outcome = await self._decide(parsed)
             else:
                 outcome = await self._run_activity(parsed)
+            await self._follow(outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -517,7 +548,7 @@ class TestWorkflowEnvironment:
 
 
 class _EagerSlots:
-    """The environment's worker serves every task list with unbounded activity slots."""
+    """The environment's worker serves every task list with unbounded slots."""
 
     def __init__(self, task_list: str) -> None:
         self.task_list = task_list

@@ -16,6 +16,7 @@ from cadenza.core import (
     apply,
     to_millis,
 )
+from cadenza.core.state import request_digest
 from cadenza.core.tasks import ActivityTask
 from cadenza.error import ActivityTaskAlreadyStartedError
 
@@ -48,7 +49,8 @@ def test_eager_activities_start_in_the_commit_with_one_deadline_each_and_no_task
                         eager=5)
     by_id = {p.activity_id: p for p in transition.state.activities}
     assert by_id["a"].started_time == by_id["b"].started_time == to_millis(T0)
-    assert by_id["a"].started_identity == "worker-1" and by_id["a"].eager_request == "r1"
+    assert by_id["a"].started_identity == "worker-1"
+    assert by_id["a"].eager_request == request_digest("r1")
     assert not by_id["c"].started  # another task list: this worker does not serve it
     queued = [t for t in transition.tasks if isinstance(t, ActivityTask)]
     assert [t.activity_id for t in queued] == ["c"]
