@@ -3,6 +3,7 @@ actions (signal, terminate) checked afterwards through the client."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import uuid
@@ -55,7 +56,7 @@ def css(driver: WebDriver, selector: str) -> WebElement:
     return wait(driver).until(EC.visibility_of_element_located((By.CSS_SELECTOR, selector)))
 
 
-def start(stack: Stack, workflow_type: str, arg: str, *, workflow_id: str,
+def start(stack: Stack, workflow_type: str, arg: Any, *, workflow_id: str,
           search_attributes: dict[str, Any] | None = None) -> str:
     async def go(client: Client) -> str:
         run = await client.start_workflow(
@@ -312,3 +313,61 @@ def test_reset_to_a_chosen_decision_then_cancel(browser: WebDriver, ui: UiServer
     assert any(e.event_type == EventType.WorkflowExecutionCancelRequested for e in events)
     wait(browser).until(lambda d: d.find_element(
         By.CSS_SELECTOR, ".run-title .pill").get_attribute("data-status") == "CANCELED")
+
+
+def fact_link(driver: WebDriver, label: str) -> WebElement:
+    """The link of the run page's fact labelled ``label`` ("Parent", "Continued as", ...)."""
+    return wait(driver).until(EC.visibility_of_element_located(
+        (By.XPATH, f"//div[@class='fact'][dt[text()='{label}']]//a")))
+
+
+def test_links_follow_a_continue_as_new_chain(browser: WebDriver, ui: UiServer,
+                                              stack: Stack) -> None:
+    workflow_id = f"chain-{uuid.uuid4().hex[:8]}"
+    first = start(stack, "Chain", 2, workflow_id=workflow_id)
+
+    async def result(client: Client) -> Any:
+        return await client.get_workflow_result(workflow_id, first, timeout=timedelta(minutes=1))
+    assert stack.call(result) == "end of the chain"
+    runs = [first]
+    for _ in range(2):
+        closing = history(stack, workflow_id, runs[-1])[-1]
+        assert closing.event_type == EventType.WorkflowExecutionContinuedAsNew
+        runs.append(closing.attributes["new_execution_run_id"])
+
+    browser.get(f"{ui.url}/#/runs/{workflow_id}/{first}")
+    assert "Continued as new run" in text_of(browser, "#continued-as")
+    for previous, following in itertools.pairwise(runs):
+        link = fact_link(browser, "Continued as")
+        assert link.text == following
+        click(browser, link)
+        wait(browser).until(lambda d, run=following: text_of(d, "#run-run-id") == run)
+        assert fact_link(browser, "Continued from").text == previous
+        assert fact_link(browser, "First run").text == first
+    # The last run completed: its result, and no link further on.
+    assert '"end of the chain"' in text_of(browser, ".io-grid")
+    assert not browser.find_elements(
+        By.XPATH, "//div[@class='fact'][dt[text()='Continued as']]")
+    click(browser, fact_link(browser, "Continued from"))
+    wait(browser).until(lambda d: text_of(d, "#run-run-id") == runs[1])
+
+
+def test_pending_activity_shows_attempt_heartbeat_and_timeouts(
+        browser: WebDriver, ui: UiServer, stack: Stack) -> None:
+    workflow_id = f"dawdle-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "Dawdling", 400, workflow_id=workflow_id)
+    try:
+        browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+        # The page refreshes itself while the run is open: the heartbeat shows up.
+        row = "#pending-card tr[data-activity-id]"
+        wait(browser).until(lambda d: '"step"' in d.find_element(By.CSS_SELECTOR, row).text)
+        text = text_of(browser, row)
+        assert "dawdle" in text and "started" in text.lower()
+        assert "heartbeat 30.0 s" in text and "start→close 2m 00s" in text
+        # On the timeline the activity is a pending bar with its last heartbeat.
+        css(browser, "#timeline .row-activity .bar.pending")
+        css(browser, "#timeline .row-activity .heartbeat")
+    finally:
+        async def terminate(client: Client) -> None:
+            await client.terminate_workflow(workflow_id, run_id, reason="test over")
+        stack.call(terminate)

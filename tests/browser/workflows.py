@@ -105,3 +105,33 @@ class Waiting:
     async def run(self, label: str) -> list[str]:
         await workflow.wait_condition(lambda: "stop" in self.messages)
         return self.messages
+
+
+@reg.activity()
+async def dawdle(steps: int) -> int:
+    """Heartbeats its progress until done or cancelled (a pending activity to look at)."""
+    for step in range(steps):
+        activity.heartbeat({"step": step})
+        if activity.is_cancelled():
+            break
+        await asyncio.sleep(0.25)
+    return steps
+
+
+@reg.workflow()
+class Dawdling:
+    @workflow.run
+    async def run(self, steps: int) -> int:
+        return await dawdle.with_options(start_to_close_timeout=timedelta(minutes=2),
+                                         heartbeat_timeout=timedelta(seconds=30)).execute(steps)
+
+
+@reg.workflow()
+class Chain:
+    """Continues as new ``links`` times: a chain of runs of one workflow id."""
+
+    @workflow.run
+    async def run(self, links: int) -> str:
+        if links > 0:
+            workflow.continue_as_new(links - 1)
+        return "end of the chain"

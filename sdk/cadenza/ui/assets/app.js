@@ -646,7 +646,7 @@
                     title: "The history as `cadenza workflow show --json` writes it (the Replayer reads it)",
                     text: "Download history", onclick: () => downloadHistory(view) }));
 
-    const resultCard = closing ? closeCard(closing) : h("div", { class: "card io" },
+    const resultCard = closing ? closeCard(closing, d.workflow_id) : h("div", { class: "card io" },
       h("h3", { text: "Result" }), h("p", { class: "muted", text: "The run is still open." }));
 
     const sections = [
@@ -698,13 +698,14 @@
     window.scrollTo(0, redraw ? scrollY : 0);
   }
 
-  function closeCard(event) {
+  function closeCard(event, workflowId) {
     const a = event.attributes || {};
     const type = event.event_type;
     let body;
     if (type === "WorkflowExecutionCompleted") body = payloadNode(a.result, "no result (None)");
     else if (type === "WorkflowExecutionContinuedAsNew") {
-      body = h("p", {}, "Continued as new run ", runLinkPlaceholder(a.new_execution_run_id));
+      body = h("p", { id: "continued-as" }, "Continued as new run ",
+        runLink(workflowId, a.new_execution_run_id, a.new_execution_run_id));
     } else {
       const reason = a.reason || a.cause || a.timeout_type || "";
       body = h("div", {}, reason ? h("p", { class: "error-text strong", text: reason }) : null,
@@ -713,10 +714,6 @@
     return h("div", { class: "card io" },
       h("h3", { text: type === "WorkflowExecutionCompleted" ? "Result" : type.replace("WorkflowExecution", "") }),
       body);
-  }
-
-  function runLinkPlaceholder(runId) {
-    return h("span", { class: "mono", text: runId || "" });
   }
 
   function childRuns(events) {
