@@ -11,12 +11,12 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cadenza.aws.metrics import PowertoolsMetrics
 from cadenza.error import ServiceError
 from cadenza.service.factory import service_from_environment
 from cadenza.service.requests import check_body_size
@@ -24,9 +24,12 @@ from cadenza.service.routes import ROUTES, ApiRequest, Route, path_value
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics(namespace="Cadenza")
+metrics = PowertoolsMetrics()  # EMF: what the service commits and sends, and server errors
 app = APIGatewayHttpResolver()
-service = service_from_environment()
+service = service_from_environment(metrics=metrics)
+#: The path parameters that say which run a request is about: logged with every line, and
+#: X-Ray annotations (searchable: annotation.workflow_id = "...").
+_CORRELATED = ("domain", "workflow_id", "run_id")
 
 
 def _raw_body(route: Route) -> bytes | None:
@@ -47,6 +50,10 @@ def _raw_body(route: Route) -> bytes | None:
 
 def _view(route: Route) -> Callable[..., Response]:
     def view(**path_params: str) -> Response:
+        for name in _CORRELATED:
+            if name in path_params:
+                logger.append_keys(**{name: path_params[name]})
+                tracer.put_annotation(name, path_params[name])
         request = ApiRequest(
             # powertools passes path parameters as sent, still percent-encoded
             path_params={name: path_value(value, name) for name, value in path_params.items()},
@@ -77,24 +84,17 @@ def not_found(_: Exception) -> Response:
                     {"code": "NotFound", "message": f"no route {app.current_event.path}"})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP,
+                              clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         response = app.resolve(event, context)
+        if int(response.get("statusCode", 500)) >= 500:
+            metrics.count("ServerErrors")
+        return response
     except Exception:  # an unexpected error: Lambda answers 500, so it counts too
-        _count_server_error()
+        metrics.count("ServerErrors")
         raise
-    if int(response.get("statusCode", 500)) >= 500:
-        _count_server_error()
-    return response
-
-
-def _count_server_error() -> None:
-    """Only failures are counted: an alarm wants them, and every metric is a log line.
-
-    Flushed here rather than by ``@metrics.log_metrics``, which warns on every request that
-    adds no metric (that is, on every successful one).
-    """
-    metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    metrics.flush_metrics()
+    finally:
+        metrics.flush()  # one EMF line, only when something was measured

@@ -19,15 +19,19 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cadenza.aws.metrics import PowertoolsMetrics
 from cadenza.aws.store import decode_stream_image
 from cadenza.service.factory import service_from_environment
+from cadenza.service.metrics import REDRIVES
 
 logger = Logger()
 tracer = Tracer()
-service = service_from_environment()
+metrics = PowertoolsMetrics()
+# Every task this function sends is a redrive (a copy of a committed task).
+service = service_from_environment(metrics=metrics, sent_metric=REDRIVES)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     batches = [
@@ -35,5 +39,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Any:
         for record in DynamoDBStreamEvent(event).records
         if record.event_name is DynamoDBRecordEventName.INSERT
     ]
-    service.on_committed_all(batches)
+    runs = {(b.state.workflow_id, b.state.run_id) for b in batches}
+    logger.append_keys(commits=len(batches), runs=len(runs))
+    if len(runs) == 1:
+        ((workflow_id, run_id),) = runs
+        logger.append_keys(workflow_id=workflow_id, run_id=run_id)
+    try:
+        service.on_committed_all(batches)
+    finally:
+        metrics.flush()
     return {"batchItemFailures": []}

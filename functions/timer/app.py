@@ -19,13 +19,15 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cadenza.aws.metrics import PowertoolsMetrics
 from cadenza.core import TimerTask, task_from_dict
 from cadenza.service.factory import service_from_environment
 
 logger = Logger()
 tracer = Tracer()
+metrics = PowertoolsMetrics()
 processor = BatchProcessor(event_type=EventType.SQS)
-service = service_from_environment()
+service = service_from_environment(metrics=metrics)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -33,12 +35,17 @@ def record_handler(record: SQSRecord) -> None:
     if not isinstance(task, TimerTask):
         logger.error("dropping a message that is not a timer: %s", record.message_id)
         return
+    logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
+                       timer_id=task.timer_id, attempt=task.attempt)
     service.fire_timer(task)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        metrics.flush()

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -27,13 +27,16 @@ from ._tasks import (
     process_decision,
     process_query,
 )
-from .core import DecisionTask, QueryTask
+from .core import ActivityTask, DecisionTask, QueryTask, Task
 from .core.records import TaskMessage
 from .data_converter import DataConverter, DefaultDataConverter
 
 __all__ = ["TaskRetryLaterError", "lambda_handler"]
 
 logger = Logger(service="cadenza-worker")
+#: X-Ray: each invocation a segment, each AWS call a subsegment, each record annotated with
+#: its run (in Lambda with active tracing; a no-op elsewhere).
+tracer = Tracer(service="cadenza-worker")
 
 
 class TaskRetryLaterError(Exception):
@@ -75,10 +78,13 @@ def lambda_handler(
             if backend is not None:
                 state["backend"] = backend
             else:
+                from .aws.metrics import PowertoolsMetrics
                 from .service.backend import ServiceBackend
                 from .service.factory import service_from_environment
 
-                state["backend"] = ServiceBackend(service_from_environment(), domain=domain)
+                state["metrics"] = PowertoolsMetrics()  # EMF, flushed after each invocation
+                state["backend"] = ServiceBackend(
+                    service_from_environment(metrics=state["metrics"]), domain=domain)
         return state["backend"]
 
     def sqs_client() -> Any:
@@ -124,6 +130,7 @@ def lambda_handler(
             return
         task = message.task
         receive_count = int(record.attributes.approximate_receive_count or 1)
+        _correlate(task, receive_count)
         if isinstance(task, QueryTask):
             outcome = asyncio.run(process_query(engine(), registry, message, converter=codec,
                                                 cache=cache))
@@ -144,18 +151,35 @@ def lambda_handler(
                 _delay(sqs_client(), record, outcome.retry_after)
             raise TaskRetryLaterError(outcome.note or "retry later")
 
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
     def handler(event: dict[str, Any], context: Any) -> Any:
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
         # A batch whose every record must come back later is answered like a partial one:
         # by default powertools raises instead, which fails the invocation (an error for
         # Lambda's metrics and the event source mapping's backoff) for an expected outcome.
         processor.raise_on_entire_batch_failure = False
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
+        try:
+            return process_partial_response(
+                event=event, record_handler=record_handler, processor=processor, context=context
+            )
+        finally:
+            if "metrics" in state:
+                state["metrics"].flush()
 
     handler.cache = cache  # type: ignore[attr-defined]
     return handler
+
+
+def _correlate(task: Task, receive_count: int) -> None:
+    """Every log line of this record names its run, task list and attempt (powertools keys),
+    and the trace is searchable by workflow id."""
+    attempt = task.attempt if isinstance(task, DecisionTask | ActivityTask) else None
+    logger.append_keys(workflow_id=task.workflow_id, run_id=task.run_id,
+                       task_list=task.task_list, task_kind=str(task.kind), attempt=attempt,
+                       receive_count=receive_count)
+    tracer.put_annotation("workflow_id", task.workflow_id)
+    tracer.put_annotation("run_id", task.run_id)
 
 
 #: Most tasks one record's invocation runs after it (eager activities, handed-back decisions).

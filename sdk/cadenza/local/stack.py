@@ -325,6 +325,9 @@ class LocalStack:
             # ARN; until the emulator creates it, each local stack start gets a fresh key as
             # the plain variable, which aws/settings.py prefers (deploy helper, issue 9).
             "CADENZA_TASK_TOKEN_SECRET": secrets.token_urlsafe(48),
+            # The functions' EMF metrics lines are for CloudWatch; locally they would only
+            # interleave with the logs (set it to "false" to see them).
+            "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
         }
 
 

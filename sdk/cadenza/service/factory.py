@@ -22,6 +22,7 @@ from ..aws.tasklists import SqsTaskLists, sqs_client
 from ..aws.timers import TimerQueue, TimerQueueSettings
 from ..aws.visibility import DynamoVisibilityStore, dynamodb_client
 from .engine import WorkflowService
+from .metrics import TASKS_SENT, EngineMetrics, MeteredQueues, MeteredStore
 from .tokens import TaskTokens
 
 _lock = threading.Lock()
@@ -53,7 +54,12 @@ def shared_client(service_name: str, settings: AwsSettings) -> Any:
         return client
 
 
-def service_from_settings(settings: AwsSettings) -> WorkflowService:
+def service_from_settings(
+    settings: AwsSettings, *, metrics: EngineMetrics | None = None,
+    sent_metric: str = TASKS_SENT,
+) -> WorkflowService:
+    """The service on the AWS adapters; with ``metrics``, what it commits and sends is
+    measured (service/metrics.py), tasks sent counted as ``sent_metric``."""
     sqs = shared_client("sqs", settings)
     timers = TimerQueue(
         sqs=sqs,
@@ -65,15 +71,24 @@ def service_from_settings(settings: AwsSettings) -> WorkflowService:
             scheduler_role_arn=settings.scheduler_role_arn,
         ),
     )
+    store: Any = DynamoHistoryStore(settings)
+    queues: Any = SqsTaskLists(client=sqs, prefix=settings.queue_prefix, timers=timers,
+                               dead_letter_arn=settings.task_list_dlq_arn)
+    if metrics is not None:
+        store, queues = MeteredStore(store, metrics), MeteredQueues(queues, metrics,
+                                                                    name=sent_metric)
     return WorkflowService(
-        store=DynamoHistoryStore(settings),
-        queues=SqsTaskLists(client=sqs, prefix=settings.queue_prefix, timers=timers,
-                            dead_letter_arn=settings.task_list_dlq_arn),
+        store=store,
+        queues=queues,
         visibility=DynamoVisibilityStore(settings, client=shared_client("dynamodb", settings)),
         answers=DynamoQueryAnswers(settings),
         tokens=TaskTokens(settings.task_token_secret),
     )
 
 
-def service_from_environment(environ: Mapping[str, str] | None = None) -> WorkflowService:
-    return service_from_settings(AwsSettings.from_environment(environ))
+def service_from_environment(
+    environ: Mapping[str, str] | None = None, *, metrics: EngineMetrics | None = None,
+    sent_metric: str = TASKS_SENT,
+) -> WorkflowService:
+    return service_from_settings(AwsSettings.from_environment(environ), metrics=metrics,
+                                 sent_metric=sent_metric)
