@@ -31,7 +31,7 @@ from typing import Any
 
 from cadenza.local import LocalStack
 
-from . import engine, floor, mechanisms, run, targets
+from . import engine, flat, floor, mechanisms, run, targets
 from .meter import metering
 
 RESULTS = Path(__file__).resolve().with_name("RESULTS.md")
@@ -59,10 +59,12 @@ class Plan:
         "activities": 200, "open_runs": 200, "repeats": 5, "import_repeats": 3})
     peers: bool = True
     peer_runs: int = 20
+    #: bench.flat's stored-run levels (empty: skip it)
+    flat_levels: tuple[int, ...] = flat.LEVELS
 
 
 QUICK = Plan(runs=1, mechanism_runs=1, single_runs=1, throughput_runs=2, concurrency=2,
-             timers=2, floor_runs=1, peers=False,
+             timers=2, floor_runs=1, peers=False, flat_levels=(),
              engine={"activities": 10, "open_runs": 5, "repeats": 1, "import_repeats": 1})
 
 
@@ -136,6 +138,8 @@ async def on_the_stack(plan: Plan) -> dict[str, Any]:
                 out["idle"] = (ledger.snapshot(None), time.monotonic() - began)
             if ledger.unclassified:
                 _progress(f"requests the ledger could not classify: {dict(ledger.unclassified)}")
+        if plan.flat_levels:  # last: the runs it stores stay in the tables
+            out["flat"] = await flat.measure(stack, levels=plan.flat_levels, progress=_progress)
     return out
 
 
@@ -229,8 +233,7 @@ def target_rows(out: dict[str, Any], elapsed: float | None) -> list[str]:
             f"({throughput['runs']:.0f} runs in {throughput['elapsed_s']:.1f} s; p50 "
             f"{throughput['p50_s'] * 1000:.0f} ms, p99 {throughput['p99_s'] * 1000:.0f} ms) | "
             f"{_met(throughput['throughput_per_s'] >= 25)} |")
-    lines.append("| ... flat from 0 to 10,000 stored workflows | not measured by `python -m "
-                 "bench` (filling 10,000 runs takes longer than its 10 minutes) | - |")
+    lines += flat.target_rows(out.get("flat") or [])  # bench.flat: stored runs, worker process
     single = out.get("single")
     if single:
         lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import json
 import os
 import socket
 import threading
@@ -173,6 +174,66 @@ def test_stopping_the_api_ends_its_kept_alive_connections() -> None:
         connection.request("GET", "/no-such-route")
         connection.getresponse().read()
     connection.close()
+
+
+def _raw_exchange(stack: LocalStack, request: bytes) -> tuple[bytes, bool]:
+    """Send ``request`` as is on a new connection: (the answer, whether the server then closed
+    the connection)."""
+    host, port = stack.api_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += connection.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += connection.recv(65536)
+        connection.settimeout(5)
+        closed = connection.recv(1) == b""
+    return head + b"\r\n\r\n" + body, closed
+
+
+@pytest.mark.parametrize("framing", [
+    b"Content-Length: ten\r\n\r\n{}",
+    b"Content-Length: -1\r\n\r\n{}",
+    b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n",
+])
+def test_a_malformed_body_framing_is_a_400_not_a_dropped_connection(
+    stack: LocalStack, framing: bytes
+) -> None:
+    calls = stack.function("HttpFunction").invocations
+    answer, closed = _raw_exchange(
+        stack, b"POST /api/v1/anything HTTP/1.1\r\nHost: x\r\n" + framing)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 400")
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert error["code"] == "BadRequestError"
+    assert error["details"]["field"] in ("Content-Length", "Transfer-Encoding")
+    assert closed  # where a next request would start is unknown
+    assert stack.function("HttpFunction").invocations == calls  # nothing reached the function
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(stack: LocalStack) -> None:
+    from cadenza.core.limits import MAX_BODY_BYTES
+
+    answer, _ = _raw_exchange(stack, b"POST /api/v1/anything HTTP/1.1\r\nHost: x\r\n"
+                              + f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 413")
+    error = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert error["code"] == "PayloadTooLargeError"
+    assert error["details"]["limit"] == MAX_BODY_BYTES
+
+
+def test_a_well_framed_chunked_body_reaches_the_function(stack: LocalStack) -> None:
+    answer, _ = _raw_exchange(
+        stack, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 201")
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["event"]["body"] == "abcde"
 
 
 def _settings(endpoint: str) -> AwsSettings:

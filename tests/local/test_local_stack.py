@@ -388,6 +388,21 @@ def test_put_item_reaches_stream_handler_as_insert_record(stack: LocalStack) -> 
     wait_for(lambda: any(r["eventName"] == "REMOVE" for r in _stream_records(stack, "run-1")))
 
 
+def test_imported_items_are_stored_without_stream_records(stack: LocalStack) -> None:
+    dynamodb = stack.client("dynamodb")
+    dynamodb.put_item(TableName="fixture-Table", Item={"pk": {"S": "before"}, "sk": {"S": "1"}})
+    imported = [{"pk": {"S": "imported"}, "sk": {"S": f"{index:03d}"}} for index in range(60)]
+    assert stack.import_items("Table", imported) == 60
+    dynamodb.put_item(TableName="fixture-Table", Item={"pk": {"S": "after"}, "sk": {"S": "1"}})
+    # What was written before the import is delivered, what comes after too, in order.
+    wait_for(lambda: _stream_records(stack, "after"))
+    assert len(_stream_records(stack, "before")) == 1
+    assert _stream_records(stack, "imported") == []
+    stored = dynamodb.query(TableName="fixture-Table", KeyConditionExpression="pk = :pk",
+                            ExpressionAttributeValues={":pk": {"S": "imported"}})
+    assert [item["sk"]["S"] for item in stored["Items"]] == [f"{i:03d}" for i in range(60)]
+
+
 def test_stream_batch_item_failure_is_retried_from_the_failed_record(stack: LocalStack) -> None:
     dynamodb = stack.client("dynamodb")
     dynamodb.put_item(TableName="fixture-Table",

@@ -12,29 +12,26 @@ in a process of its own it has a core to itself, beside the handlers and workers
 :func:`make_moto_server` is the same server for use in a thread of this process.
 
 Keep-alive: werkzeug's development server, which moto's server mode uses, sends
-``Connection: close`` with every response (its request handler cannot find the end of a request
-body it did not read), so every AWS call opened a new TCP connection. The handler here reads the
-whole request body before moto sees it, answers with an exact ``Content-Length`` and keeps the
-connection open: botocore's connection pools then reuse their connections.
+``Connection: close`` with every response, so every AWS call opened a new TCP connection; the
+handler of :mod:`cadenza.local.wsgi` keeps connections open, and botocore's connection pools
+reuse them.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
-from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
 from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
+
+from cadenza.local.wsgi import KeepAliveHandler, close_connections, serve
 
 __all__ = ["READY", "close_connections", "main", "make_moto_server"]
 
@@ -42,10 +39,6 @@ log = logging.getLogger("cadenza.local.moto")
 
 #: The first word of the line the server process prints once it is listening (or failed to).
 READY = "cadenza-moto"
-#: A kept-alive connection with no request for this long is closed (the client reconnects).
-IDLE_SECONDS = 120
-#: Headers the server sets itself, from the body it sends.
-_FRAMING = {"content-length", "transfer-encoding", "connection"}
 
 
 class _RoutingCacheDispatcher(DomainDispatcherApplication):
@@ -77,135 +70,16 @@ class _RoutingCacheDispatcher(DomainDispatcherApplication):
         return app
 
 
-class _KeepAliveHandler(MotoRequestHandler):
+class _MotoHandler(KeepAliveHandler, MotoRequestHandler):
     """moto's request handler (it keeps header spellings), with persistent HTTP/1.1
-    connections: the body is read in full first, the response is framed by Content-Length."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = IDLE_SECONDS
-
-    def setup(self) -> None:
-        super().setup()
-        # A response is headers then body: without this, Nagle's algorithm holds the body back
-        # until the client acknowledges the headers, which it delays (40 ms per request).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connections: set[socket.socket] | None = getattr(self.server, "cadenza_connections", None)
-        if connections is not None:
-            connections.add(self.connection)
-
-    def finish(self) -> None:
-        connections: set[socket.socket] | None = getattr(self.server, "cadenza_connections", None)
-        if connections is not None:
-            connections.discard(self.connection)
-        super().finish()
-
-    def log_error(self, format: str, *args: Any) -> None:
-        if format.startswith("Request timed out"):
-            return  # an idle kept-alive connection closed after IDLE_SECONDS: routine
-        super().log_error(format, *args)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline(100).split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(3)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        body = self._read_body()
-        environ = self.make_environ()
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        self.environ = environ
-        status, headers, payload = self._call_app(environ)
-        try:
-            code, _, reason = status.partition(" ")
-            self.send_response(int(code), reason)
-            sent_length = None
-            for name, value in headers:
-                lowered = name.lower()
-                if lowered == "content-length":
-                    sent_length = value
-                if lowered not in _FRAMING:
-                    self.send_header(name, value)
-            no_body = self.command == "HEAD" or int(code) in (204, 304) or int(code) < 200
-            if self.command == "HEAD" and sent_length is not None:
-                # A HEAD answer describes the body a GET would have (S3 objects).
-                self.send_header("Content-Length", sent_length)
-            elif not no_body:
-                self.send_header("Content-Length", str(len(payload)))
-            if not no_body:
-                # One write for headers and body (end_headers would send the headers alone).
-                self._headers_buffer.append(b"\r\n" + payload)  # type: ignore[attr-defined]
-                self.flush_headers()
-            else:
-                self.end_headers()
-            self.wfile.flush()
-        except (TimeoutError, ConnectionError) as error:
-            self.close_connection = True
-            self.connection_dropped(error, environ)
-
-    def _call_app(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-        started: list[Any] = []
-        written: list[bytes] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Any:
-            started[:] = [status, headers]
-            return written.append
-
-        try:
-            result: Iterable[bytes] = self.server.app(environ, start_response)
-            try:
-                for chunk in result:
-                    written.append(chunk)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except Exception:
-            log.exception("moto failed on %s %s", self.command, self.path)
-            return ("500 Internal Server Error", [("Content-Type", "text/plain")],
-                    b"Internal Server Error")
-        if not started:
-            return "500 Internal Server Error", [], b""
-        return started[0], started[1], b"".join(written)
+    connections (:class:`cadenza.local.wsgi.KeepAliveHandler`)."""
 
 
 def make_moto_server(host: str, port: int) -> BaseWSGIServer:
     """A threaded moto server bound to ``host``:``port`` (0: a free port), not yet serving.
 
     Raises OSError when the port cannot be bound (werkzeug would print and exit)."""
-    if port:
-        # werkzeug reports a taken port by printing and calling sys.exit(1): find out first.
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    app = _RoutingCacheDispatcher(create_backend_app)
-    try:
-        server = make_server(host, port, app, True, request_handler=_KeepAliveHandler)
-    except SystemExit as exc:
-        raise OSError(98, f"cannot listen on {host}:{port}") from exc
-    server.cadenza_connections = set()  # type: ignore[attr-defined]
-    return server
-
-
-def close_connections(server: BaseWSGIServer) -> None:
-    """End the kept-alive connections of a stopped server (their threads then exit)."""
-    for connection in list(getattr(server, "cadenza_connections", ())):
-        with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)
+    return serve(host, port, _RoutingCacheDispatcher(create_backend_app), _MotoHandler)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,19 +21,20 @@ import json
 import logging
 import os
 import re
-import socket
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from werkzeug.serving import BaseWSGIServer
+
+from cadenza.core.limits import MAX_BODY_BYTES
 from cadenza.local.endpoint import AwsEndpoint
 from cadenza.local.errors import HandlerImportError, LocalStackError, PortInUseError
 from cadenza.local.template import (
@@ -43,6 +44,13 @@ from cadenza.local.template import (
     ScheduleSource,
     SqsSource,
     StackDescription,
+)
+from cadenza.local.wsgi import (
+    KeepAliveHandler,
+    WsgiApp,
+    close_connections,
+    request_headers,
+    serve,
 )
 
 __all__ = [
@@ -616,6 +624,8 @@ class _StreamPoller(_Worker):
         self.iterators: dict[str, str | None] = {}
         self.last_discovery = 0.0
         self.idle = STREAM_POLL_BUSY
+        #: Held while polling; ``unstreamed`` holds it to keep the poller waiting.
+        self.gate = threading.Lock()
 
     def _discover(self) -> None:
         """Find shards not yet followed; they start at TRIM_HORIZON so nothing is missed."""
@@ -632,6 +642,32 @@ class _StreamPoller(_Worker):
             )["ShardIterator"]
 
     def poll_once(self) -> None:
+        with self.gate:
+            delivered = self._poll_shards()
+        self.idle = STREAM_POLL_BUSY if delivered else min(STREAM_POLL_IDLE, self.idle * 1.5)
+        if not delivered:
+            self.stop_event.wait(self.idle)
+
+    @contextlib.contextmanager
+    def unstreamed(self) -> Iterator[None]:
+        """Writes made inside are not delivered to the function: what is in the stream before
+        is delivered first, then the poller waits, and afterwards it follows each shard from
+        its newest record (as a table restored or imported into DynamoDB starts with no
+        stream records for what it holds). Nothing else may write to the table meanwhile:
+        its records would be skipped too."""
+        with self.gate:
+            if not self.iterators:
+                self._discover()
+            while self._poll_shards():
+                pass
+            yield
+            for shard_id in list(self.iterators):
+                self.iterators[shard_id] = self.client.get_shard_iterator(
+                    StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="LATEST"
+                )["ShardIterator"]
+
+    def _poll_shards(self) -> bool:
+        """One GetRecords per shard, their records delivered; True when there were any."""
         if not self.iterators or time.monotonic() - self.last_discovery > 5:
             self._discover()
         delivered = False
@@ -649,9 +685,7 @@ class _StreamPoller(_Worker):
                     for r in raw
                 ]
                 self._process(shard_id, records)
-        self.idle = STREAM_POLL_BUSY if delivered else min(STREAM_POLL_IDLE, self.idle * 1.5)
-        if not delivered:
-            self.stop_event.wait(self.idle)
+        return delivered
 
     def _retry_limit(self) -> int:
         limit = self.source.maximum_retry_attempts
@@ -870,75 +904,83 @@ class _SchedulePoller(_Worker):
 # HTTP API
 
 
-class _ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
+class _ApiHandler(KeepAliveHandler):
+    """Bodies over the API's limit are refused (413) before they are read, as API Gateway
+    refuses them before the function runs."""
 
-    def __init__(self, address: tuple[str, int], runtime: LocalRuntime) -> None:
+    max_body_bytes = MAX_BODY_BYTES
+
+
+#: Writes the one-line request log of ``cadenza dev --verbose``.
+RequestLog = Callable[[str, str, int, float], None]
+
+
+class ApiGateway:
+    """The HTTP API as a WSGI application: a request becomes an HTTP API v2.0 event for the
+    function its route names, the function's answer becomes the response.
+
+    ``mounted`` (a WSGI application, e.g. the web UI) answers every request whose path is not
+    under ``/api/``; without it those go to the routes too (a template's own routes), and one
+    that no route matches gets a short 404. ``authorize`` (e.g. SigV4 verification for
+    ``cadenza dev --auth iam``) wraps the ``/api/`` part only. ``request_log`` is called with
+    the method, route, status and milliseconds of each request.
+    """
+
+    def __init__(self, runtime: LocalRuntime, *, mounted: WsgiApp | None = None,
+                 authorize: Callable[[WsgiApp], WsgiApp] | None = None,
+                 request_log: RequestLog | None = None) -> None:
         self.runtime = runtime
-        #: Open (kept-alive) client connections, ended when the server stops.
-        self.connections: set[socket.socket] = set()
-        super().__init__(address, _ApiRequestHandler)
+        self.mounted = mounted
+        self.routed: WsgiApp = self._route if authorize is None else authorize(self._route)
+        self.request_log = request_log
 
-    def close_connections(self) -> None:
-        for connection in list(self.connections):
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO") or "/")
+        app = self.routed
+        if self.mounted is not None and not (path == "/api" or path.startswith("/api/")):
+            app = self.mounted
+        if self.request_log is None:
+            return app(environ, start_response)
+        began = time.perf_counter()
+        status: list[str] = []
 
+        def logged(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status[:] = [code]
+            return start_response(code, headers, exc_info)
 
-class _ApiRequestHandler(BaseHTTPRequestHandler):
-    """Turns one HTTP request into an HTTP API v2.0 event and writes the handler's response."""
+        answer = list(app(environ, logged))
+        route = environ.get("cadenza.route") or path
+        code = int(status[0].split(" ", 1)[0]) if status else 500
+        self.request_log(str(environ.get("REQUEST_METHOD", "GET")), str(route), code,
+                         (time.perf_counter() - began) * 1000)
+        return answer
 
-    protocol_version = "HTTP/1.1"
-    server: _ApiServer
-
-    def setup(self) -> None:
-        super().setup()
-        # Connections are kept alive (HTTP/1.1): without this, Nagle's algorithm holds a
-        # response back until the client acknowledges the previous packet (40 ms).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        self.server.connections.discard(self.connection)
-        super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("api %s - %s", self.address_string(), format % args)
-
-    def _read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _handle(self) -> None:
-        runtime = self.server.runtime
-        body = self._read_body()
-        path = urlsplit(self.path).path or "/"
-        matched = match_route(runtime.routes, self.command, path)
+    def _route(self, environ: dict[str, Any],
+               start_response: Callable[..., Any]) -> Iterable[bytes]:
+        runtime = self.runtime
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        path = str(environ.get("PATH_INFO") or "/")
+        stream = environ.get("wsgi.input")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = bytes(stream.read(length)) if stream is not None and length > 0 else b""
         request_id = base64.b32encode(uuid.uuid4().bytes)[:16].decode()
+        matched = match_route(runtime.routes, method, path)
         if matched is None:
-            self._respond(404, [("Content-Type", "application/json")],
-                          b'{"message":"Not Found"}', request_id)
-            return
+            return _answer(start_response, 404, [("Content-Type", "application/json")],
+                           b'{"message":"Not Found"}', request_id)
         route, params = matched
+        environ["cadenza.route"] = f"{route.source.route_key} {path}"
+        query = str(environ.get("QUERY_STRING") or "")
+        raw_path = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?")[0]
+        target = (raw_path or path) + (f"?{query}" if query else "")
         event = http_api_event(
-            method=self.command,
-            target=self.path,
-            headers=self.headers.items(),
+            method=method,
+            target=target,
+            headers=request_headers(environ),
             body=body,
-            source_ip=self.client_address[0],
-            protocol=self.request_version,
+            source_ip=str(environ.get("REMOTE_ADDR") or "127.0.0.1"),
+            protocol=str(environ.get("SERVER_PROTOCOL") or "HTTP/1.1"),
             route_key=route.source.route_key,
             path_parameters=params,
             account_id=runtime.description.account_id,
@@ -947,34 +989,25 @@ class _ApiRequestHandler(BaseHTTPRequestHandler):
         try:
             result = runtime.functions[route.function].invoke(event)
             status, headers, payload = http_api_response(result)
-        except Exception:
-            log.exception("%s failed on %s %s", route.function, self.command, self.path)
+        except Exception as error:
+            # One line: what failed and why; the traceback only with debug logging.
+            log.error("%s failed on %s %s: %s: %s", route.function, method, path,
+                      type(error).__name__, error, exc_info=log.isEnabledFor(logging.DEBUG))
             status, headers, payload = (
                 500,
                 [("Content-Type", "application/json")],
                 b'{"message":"Internal Server Error"}',
             )
-        self._respond(status, headers, payload, request_id)
+        if method == "HEAD":
+            payload = b""
+        return _answer(start_response, status, headers, payload, request_id)
 
-    def _respond(
-        self, status: int, headers: list[tuple[str, str]], body: bytes, request_id: str
-    ) -> None:
-        try:
-            self.send_response(status, _reason(status))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("apigw-requestid", request_id)
-            if self.command != "HEAD":
-                # Headers and body in one write.
-                self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
-                self.flush_headers()
-            else:
-                self.end_headers()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+def _answer(start_response: Callable[..., Any], status: int, headers: list[tuple[str, str]],
+            body: bytes, request_id: str) -> list[bytes]:
+    start_response(f"{status} {_reason(status)}", [
+        *headers, ("Content-Length", str(len(body))), ("apigw-requestid", request_id)])
+    return [body]
 
 
 def _reason(status: int) -> str:
@@ -994,7 +1027,8 @@ class LocalRuntime:
 
     ``start()`` binds the API port, sets the merged function environment (plus ``extra_env``)
     in ``os.environ``, imports every handler, then starts the pollers; ``stop()`` stops them
-    and restores ``os.environ``.
+    and restores ``os.environ``. ``mount``, ``authorize`` and ``request_log`` shape the HTTP
+    front end (:class:`ApiGateway`); ``mount`` is given the API's URL.
     """
 
     def __init__(
@@ -1006,8 +1040,14 @@ class LocalRuntime:
         api_port: int = 7933,
         extra_env: Mapping[str, str] | None = None,
         sqs_pollers: int | None = None,
+        mount: Callable[[str], WsgiApp] | None = None,
+        authorize: Callable[[WsgiApp], WsgiApp] | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.description = description
+        self._mount = mount
+        self._authorize = authorize
+        self._request_log = request_log
         self.emulator = emulator
         self.api_host = api_host
         self._requested_api_port = api_port
@@ -1021,7 +1061,7 @@ class LocalRuntime:
         ]
         self._stop = threading.Event()
         self._workers: list[_Worker] = []
-        self._server: _ApiServer | None = None
+        self._server: BaseWSGIServer | None = None
         self._server_thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
         self._environment: dict[str, str] = {}
@@ -1076,7 +1116,7 @@ class LocalRuntime:
             if self._server_thread is not None:
                 self._server.shutdown()
             self._server.server_close()
-            self._server.close_connections()
+            close_connections(self._server)
             self._server = None
         for worker in self._workers:
             worker.join(timeout=SQS_WAIT_SECONDS + 5)
@@ -1094,15 +1134,29 @@ class LocalRuntime:
                 return loaded.invoke(event)
         raise LocalStackError(f"no function {function!r} in the local stack")
 
+    @contextlib.contextmanager
+    def unstreamed(self, table: str) -> Iterator[None]:
+        """Writes to ``table`` (a logical id) made inside reach no stream function: see
+        ``_StreamPoller.unstreamed``. For seeding stored state, while nothing else writes."""
+        with contextlib.ExitStack() as stack:
+            for worker in self._workers:
+                if isinstance(worker, _StreamPoller) and worker.source.table == table:
+                    stack.enter_context(worker.unstreamed())
+            yield
+
     # -- internals
 
     def _bind_api(self) -> None:
         try:
-            self._server = _ApiServer((self.api_host, self._requested_api_port), self)
+            gateway = ApiGateway(self, authorize=self._authorize, request_log=self._request_log)
+            self._server = serve(self.api_host, self._requested_api_port, gateway, _ApiHandler)
         except OSError as exc:
             raise PortInUseError(
                 "HTTP API server", self.api_host, self._requested_api_port, exc.strerror or ""
             ) from exc
+        if self._mount is not None:
+            # Given the API's URL, which is known once the port is bound.
+            gateway.mounted = self._mount(self.api_url)
 
     def _apply_environment(self) -> None:
         for key, value in self._environment.items():

@@ -17,7 +17,7 @@ import os
 import secrets
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -303,6 +303,29 @@ class LocalStack:
     def invoke(self, function: str, event: Any) -> Any:
         """Invoke a function in-process by logical id or name with ``event``."""
         return self._require_runtime().invoke(function, event)
+
+    def import_items(self, logical_id: str, items: Iterable[Mapping[str, Any]]) -> int:
+        """Store ``items`` (DynamoDB's typed form) in a table of the stack the way DynamoDB's
+        import does: written, but with no stream records, so no stream function sees them.
+        For seeding stored state (a bench filling the tables with runs), while nothing else
+        writes to the table. Returns how many were written."""
+        runtime = self._require_runtime()
+        table = self.table_name(logical_id)
+        client = self.client("dynamodb")
+        written = 0
+        with runtime.unstreamed(logical_id):
+            chunk: list[dict[str, Any]] = []
+            for item in [*items, None]:
+                if item is not None:
+                    chunk.append({"PutRequest": {"Item": dict(item)}})
+                if chunk and (item is None or len(chunk) == 25):
+                    pending: dict[str, Any] = {table: chunk}
+                    while pending:
+                        pending = client.batch_write_item(
+                            RequestItems=pending).get("UnprocessedItems") or {}
+                    written += len(chunk)
+                    chunk = []
+        return written
 
     # -- internals
 
