@@ -112,7 +112,9 @@ class Worker:
     and activities of ``registry``: ``async with Worker(client, "orders", registry):`` runs it
     until the block ends, ``await worker.run()`` until :meth:`close`.
 
-    Options are :class:`WorkerOptions`' fields as keywords.
+    Options are :class:`WorkerOptions`' fields as keywords. When its queues cannot be polled
+    (a restarted ``cadenza dev``, a network outage), the worker asks the API again where they
+    are, backs off, and logs one line when the outage begins and one when it ends.
     """
 
     def __init__(
@@ -213,23 +215,28 @@ class Worker:
 
     async def _recover(self, failed: SqsTaskLists, error: Exception) -> SqsTaskLists:
         """After a failed poll of ``failed``: find the stack again through the API, create this
-        task list's queues there, and return them; until that works, back off (capped
-        exponential, full jitter). One warning line when the outage begins and one info line
-        when it ends, however many pollers and attempts see it (not a traceback per poll).
-        Returns ``failed`` if the worker is stopped meanwhile."""
+        task list's queues there, and return them; between attempts, back off (capped
+        exponential, full jitter). The outage is logged once, as one warning line, when it
+        begins, and ends (one info line, :meth:`_Reconnect.polled`) with the first poll that
+        works, however many pollers and attempts saw it: a stack that answers the API but
+        still refuses polls keeps backing off, silently. Returns ``failed`` if the worker is
+        stopped meanwhile."""
         state = self._reconnect
         async with state.lock:
             if self._queues is not failed and self._queues is not None:
                 return self._queues  # another poller already reconnected
-            began = time.monotonic()
-            logger.warning(
-                "worker of task list %r cannot poll its queues (%s); finding the stack again "
-                "through %s, retrying with backoff", self._task_list, _one_line(error),
-                self._client.target)
-            pause = state.FIRST_PAUSE
+            if state.began is None:
+                state.began = time.monotonic()
+                logger.warning(
+                    "worker of task list %r cannot poll its queues (%s); finding the stack "
+                    "again through %s, retrying with backoff", self._task_list,
+                    _one_line(error), self._client.target)
+            else:
+                logger.debug("worker of task list %r: poll failed again (%s)",
+                             self._task_list, _one_line(error))
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), random.uniform(0, pause))
+                    await asyncio.wait_for(self._stopping.wait(), state.next_pause())
                 if self._stopping.is_set():
                     break
                 try:
@@ -242,11 +249,8 @@ class Worker:
                 except Exception as again:  # still down: one debug line, never a traceback
                     logger.debug("worker of task list %r: stack still unreachable (%s)",
                                  self._task_list, _one_line(again))
-                    pause = min(state.LONGEST_PAUSE, pause * 2)
                     continue
                 self._queues = queues
-                logger.info("worker of task list %r reconnected after %.1f s", self._task_list,
-                            time.monotonic() - began)
                 return queues
             return failed
 
@@ -340,6 +344,8 @@ class Worker:
                 capacity.give_back(free)
                 queues = await self._recover(queues, error)
                 continue
+            else:
+                self._reconnect.polled(self._task_list)
             capacity.give_back(free - len(messages))
             if self._stopping.is_set():
                 # Received while stopping: hand them straight back instead of hiding them.
@@ -467,7 +473,9 @@ class Worker:
 
 
 class _Reconnect:
-    """A worker's reconnection after a failed poll: one at a time, shared by its pollers."""
+    """A worker's outage: its pollers reconnect one at a time, the backoff grows from one
+    attempt to the next (and across reconnections that did not make polls work again), and
+    the outage ends with the first poll that works."""
 
     #: The backoff's first and longest pause, in seconds (each pause is drawn from 0 to it).
     FIRST_PAUSE = 0.5
@@ -475,6 +483,24 @@ class _Reconnect:
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
+        #: When the current outage began (monotonic seconds); None while polls work.
+        self.began: float | None = None
+        self._ceiling = self.FIRST_PAUSE
+
+    def next_pause(self) -> float:
+        """The pause before the next attempt: full jitter under a doubling, capped ceiling."""
+        pause = random.uniform(0, self._ceiling)
+        self._ceiling = min(self.LONGEST_PAUSE, self._ceiling * 2)
+        return pause
+
+    def polled(self, task_list: str) -> None:
+        """A poll worked: an outage, if there was one, is over (logged once)."""
+        if self.began is None:
+            return
+        logger.info("worker of task list %r reconnected after %.1f s", task_list,
+                    time.monotonic() - self.began)
+        self.began = None
+        self._ceiling = self.FIRST_PAUSE
 
 
 def _one_line(error: BaseException) -> str:
