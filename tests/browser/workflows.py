@@ -123,7 +123,7 @@ class Dawdling:
     @workflow.run
     async def run(self, steps: int) -> int:
         return await dawdle.with_options(start_to_close_timeout=timedelta(minutes=2),
-                                         heartbeat_timeout=timedelta(seconds=30)).execute(steps)
+                                         heartbeat_timeout=timedelta(seconds=2)).execute(steps)
 
 
 @reg.workflow()
