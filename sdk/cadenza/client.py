@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Required, TypedDict, TypeVar, Unpack, overload
 
 from ._http import ApiTransport, Transport, path_part
 from .core import Decision, HistoryEvent, from_millis
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["Client", "StartWorkflowOptions", "WorkflowExecution", "WorkflowExecutionInfo"]
 
 DEFAULT_TARGET = "http://127.0.0.1:7933"
+T = TypeVar("T")
 #: Longest single wait the API is asked for; longer waits repeat the call.
 _WAIT_PER_CALL = 20.0
 
@@ -400,6 +401,24 @@ class Client:
         )
         return WorkflowExecutionInfo.from_wire(answer)
 
+    @overload
+    async def get_workflow_result(
+        self, workflow_id: str, run_id: str = "", result_type: None = None,
+        timeout: timedelta | float | None = None,
+    ) -> Any: ...
+
+    @overload
+    async def get_workflow_result(
+        self, workflow_id: str, run_id: str, result_type: type[T],
+        timeout: timedelta | float | None = None,
+    ) -> T: ...
+
+    @overload
+    async def get_workflow_result(
+        self, workflow_id: str, run_id: str = "", *, result_type: type[T],
+        timeout: timedelta | float | None = None,
+    ) -> T: ...
+
     async def get_workflow_result(
         self,
         workflow_id: str,
@@ -407,7 +426,12 @@ class Client:
         result_type: Any = None,
         timeout: timedelta | float | None = None,
     ) -> Any:
-        """Wait for the run to close; its result, or the matching WorkflowFailure subclass."""
+        """Wait for the run to close; its result, or the matching WorkflowFailure subclass.
+
+        With ``result_type`` (a class such as ``str`` or a dataclass) the result is decoded
+        into it and typed as it; without, it is the JSON value as decoded.
+        ``WorkflowTimeoutError`` when ``timeout`` (seconds or a timedelta) passes first.
+        """
         limit = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         deadline = None if limit is None else time.monotonic() + limit
         path = self._workflow_path(workflow_id, "/result")
@@ -483,6 +507,18 @@ class Client:
             if answer["status"] != "OPEN":
                 return answer
             run_id = answer["run_id"]
+
+    @overload
+    async def query_workflow(
+        self, workflow_id: str, run_id: str, query_type: str, *query_args: Any,
+        timeout: timedelta | float | None = None,
+    ) -> Any: ...
+
+    @overload
+    async def query_workflow(
+        self, workflow_id: str, run_id: str, query_type: str, *query_args: Any,
+        result_type: type[T], timeout: timedelta | float | None = None,
+    ) -> T: ...
 
     async def query_workflow(
         self,

@@ -82,6 +82,9 @@ async def start(client: Client) -> None:
         execution_start_to_close_timeout=timedelta(minutes=1), workflow_id="g-1",
     )
     reveal_type(run)  # REVEAL execution
+    reveal_type(await client.get_workflow_result(run.workflow_id, result_type=str))  # REVEAL str
+    reveal_type(await client.get_workflow_result(run.workflow_id))  # REVEAL untyped-result
+    reveal_type(await client.query_workflow("g-1", "", "q", result_type=int))  # REVEAL query
     go, minute = client.start_workflow, timedelta(minutes=1)
     await go(Greeting, task_list="t", execution_start_to_close_timout=minute)  # ERROR misspelled
     await go(Greeting, task_list="greetings")  # ERROR missing-timeout
@@ -108,6 +111,9 @@ EXPECTED_REVEALS = {
               "quantity: int], bool]",
     "workflow": "def () -> sample.Greeting",
     "execution": "cadenza.client.WorkflowExecution",
+    "str": "str",
+    "untyped-result": "Any",
+    "query": "int",
 }
 
 
