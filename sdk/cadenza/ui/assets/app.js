@@ -628,6 +628,8 @@
       ["Attempt", String(d.attempt ?? 0)],
       d.cron_schedule ? ["Cron", h("span", { class: "mono", text: d.cron_schedule })] : null,
       ["Execution timeout", fmtSeconds(d.execution_start_to_close_timeout_seconds)],
+      d.search_attributes ? ["Search attributes", keyValues(d.search_attributes)] : null,
+      d.memo ? ["Memo", keyValues(d.memo)] : null,
       ...links,
     ].filter(Boolean);
 
@@ -696,6 +698,12 @@
     drawHistory(view);
     drawStack(view);
     window.scrollTo(0, redraw ? scrollY : 0);
+  }
+
+  function keyValues(mapping) {
+    return h("span", { class: "link-list" }, Object.entries(mapping).map(([key, value]) =>
+      h("span", { class: "kv" }, h("span", { class: "k", text: key }),
+        h("span", { class: "v mono", text: typeof value === "string" ? value : JSON.stringify(value) }))));
   }
 
   function closeCard(event, workflowId) {
