@@ -1,16 +1,19 @@
 """Closed runs expire through DynamoDB TTL: every history item carries `expires_at`, never
-before the retention period after the run's close (docs/design.md, "Retention")."""
+before the retention period after the run's close, and a closed run's visibility items carry
+close + retention (docs/design.md, "Retention")."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
 import boto3
 
 from cadenza import core
 from cadenza.aws.settings import AwsSettings
 from cadenza.aws.store import CLOSE_LAG_SECONDS, DynamoHistoryStore, expires_at
+from cadenza.aws.visibility import DynamoVisibilityStore
 from cadenza.core import CompleteDecisionTask, Decision, DecisionType, StartWorkflow, to_millis
 
 from .test_store import T0
@@ -77,3 +80,29 @@ def test_the_open_bound_counts_a_delayed_start(aws_settings: AwsSettings) -> Non
     committed = to_millis(T0)
     assert expires_at(delayed, committed, DAY) - expires_at(started, committed, DAY) == 3_600
     assert expires_at(delayed, committed, DAY) >= delayed.timeout_at // 1000 + DAY
+
+
+def _visibility_items(settings: AwsSettings) -> list[dict[str, Any]]:
+    client = boto3.client("dynamodb", endpoint_url=settings.endpoint_url,
+                          region_name=settings.region)
+    items: list[dict[str, Any]] = client.scan(TableName=settings.visibility_table)["Items"]
+    return items
+
+
+def test_a_closed_runs_visibility_record_and_index_items_expire(
+    aws_settings: AwsSettings,
+) -> None:
+    settings = dataclasses.replace(aws_settings, retention_days=30)
+    visibility = DynamoVisibilityStore(settings)
+    closed = _run_to_completion(DynamoHistoryStore(settings))
+    assert closed.close_time is not None
+    opened = dataclasses.replace(closed, status=core.RunStatus.OPEN, close_time=None,
+                                 version=closed.version - 1,
+                                 search_attributes={"CustomKeywordField": "k"})
+    visibility.record(opened)
+    assert all("expires_at" not in item for item in _visibility_items(settings))  # open
+    visibility.record(dataclasses.replace(closed, search_attributes={"CustomKeywordField": "k"}))
+    items = _visibility_items(settings)
+    assert len(items) >= 2  # the record and its search attribute's index item
+    assert {int(item["expires_at"]["N"]) for item in items} == {
+        closed.close_time // 1000 + 30 * DAY}

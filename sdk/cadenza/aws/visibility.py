@@ -185,6 +185,9 @@ class DynamoVisibilityStore:
     def __init__(self, settings: AwsSettings, *, client: Any = None) -> None:
         self.table = settings.visibility_table
         self.client: Any = client or dynamodb_client(settings)
+        #: A closed run's record and index items expire this long after its close (TTL).
+        self.retention_seconds = (None if settings.retention_days is None
+                                  else settings.retention_days * 86_400)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -199,6 +202,9 @@ class DynamoVisibilityStore:
         own = attribute_keys(state.search_attributes)
         key = {"pk": _s(run_key(state.domain, state.workflow_id)), "sk": _s(state.run_id)}
         record = _record_item(state, own)
+        expiry = self._expiry(state)
+        if expiry:
+            record.update(expiry)
         for attempt in range(8):
             old = self.client.get_item(TableName=self.table, Key=key,
                                        ConsistentRead=attempt > 0).get("Item")
@@ -237,10 +243,16 @@ class DynamoVisibilityStore:
         copy = {name: record[name] for name in _RECORD_FIELDS if name in record}
         for value_key in sorted(own):
             self._put_index_item(state, value_key, {
-                **copy, "attr_pk": _s(_attribute_pk(state.domain, value_key)),
+                **copy, **expiry, "attr_pk": _s(_attribute_pk(state.domain, value_key)),
             })
         for value_key in sorted(stale):
-            self._put_index_item(state, value_key, {"version": _n(state.version)})
+            self._put_index_item(state, value_key, {"version": _n(state.version), **expiry})
+
+    def _expiry(self, state: RunState) -> dict[str, Any]:
+        """A closed run's TTL attribute (docs/design.md, "Retention"); nothing while open."""
+        if self.retention_seconds is None or state.close_time is None:
+            return {}
+        return {"expires_at": _n(state.close_time // 1000 + self.retention_seconds)}
 
     def _put_index_item(self, state: RunState, value_key: str, body: dict[str, Any]) -> None:
         try:
