@@ -820,7 +820,10 @@ class _OneTimeScheduleFirer(_Worker):
 
     def _fire_if_due(self, group: str, name: str, now: dt.datetime,
                      key: tuple[str, str, Any] | None = None) -> None:
-        schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+        try:
+            schedule = self.scheduler.get_schedule(Name=name, GroupName=group)
+        except self.scheduler.exceptions.ResourceNotFoundException:
+            return  # deleted since it was listed (its run or activity closed)
         match = _AT.match(schedule.get("ScheduleExpression", ""))
         if match is None or schedule.get("State") == "DISABLED":
             return
