@@ -48,6 +48,7 @@ from .error import (
     InternalServiceError,
     ServiceBusyError,
     StaleTaskError,
+    WorkflowExecutionAlreadyCompletedError,
 )
 from .replay import LocalActivityRequest, StickyInstance, run_query, run_sticky_decision_task
 
@@ -420,7 +421,8 @@ async def process_decision(
                 result.sticky.close()
             held = run
             continue
-        except StaleTaskError:
+        except (StaleTaskError, WorkflowExecutionAlreadyCompletedError):
+            # Decided elsewhere meanwhile (a copy from the queue), or the run closed.
             _give_back(eager, reserved)
             if result.sticky is not None:
                 result.sticky.close()

@@ -776,7 +776,10 @@ def _complete_activity(state: RunState, command: CompleteActivityTask, now: date
     _close_activity(batch, pending, command.identity, EventType.ActivityTaskCompleted,
                     result=command.result, identity=command.identity)
     decision = batch.state.decision
+    # Handed back only when no other activity of the run is pending: a fan-out's results
+    # are better decided together, as the queue gathers them, than one decision each.
     if command.hand_back_task_list and command.request_id and decision is not None \
+            and not batch.state.activities \
             and decision.task_list == command.hand_back_task_list \
             and decision.scheduled_event_id >= state.next_event_id:  # scheduled just now
         batch.state = batch.state.with_changes(

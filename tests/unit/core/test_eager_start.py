@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cadenza.core import (
+    CompleteActivityTask,
     CompleteDecisionTask,
     Decision,
     DecisionType,
@@ -85,3 +86,22 @@ def test_the_same_completion_again_changes_nothing() -> None:
         started_at=T0, decisions=(schedule("a"),), identity="worker-1", request_id="r1",
         eager_activities=1, eager_task_list="orders"), now=T0)
     assert not again.changed
+
+
+def complete(state: RunState, activity_id: str, request_id: str) -> Transition:
+    pending = next(p for p in state.activities if p.activity_id == activity_id)
+    return apply(state, CompleteActivityTask(
+        scheduled_event_id=pending.scheduled_event_id, attempt=0, result='"ok"',
+        identity="worker-1", request_id=request_id, hand_back_task_list="orders"), now=T0)
+
+
+def test_a_result_hands_back_its_decision_task_unless_other_activities_are_pending() -> None:
+    state = decide(started(), schedule("a"), schedule("b"), eager=2).state
+    first = complete(state, "a", "c1")  # b still runs: the queue gathers both results
+    assert first.state.decision is not None and first.state.decision.handed_to == ""
+    # A decision task already pending is not scheduled (nor handed) again.
+    second = complete(first.state, "b", "c2")
+    assert second.state.decision == first.state.decision
+    alone = complete(decide(started(), schedule("a"), eager=1).state, "a", "c3")
+    assert alone.state.decision is not None
+    assert alone.state.decision.handed_to == request_digest("c3")
