@@ -211,7 +211,8 @@ class Worker:
         self._poll_wait = self._options.poll_wait_seconds
         if self._poll_wait is None:
             self._poll_wait = 1 if info.get("emulated") else 20
-        return SqsTaskLists(client=sqs, prefix=info["queue_prefix"])
+        return SqsTaskLists(client=sqs, prefix=info["queue_prefix"],
+                            dead_letter_arn=info.get("task_list_dlq_arn") or "")
 
     async def _recover(self, failed: SqsTaskLists, error: Exception) -> SqsTaskLists:
         """After a failed poll of ``failed``: find the stack again through the API, create this

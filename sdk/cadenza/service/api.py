@@ -25,6 +25,8 @@ def cluster_info() -> dict[str, Any]:
         or "us-east-1",
         "sqs_endpoint_url": endpoint,
         "queue_prefix": os.environ["CADENZA_QUEUE_PREFIX"],
+        # A worker that creates a task list's queues first gives them the stack's redrive.
+        "task_list_dlq_arn": os.environ.get("CADENZA_TASK_LIST_DLQ_ARN", ""),
         # An emulator accepts any credentials; a worker without its own may use these.
         "emulated": endpoint is not None,
         # Whether calls must be SigV4-signed (the client signs whenever it is "iam").
