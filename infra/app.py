@@ -57,6 +57,8 @@ class CadenzaStack(cdk.Stack):
             ("TaskListDeadLetterQueueUrl", engine.task_list_dead_letter_queue.queue_url, None),
             ("EnginePolicyArn", engine.engine_policy.managed_policy_arn,
              "Attach to the role of your own Lambda worker (or use CadenzaWorker)."),
+            ("PollingWorkerPolicyArn", engine.polling_worker_policy.managed_policy_arn,
+             "Attach to the role a polling worker (cadenza.Worker) runs with."),
             ("ExamplesBucketName", bucket.bucket_name, None),
         ):
             cdk.CfnOutput(self, name, value=value, description=description)

@@ -211,3 +211,14 @@ def test_app_synthesizes_without_the_cli(tmp_path: Path) -> None:
     site = tmp_path / "cdk.out" / layers[0]["source"]["path"] / "python"
     assert (site / "pynamodb").is_dir() and not (site / "moto").exists()
     assert not (site / "rich").exists() and not (site / "yaml").exists()
+
+
+def test_the_managed_policies_grant_the_same_actions(
+    synthesized: dict[str, Any], translated: dict[str, Any]
+) -> None:
+    for name in ("EnginePolicy", "PollingWorkerPolicy"):
+        def actions(template: dict[str, Any], name: str = name) -> set[str]:
+            document = template["Resources"][name]["Properties"]["PolicyDocument"]
+            return {a for a, _ in grants(document["Statement"])}
+
+        assert actions(synthesized) == actions(translated), name

@@ -367,3 +367,20 @@ def test_outputs(sam: dict[str, Any]) -> None:
     assert outputs["VisibilityTableName"]["Value"] == {"Ref": "VisibilityTable"}
     assert outputs["QueuePrefix"]["Value"] == {"Fn::Sub": "${AWS::StackName}"}
     assert outputs["EnginePolicyArn"]["Value"] == {"Ref": "EnginePolicy"}
+
+
+def test_the_polling_worker_policy_reaches_only_worker_routes_and_task_lists(
+    translated: dict[str, Any]
+) -> None:
+    policy = translated["Resources"]["PollingWorkerPolicy"]["Properties"]["PolicyDocument"]
+    granted = grants(policy["Statement"])
+    routes = [json.loads(r)["Fn::Sub"] for a, r in granted if a == "execute-api:Invoke"]
+    assert routes and all(
+        r.startswith("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                     "${ServerlessHttpApi}/$default/") for r in routes)
+    assert {r.split("/$default/", 1)[1] for r in routes} == {
+        "GET/api/v1/cluster", "GET/api/v1/domains/*/workflows/*/history",
+        "GET/api/v1/domains/*/workflows/*/events", "POST/api/v1/tasks/*"}
+    queues = {r for a, r in granted if a.startswith("sqs:")}
+    assert queues == {json.dumps({"Fn::Sub": TASK_LIST_QUEUES})}
+    assert "sqs:SendMessage" not in {a for a, _ in granted}  # tasks come from the engine

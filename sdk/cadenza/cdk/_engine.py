@@ -290,6 +290,13 @@ class CadenzaEngine(Construct):
             self.http_api.add_routes(path=path, methods=[apigwv2.HttpMethod.ANY],
                                      integration=integration)
         self.api_url = f"{self.http_api.api_endpoint}/"
+        self.polling_worker_policy = iam.ManagedPolicy(
+            self, "PollingWorkerPolicy",
+            description="Cadenza polling worker (task-list queues and the worker routes of "
+                        "the API).",
+            statements=self._polling_worker_statements(),
+        )
+        self.keep_template_id(self.polling_worker_policy, "PollingWorkerPolicy")
 
     # -- building blocks (also used by CadenzaWorker)
 
@@ -343,6 +350,23 @@ class CadenzaEngine(Construct):
             iam.PolicyStatement(sid="TaskTokenKey", actions=["secretsmanager:GetSecretValue"],
                                 resources=[self.task_token_secret.secret_arn]),
             iam.PolicyStatement(sid="Tracing", actions=list(TRACING_ACTIONS), resources=["*"]),
+        ]
+
+    def _polling_worker_statements(self) -> list[iam.PolicyStatement]:
+        """For a principal outside the stack running cadenza.Worker: the routes a worker
+        calls and the task-list queues it polls (and creates when they do not exist yet)."""
+        api = (f"arn:{Aws.PARTITION}:execute-api:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+               f"{self.http_api.api_id}/$default")
+        return [
+            iam.PolicyStatement(sid="WorkerRoutes", actions=["execute-api:Invoke"], resources=[
+                f"{api}/GET/api/v1/cluster", f"{api}/GET/api/v1/domains/*/workflows/*/history",
+                f"{api}/GET/api/v1/domains/*/workflows/*/events", f"{api}/POST/api/v1/tasks/*"]),
+            iam.PolicyStatement(
+                sid="PollTaskLists",
+                actions=["sqs:GetQueueUrl", "sqs:CreateQueue", "sqs:ReceiveMessage",
+                         "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"],
+                resources=[f"arn:{Aws.PARTITION}:sqs:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                           f"{self.queue_prefix}-*.fifo"]),
         ]
 
     def _schedules_arn(self) -> str:
