@@ -166,3 +166,38 @@ def test_python_dash_m_cadenza_cli_runs_the_command() -> None:
                             capture_output=True, timeout=30)
     assert result.returncode == 0
     assert "dev" in result.stdout and "workflow" in result.stdout
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--port", "99999"], "99999 is not a port"),
+    (["--port", "web"], "'web' is not a port number"),
+    (["--emulator-port", "-1"], "-1 is not a port"),
+    (["--auth", "basic"], "invalid choice: 'basic'"),
+    (["--aws-endpoint", "localhost:4566"], "is not an http:// or https:// URL"),
+    (["--port", "8100", "--emulator-port", "8100"], "is the API's port"),
+])
+def test_bad_flags_give_a_clear_message_and_exit_code_2(flags: list[str], says: str) -> None:
+    result = subprocess.run(cadenza("dev", *flags), cwd=REPO, env=child_environment(),
+                            text=True, capture_output=True, timeout=STARTUP_SECONDS)
+    assert result.returncode == 2
+    assert says in result.stderr.replace("\n", " ")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_dev_says_what_it_keeps_and_logs_requests_with_verbose() -> None:
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}"
+    with dev_process("--port", str(port), "--verbose") as process:
+        cluster = wait_until_serving(process, api_url)
+        # The emulator's port is the API's + 1: a restarted stack is found where it was.
+        assert str(cluster["sqs_endpoint_url"]).endswith(f":{port + 1}")
+        assert httpx.get(f"{api_url}/api/v1/no-such-thing", timeout=5).status_code == 404
+        out, err, _ = stop(process, signal.SIGINT)
+    assert process.returncode == 0, (out, err)
+    text = " ".join(out.split())
+    assert "keeps everything in memory" in text and "lost when cadenza dev stops" in text
+    assert f"emulator (moto) on http://127.0.0.1:{port + 1}" in text
+    lines = out.splitlines()
+    assert any(line.startswith("GET /api/v1/cluster 200 ") and line.endswith(" ms")
+               for line in lines)
+    assert any(line.startswith("GET /api/v1/no-such-thing 404 ") for line in lines)

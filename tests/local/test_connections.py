@@ -155,7 +155,8 @@ def test_the_moto_server_reports_a_taken_port(capsys: pytest.CaptureFixture[str]
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, stack_name="conn") as running:
+    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False,
+                    stack_name="conn") as running:
         yield running
 
 
@@ -165,7 +166,8 @@ def test_the_api_keeps_connections_alive(stack: LocalStack) -> None:
 
 
 def test_stopping_the_api_ends_its_kept_alive_connections() -> None:
-    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, stack_name="conn-stop") as local:
+    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False,
+                    stack_name="conn-stop") as local:
         host, port = local.api_url.removeprefix("http://").rsplit(":", 1)
         connection = http.client.HTTPConnection(host, int(port), timeout=10)
         connection.request("GET", "/no-such-route")

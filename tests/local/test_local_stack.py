@@ -59,7 +59,8 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: f
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, stack_name="fixture") as running:
+    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False,
+                    stack_name="fixture") as running:
         yield running
 
 
@@ -506,20 +507,21 @@ def taken_port() -> Iterator[int]:
 
 def test_api_port_already_taken_gives_a_clear_error(taken_port: int) -> None:
     before = dict(os.environ)
-    local = LocalStack(api_port=taken_port, template_path=FIXTURE_TEMPLATE, stack_name="taken-1")
+    local = LocalStack(api_port=taken_port, template_path=FIXTURE_TEMPLATE, ui=False,
+                       stack_name="taken-1")
     with pytest.raises(PortInUseError, match=f"HTTP API server on 127.0.0.1:{taken_port}") as info:
         local.start()
     assert isinstance(info.value, CadenzaError) and info.value.port == taken_port
     assert not local.running
     assert dict(os.environ) == before
     # Everything it had started was stopped: the same stack starts on a free port.
-    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, stack_name="taken-1"):
+    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False, stack_name="taken-1"):
         pass
 
 
 def test_emulator_port_already_taken_gives_a_clear_error(taken_port: int) -> None:
     local = LocalStack(api_port=0, emulator_port=taken_port, template_path=FIXTURE_TEMPLATE,
-                       stack_name="taken-2")
+                       ui=False, stack_name="taken-2")
     with pytest.raises(PortInUseError, match="AWS emulator"):
         local.start()
     assert not local.running
@@ -527,7 +529,7 @@ def test_emulator_port_already_taken_gives_a_clear_error(taken_port: int) -> Non
 
 def test_stop_restores_environment_and_releases_ports() -> None:
     os.environ.pop("FIXTURE_TABLE", None)
-    local = LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, stack_name="restart")
+    local = LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False, stack_name="restart")
     with local:
         port = int(local.api_url.rsplit(":", 1)[1])
         assert os.environ["FIXTURE_TABLE"] == "restart-Table"
@@ -535,8 +537,52 @@ def test_stop_restores_environment_and_releases_ports() -> None:
     with pytest.raises(LocalStackError):
         _ = local.api_url
     # The port is free again and the tables were removed: the same stack starts again there.
-    with LocalStack(api_port=port, template_path=FIXTURE_TEMPLATE, stack_name="restart") as again:
+    with LocalStack(api_port=port, template_path=FIXTURE_TEMPLATE, ui=False,
+                    stack_name="restart") as again:
         assert again.api_url.endswith(f":{port}")
+        # The emulator's port comes from the API's: a restarted stack is found where it was.
+        assert again.emulator_endpoint.endswith(f":{port + 1}")
+
+
+def test_the_emulator_port_follows_the_api_port_unless_given() -> None:
+    assert LocalStack(api_port=7933, template_path=FIXTURE_TEMPLATE).emulator_port == 7934
+    assert LocalStack(api_port=7933, emulator_port=9000,
+                      template_path=FIXTURE_TEMPLATE).emulator_port == 9000
+    assert LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE).emulator_port is None
+
+
+def test_a_mounted_app_answers_outside_api_and_the_routes_inside() -> None:
+    def page(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"page {environ['PATH_INFO']}".encode()]
+
+    urls: list[str] = []
+    log: list[tuple[str, str, int, float]] = []
+
+    def mount(api_url: str) -> Any:
+        urls.append(api_url)
+        return page
+
+    stack = LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=mount,
+                       request_log=lambda *entry: log.append(entry), stack_name="mount")
+    with stack:
+        assert urls == [stack.api_url]  # made once the port is bound, as cadenza.ui's is
+        with httpx.Client(base_url=stack.api_url) as http:
+            assert http.get("/runs").text == "page /runs"
+            routed = http.get("/api/v1/anything")
+            assert routed.status_code == 201
+            assert routed.json()["event"]["rawPath"] == "/api/v1/anything"
+    assert [(method, code) for method, _, code, _ in log] == [("GET", 200), ("GET", 201)]
+    assert log[1][1] == "/api/v1/anything" and log[1][3] >= 0
+
+
+def test_the_engine_stack_serves_the_web_ui_at_its_root() -> None:
+    pytest.importorskip("cadenza.ui")
+    with LocalStack(api_port=0, stack_name="ui") as stack, \
+            httpx.Client(base_url=stack.api_url) as http:
+        root = http.get("/")
+        assert root.status_code == 200 and "text/html" in root.headers["content-type"]
+        assert http.get("/api/v1/cluster").status_code == 200
 
 
 def test_missing_handler_is_a_clear_error(tmp_path: Path) -> None:
@@ -550,3 +596,32 @@ def test_missing_handler_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(LocalStackError, match=r"nope/app\.handler"):
         LocalStack(api_port=0, template_path=template, stack_name="missing").start()
+
+
+def test_auth_iam_refuses_unsigned_requests_and_serves_signed_ones() -> None:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    with LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, ui=False, auth="iam",
+                    stack_name="iam") as stack, httpx.Client(base_url=stack.api_url) as http:
+        calls = stack.function("HttpFunction").invocations
+        unsigned = http.post("/api/v1/echo", content=b"{}")
+        assert unsigned.status_code == 403
+        assert unsigned.json()["code"] == "UnsignedRequestError"
+        wrong = AWSRequest(method="POST", url=f"{stack.api_url}/api/v1/echo", data=b"{}")
+        SigV4Auth(Credentials("testing", "not-the-secret"), "execute-api",
+                  "us-east-1").add_auth(wrong)
+        refused = http.post("/api/v1/echo", content=b"{}", headers=dict(wrong.headers))
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "SignatureMismatchError"
+        assert stack.function("HttpFunction").invocations == calls  # nothing reached it
+        right = AWSRequest(method="POST", url=f"{stack.api_url}/api/v1/echo", data=b"{}")
+        SigV4Auth(Credentials("testing", "testing"), "execute-api", "us-east-1").add_auth(right)
+        served = http.post("/api/v1/echo", content=b"{}", headers=dict(right.headers))
+        assert served.status_code == 201 and served.json()["event"]["body"] == "{}"
+
+
+def test_an_unknown_auth_mode_is_refused() -> None:
+    with pytest.raises(LocalStackError, match="auth must be one of none, iam"):
+        LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, auth="basic")

@@ -37,7 +37,7 @@ from ..error import (
     WorkflowFailure,
 )
 from ..registry import Registry
-from . import stack, ui
+from . import dev, stack, ui
 from .format import (
     describe_view,
     event_line,
@@ -117,13 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_dev_parser(commands: Any) -> None:
     """``cadenza dev``'s flags (owned with cli/dev.py)."""
-    dev = commands.add_parser("dev", help="run the embedded local stack until Ctrl-C")
-    dev.add_argument("--port", type=int, default=7933, help="HTTP API port (default 7933)")
-    dev.add_argument("--emulator-port", type=int, default=None,
-                     help="moto server port (default: a free port)")
-    dev.add_argument("--aws-endpoint", default=None, metavar="URL",
-                     help="use this AWS endpoint (e.g. LocalStack's http://localhost:4566) "
-                          "instead of starting moto (default: $CADENZA_AWS_ENDPOINT)")
+    dev.add_parser(commands)
 
 
 def _common() -> argparse.ArgumentParser:
@@ -292,11 +286,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if callable(getattr(args, "func", None)):  # commands that bring their own (ui)
             return int(args.func(args))
-        if args.command == "dev":
-            from .dev import run_dev
-
-            return run_dev(api_port=args.port, emulator_port=args.emulator_port,
-                           aws_endpoint=args.aws_endpoint)
         if args.command == "workflow" and args.action == "replay":
             return _replay(args)
         if args.command == "activity":

@@ -926,7 +926,7 @@ class ApiGateway:
     under ``/api/``; without it those go to the routes too (a template's own routes), and one
     that no route matches gets a short 404. ``authorize`` (e.g. SigV4 verification for
     ``cadenza dev --auth iam``) wraps the ``/api/`` part only. ``request_log`` is called with
-    the method, route, status and milliseconds of each request.
+    the method, path, status and milliseconds of each request.
     """
 
     def __init__(self, runtime: LocalRuntime, *, mounted: WsgiApp | None = None,
@@ -953,9 +953,8 @@ class ApiGateway:
             return start_response(code, headers, exc_info)
 
         answer = list(app(environ, logged))
-        route = environ.get("cadenza.route") or path
         code = int(status[0].split(" ", 1)[0]) if status else 500
-        self.request_log(str(environ.get("REQUEST_METHOD", "GET")), str(route), code,
+        self.request_log(str(environ.get("REQUEST_METHOD", "GET")), path, code,
                          (time.perf_counter() - began) * 1000)
         return answer
 
@@ -973,7 +972,6 @@ class ApiGateway:
             return _answer(start_response, 404, [("Content-Type", "application/json")],
                            b'{"message":"Not Found"}', request_id)
         route, params = matched
-        environ["cadenza.route"] = f"{route.source.route_key} {path}"
         query = str(environ.get("QUERY_STRING") or "")
         raw_path = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "").split("?")[0]
         target = (raw_path or path) + (f"?{query}" if query else "")

@@ -16,16 +16,17 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from cadenza.local.emulator import Emulator
 from cadenza.local.endpoint import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY, AwsEndpoint
-from cadenza.local.errors import LocalStackError
-from cadenza.local.runtime import LocalFunction, LocalRuntime
+from cadenza.local.errors import LocalStackError, PortInUseError
+from cadenza.local.runtime import LocalFunction, LocalRuntime, RequestLog
 from cadenza.local.template import (
     DEFAULT_REGION,
     DEFAULT_STACK_NAME,
@@ -34,13 +35,17 @@ from cadenza.local.template import (
     load_template,
     resolve_parameters,
 )
+from cadenza.local.wsgi import WsgiApp
 
-__all__ = ["AWS_ENDPOINT_VARIABLE", "DEFAULT_API_PORT", "LocalStack", "find_repo_root"]
+__all__ = ["AUTH_MODES", "AWS_ENDPOINT_VARIABLE", "DEFAULT_API_PORT", "LocalStack",
+           "find_repo_root"]
 
 log = logging.getLogger("cadenza.local")
 
 #: Cadence's frontend port, so ``cadenza dev`` is where a Cadence user would look first.
 DEFAULT_API_PORT = 7933
+#: ``auth=``: ``none`` (credential-free) or ``iam`` (every /api/ request SigV4-verified).
+AUTH_MODES = ("none", "iam")
 #: Where ``LocalStack`` looks for an external AWS endpoint when ``aws_endpoint`` is not given.
 AWS_ENDPOINT_VARIABLE = "CADENZA_AWS_ENDPOINT"
 
@@ -91,6 +96,15 @@ class LocalStack:
     stack's does). moto's fidelity patch (:mod:`cadenza.local.fidelity`) is applied only to the
     embedded moto, which runs in a process of its own (see :mod:`cadenza.local.emulator`).
 
+    ``emulator_port`` defaults to the API port + 1 (a free one when ``api_port`` is 0), so a
+    restarted stack's AWS endpoint is where it was. ``ui`` serves the web UI
+    (``cadenza.ui``, when installed) at every path outside ``/api/`` (or the WSGI app a
+    callable makes of the API's URL; False: the template's routes answer every path);
+    ``auth="iam"`` refuses every /api/ request not SigV4-signed with the stack's credentials
+    (``testing`` / ``testing``, the ones :attr:`environment` gives), as the deployed API's IAM
+    authorization does; ``request_log`` is called with the method, path, status and
+    milliseconds of each API request.
+
     ``sqs_pollers`` is how many batches of one SQS event source are handled at a time (default:
     four for a standard queue, as Lambda runs a queue's batches concurrently, so twenty timers
     due together fire together; one for a FIFO queue).
@@ -112,7 +126,12 @@ class LocalStack:
         region: str = DEFAULT_REGION,
         sqs_pollers: int | None = None,
         aws_endpoint: str | None = None,
+        ui: bool | Callable[[str], WsgiApp] = True,
+        auth: str = "none",
+        request_log: RequestLog | None = None,
     ) -> None:
+        if auth not in AUTH_MODES:
+            raise LocalStackError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
         if template_path is not None:
             self.template_path = Path(template_path).resolve()
             self.repo_root = Path(repo_root).resolve() if repo_root else self.template_path.parent
@@ -120,7 +139,13 @@ class LocalStack:
             self.repo_root = Path(repo_root).resolve() if repo_root else find_repo_root()
             self.template_path = self.repo_root / "template.yaml"
         self.api_port = api_port
+        if emulator_port is None and api_port:
+            # Stable, so a restarted stack is found where it was (workers keep the endpoint).
+            emulator_port = api_port + 1 if api_port < 65535 else 0
         self.emulator_port = emulator_port
+        self.ui = ui
+        self.auth = auth
+        self.request_log = request_log
         self.stack_name = stack_name
         self.parameter_overrides = dict(parameter_overrides or {})
         self.host = host
@@ -144,6 +169,9 @@ class LocalStack:
         self._stopped.clear()
         template = load_template(self.template_path)
         parameters = resolve_parameters(template, self.parameter_overrides)
+        # The API's port first: taken, it is most likely another stack already running there,
+        # and that is what to say (not that the emulator's port, next to it, is taken).
+        _check_free("HTTP API server", self.host, self.api_port)
         emulator: AwsEndpoint
         if self.aws_endpoint:
             emulator = AwsEndpoint(self.aws_endpoint, region=self.region)
@@ -174,6 +202,9 @@ class LocalStack:
                 api_port=self.api_port,
                 extra_env=self._aws_environment(emulator),
                 sqs_pollers=self.sqs_pollers,
+                mount=self.ui if callable(self.ui) else _web_ui() if self.ui else None,
+                authorize=self._authorizer() if self.auth == "iam" else None,
+                request_log=self.request_log,
             )
             runtime.start()
             self._runtime = runtime
@@ -329,6 +360,20 @@ class LocalStack:
 
     # -- internals
 
+    def _authorizer(self) -> Callable[[WsgiApp], WsgiApp]:
+        """SigV4 verification of every /api/ request against the stack's own credentials."""
+        from botocore.credentials import Credentials
+
+        from cadenza.local.auth import SigV4Middleware
+
+        credentials = Credentials(DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY)
+        region = self.region
+
+        def authorize(app: WsgiApp) -> WsgiApp:
+            return SigV4Middleware(app, credentials=credentials, region=region)
+
+        return authorize
+
     def _require_runtime(self) -> LocalRuntime:
         if self._runtime is None:
             raise LocalStackError("the local stack has not been started")
@@ -352,6 +397,26 @@ class LocalStack:
             # interleave with the logs (set it to "false" to see them).
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
         }
+
+
+def _check_free(what: str, host: str, port: int) -> None:
+    if not port:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(what, host, port, error.strerror or "") from error
+
+
+def _web_ui() -> Callable[[str], WsgiApp] | None:
+    """``cadenza.ui.wsgi_app`` when the web UI is installed, to serve at ``/``."""
+    try:
+        from cadenza.ui import wsgi_app
+    except ImportError:
+        return None
+    return wsgi_app
 
 
 def _with_template_path(description: StackDescription, path: Path) -> StackDescription:
