@@ -18,6 +18,11 @@ from ..replay.stack import STACK_TRACE_QUERY
 
 __all__ = ["add_parser", "run_stack"]
 
+DESCRIPTION = """\
+Show where an open run's workflow code is waiting: each coroutine (the run method, signal
+handlers, tasks it created) with its file, line and source, innermost await last. A worker of
+the run's task list answers (Cadence's __stack_trace query), so one must be running."""
+
 
 def add_parser(actions: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Register ``stack`` under ``cadenza workflow``; ``common`` gives --address, --domain and
@@ -25,8 +30,8 @@ def add_parser(actions: Any, common: argparse.ArgumentParser) -> argparse.Argume
     parser: argparse.ArgumentParser = actions.add_parser(
         "stack", parents=[common],
         help="show where an open run's code is waiting (the __stack_trace query)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workflow_id")
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workflow_id", help="the run's workflow id")
     parser.add_argument("--run-id", "--rid", default="", help="a run of the workflow id "
                         "(default: its current run)")
     parser.set_defaults(func=run_stack)

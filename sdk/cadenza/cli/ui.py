@@ -21,6 +21,17 @@ __all__ = ["DEFAULT_UI_PORT", "add_parser", "run_ui"]
 #: Next to the API's default port (7933), so both can run on one machine.
 DEFAULT_UI_PORT = 7934
 
+DESCRIPTION = """\
+Serve the web UI on this machine for any stack: the runs list, each run's timeline, history,
+pending activities and current stack, and the actions (signal, query, cancel, terminate,
+reset). The pages' API calls go to --address signed with your AWS credentials (as the CLI's
+are), so a deployed, IAM-protected API needs nothing public. `cadenza dev` serves the same UI
+on its own port (http://127.0.0.1:7933/).
+
+example:
+  cadenza ui --address https://abc123.execute-api.eu-west-1.amazonaws.com
+  # then open http://127.0.0.1:7934/"""
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -29,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``cadenza ui`` on the top-level subparsers; its ``func`` runs it."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "ui", help="serve the web UI for a stack (runs, histories, timelines, actions)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--address", default=os.environ.get("CADENZA_ADDRESS", "http://127.0.0.1:7933"),
         metavar="URL",
