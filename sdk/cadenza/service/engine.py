@@ -1240,7 +1240,9 @@ class WorkflowService:
             # After the sends, so a deadline created by this read is deleted with the rest.
             # Not retried: a schedule left behind fires stale and is dropped, while a failing
             # read would hold back every later commit of its shard.
-            self.queues.retire_timers(list(moot))
+            # A run's prefix covers its activities': one listing for a run that closed.
+            self.queues.retire_timers([p for p in moot
+                                       if not any(p != q and p.startswith(q) for q in moot)])
         except Exception:
             logger.exception("deleting the schedules of moot timers failed; they fire stale")
         for key in visible:
