@@ -159,7 +159,10 @@ def function_environment() -> dict[str, str]:
     env.update({"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": description.region,
                 "AWS_REGION": description.region, "POWERTOOLS_TRACE_DISABLED": "true",
-                "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "1"})
+                "POWERTOOLS_LOG_LEVEL": "WARNING", "PYTHONDONTWRITEBYTECODE": "1",
+                # The key itself, so the import reads no secret (a deployed function's one
+                # Secrets Manager read at its cold start is a network call, not an import).
+                "CADENZA_TASK_TOKEN_SECRET": "bench-cold-start-" + "0" * 32})
     return env
 
 
