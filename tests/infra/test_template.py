@@ -153,6 +153,7 @@ def test_the_layer_is_built_from_the_package(sam: dict[str, Any]) -> None:
     makefile = (content / "Makefile").read_text()
     assert "build-CadenzaLayer:" in makefile
     assert (content / "..").resolve() == REPO_ROOT  # the Makefile installs ".." (the package)
+    assert "REPO := .." in makefile and "$(REPO)/pyproject.toml" in makefile
     assert "pip wheel" in makefile and "--target" in makefile
     assert "requirements" not in makefile  # no second list of dependencies to keep in step
 

@@ -34,8 +34,10 @@ def checkout_root() -> Path | None:
 
 
 def _source_digest(root: Path) -> str:
-    """What the layer is made of: pyproject.toml and the package's files."""
+    """What the layer is made of: pyproject.toml, the README (the wheel's description) and
+    the package's files."""
     digest = hashlib.sha256((root / "pyproject.toml").read_bytes())
+    digest.update((root / "README.md").read_bytes())
     for path in sorted((root / "sdk" / "cadenza").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             digest.update(str(path.relative_to(root)).encode())
@@ -53,12 +55,20 @@ class _LocalPip:
         target = str(Path(output_dir) / "python")
         pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
         try:
-            with tempfile.TemporaryDirectory() as wheels:
+            with tempfile.TemporaryDirectory() as scratch:
                 install = self.requirement
                 if self.project is not None:
-                    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", wheels,
-                                    str(self.project)], check=True)
-                    (install,) = (str(p) for p in Path(wheels).glob("cadenza-*.whl"))
+                    # From a copy of what the package is made of: nothing is written into
+                    # the project, and builds at once share no setuptools build directory.
+                    source, wheels = Path(scratch) / "src", Path(scratch) / "wheel"
+                    (source / "sdk").mkdir(parents=True)
+                    for name in ("pyproject.toml", "README.md"):
+                        shutil.copy2(self.project / name, source / name)
+                    shutil.copytree(self.project / "sdk" / "cadenza", source / "sdk" / "cadenza",
+                                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", str(wheels),
+                                    str(source)], check=True)
+                    (install,) = (str(p) for p in wheels.glob("cadenza-*.whl"))
                 subprocess.run([*pip, "install", "--no-compile", "--upgrade", "--target",
                                 target, *LAMBDA_PLATFORM, install], check=True)
         except (OSError, subprocess.CalledProcessError, ValueError):
