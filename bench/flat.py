@@ -71,8 +71,9 @@ def stored_runs(first: int, last: int) -> tuple[list[dict[str, Any]], list[dict[
     """(history items, visibility items) of closed one-activity runs ``first``..``last - 1``."""
     typed = TypeSerializer()
     kept = _KeptItems()
-    visibility = DynamoVisibilityStore(SimpleNamespace(visibility_table="-"),  # type: ignore
-                                       client=kept)
+    visibility = DynamoVisibilityStore(
+        SimpleNamespace(visibility_table="-", retention_days=None),  # type: ignore[arg-type]
+        client=kept)
     history: list[dict[str, Any]] = []
     began = datetime(2026, 1, 1, tzinfo=UTC)
     for index in range(first, last):
