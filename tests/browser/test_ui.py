@@ -170,6 +170,12 @@ def test_run_page_renders_timeline_history_links_and_download(
     decisions = [e for e in events if e.event_type == EventType.DecisionTaskCompleted]
     assert len(timeline.find_elements(By.CSS_SELECTOR, ".tick-decision")) == len(decisions)
 
+    # A bar leads to its events in the history: the timer's row is selected and expanded.
+    timer_started = next(e for e in events if e.event_type == EventType.TimerStarted)
+    click(browser, timeline.find_element(By.CSS_SELECTOR, ".row-timer .bar"))
+    css(browser, f"tr.event-row.selected[data-event-id='{timer_started.event_id}']")
+    css(browser, f"tr[data-attributes-of='{timer_started.event_id}'] pre")
+
     # The history: every event, in order; a row expands to its attributes.
     rows = browser.find_elements(By.CSS_SELECTOR, "#history-table tr.event-row")
     assert [int(r.get_attribute("data-event-id") or 0) for r in rows] == [

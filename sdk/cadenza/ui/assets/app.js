@@ -929,9 +929,11 @@
     {
       const { group, y } = rowGroup(1, "decision tasks", `${decisions.length} completed`, "decisions");
       for (const event of decisions) {
-        group.append(s("rect", { x: x(Number(event.timestamp)) - 1.5, y: y + 8, width: 3, height: 14,
+        const tick = s("rect", { x: x(Number(event.timestamp)) - 1.5, y: y + 8, width: 3, height: 14,
                                  rx: 1, class: "tick-decision", "data-event-id": event.event_id },
-          s("title", {}, `DecisionTaskCompleted #${event.event_id} at ${fmtTime(event.timestamp)}`)));
+          s("title", {}, `DecisionTaskCompleted #${event.event_id} at ${fmtTime(event.timestamp)} (click: its row, where a reset can start)`));
+        tick.addEventListener("click", () => focusEvent(view, event.event_id));
+        group.append(tick);
       }
       svg.append(group);
     }
