@@ -293,6 +293,17 @@ def _pending_decision(history: Sequence[HistoryEvent], scheduled_event_id: int) 
     return False
 
 
+def _done_in(history: Sequence[HistoryEvent], scheduled_event_id: int) -> bool:
+    """Whether ``history`` shows the decision task of ``scheduled_event_id`` over: started
+    (completed or failed with it) or timed out, or the run closed. Only a positive proof:
+    a history that ends before the task was scheduled proves nothing."""
+    if _closed(history):
+        return True
+    return any(event.event_type in (EventType.DecisionTaskStarted, EventType.DecisionTaskTimedOut)
+               and event.get("scheduled_event_id") == scheduled_event_id
+               for event in reversed(history))
+
+
 def _closed(history: Sequence[HistoryEvent]) -> bool:
     return bool(history) and history[-1].event_type in CLOSE_EVENTS
 
@@ -337,11 +348,18 @@ async def process_decision(
         return run_local_activity(request, converter=converter, sleep=local_activity_sleep)
 
     def keep(run: CachedRun) -> None:
-        if cache is not None and not _closed(run.history):
-            cache.put(key, run)
+        # A closed run is held too, without an instance: copies of its tasks still in a queue
+        # (the redrive's) are then dropped without a read.
+        if cache is not None:
+            cache.put(key, run.drop_instance() if _closed(run.history) else run)
         else:
             run.drop_instance()
 
+    if current is None and held is not None and _done_in(held.history, task.scheduled_event_id):
+        # A copy of a task this worker has seen completed (the redrive's copy of one handed
+        # back, a redelivery): the history held proves it stale without a read.
+        keep(held)
+        return Outcome(True, note="stale decision task dropped")
     for attempt in range(MAX_REDECIDE):
         if attempt:
             pause = min(REDECIDE_LONGEST_PAUSE, REDECIDE_FIRST_PAUSE * 2 ** (attempt - 1))
@@ -434,9 +452,8 @@ async def process_decision(
                 result.sticky.close()
             raise
         _give_back(eager, reserved - len(completion.activities))
-        if result.sticky is not None:  # None: the run closes with these decisions
-            run.sticky = result.sticky
-            keep(continued(run, completion.events, completion.version) or run)
+        run.sticky = result.sticky  # None: the run closes with these decisions
+        keep(continued(run, completion.events, completion.version) or run)
         return Outcome(True, eager=completion.activities)
     if held is not None:
         keep(held)

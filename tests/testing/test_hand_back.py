@@ -154,3 +154,15 @@ async def test_a_worker_that_dies_with_a_handed_back_task_leaves_it_to_the_redri
     assert len(dropped) == 1
     assert sum(e.event_type is EventType.DecisionTaskCompleted for e in history) == 4
     assert [e.event_id for e in history] == list(range(1, len(history) + 1))
+
+
+async def test_a_copy_of_a_task_the_worker_saw_completed_is_dropped_without_a_read() -> None:
+    async with TestWorkflowEnvironment(reg, start_time=T0) as env:
+        calls = Calls(env)
+        # The instant stream here sends a copy of every handed-back decision task: each finds
+        # the run held by the worker, its history showing the task completed.
+        run = await env.client.start_workflow(MultipleActivities, "x", task_list=env.task_list,
+                                              **START)
+        assert await env.client.get_workflow_result(run.workflow_id, run.run_id) == "x"
+        await env.sleep(0)
+    assert calls.counts["GET events"] == 1
