@@ -132,6 +132,13 @@ def test_runs_list_shows_a_run_and_filters_it(browser: WebDriver, ui: UiServer,
     banner = css(browser, "#banner")
     assert "BadRequestError" in banner.text and "ISO 8601" in banner.text
 
+    # Auto-refresh: a run started while the list is shown appears without a reload.
+    later = f"later-{uuid.uuid4().hex[:8]}"
+    browser.get(f"{ui.url}/#/?query=WorkflowID%20%3D%20'{later}'")
+    css(browser, "#runs-body td.empty")
+    start(stack, "Waiting", "appears", workflow_id=later)
+    css(browser, f"tr.run-row[data-workflow-id='{later}']")
+
     # A click on the row opens its run page.
     browser.get(f"{ui.url}/")
     press(browser, f"tr.run-row[data-workflow-id='{workflow_id}'] a")
