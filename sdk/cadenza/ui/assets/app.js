@@ -1010,6 +1010,7 @@
 
   const SUMMARY_KEYS = ["activity_type", "activity_id", "timer_id", "signal_name", "marker_name",
     "workflow_type", "workflow_id", "reason", "timeout_type", "cause", "attempt",
+    "last_failure_reason",
     "scheduled_event_id", "started_event_id", "initiated_event_id",
     "start_to_fire_timeout_seconds", "new_execution_run_id", "task_list"];
 
@@ -1065,7 +1066,7 @@
         dataset: { eventId: event.event_id, eventType: type },
         onclick: (e) => { if (!e.target.closest("a,button")) toggle(); },
       },
-        h("td", { class: "num" }, h("span", { class: "caret", text: expanded ? "▾" : "▸" }), String(event.event_id)),
+        h("td", { class: "num nowrap" }, h("span", { class: "caret", text: expanded ? "▾" : "▸" }), String(event.event_id)),
         h("td", { class: "nowrap" }, timeNode(event.timestamp)),
         h("td", { class: "nowrap muted num", text: `+${fmtDuration(Number(event.timestamp) - start)}` }),
         h("td", { class: "nowrap" }, h("span", { class: `etype cat-${category(type)}`, text: type })),
