@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from cadenza.aws.settings import AwsSettings
 from cadenza.local.fidelity import apply_dynamodb_transactions, apply_sqs_fifo_deduplication
-from cadenza.local.template import load_template
+from cadenza.local.template import describe_stack
 
 # Never let a test reach a real account.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -39,33 +40,22 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-_VISIBILITY_TABLE = load_template(
-    Path(__file__).resolve().parents[1] / "template.yaml")["Resources"]["VisibilityTable"]
+@functools.cache
+def _declared_tables() -> dict[str, Any]:
+    """template.yaml's tables as the local stack reads it (through the SAM translator)."""
+    described = describe_stack(Path(__file__).resolve().parents[1] / "template.yaml")
+    return {table.logical_id: table for table in described.tables}
 
 
 def create_tables(settings: AwsSettings) -> None:
-    """The two tables as template.yaml declares them (tests/infra checks they agree)."""
+    """The two tables as template.yaml declares them: the local stack's own description of
+    them, so the suite holds no copy of the schema."""
     client = boto3.client("dynamodb", endpoint_url=settings.endpoint_url,
                           region_name=settings.region)
-    keys: dict[str, Any] = {
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
-                                 {"AttributeName": "sk", "AttributeType": "S"}],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                      {"AttributeName": "sk", "KeyType": "RANGE"}],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
-    client.create_table(
-        TableName=settings.history_table, **keys,
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-    )
-    # The visibility table's attributes and listing indexes, as template.yaml declares them.
-    declared = _VISIBILITY_TABLE["Properties"]
-    client.create_table(
-        TableName=settings.visibility_table, KeySchema=keys["KeySchema"],
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=declared["AttributeDefinitions"],
-        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
-    )
+    for logical_id, name in (("HistoryTable", settings.history_table),
+                             ("VisibilityTable", settings.visibility_table)):
+        request = _declared_tables()[logical_id].create_table_request()
+        client.create_table(**{**request, "TableName": name})
 
 
 @pytest.fixture

@@ -107,7 +107,8 @@ def test_describe_resolves_intrinsics_names_and_event_sources() -> None:
     assert function.environment["FIXTURE_LITERAL"] == "${NotAVariable}"
     assert {s.route_key for s in function.sources(HttpApiSource)} == {"ANY /{proxy+}", "ANY /"}
 
-    sqs, ordered = described.function("SqsFunction").events
+    # As the SAM translator writes them: one event source mapping per SAM event.
+    ordered, sqs = sorted(described.function("SqsFunction").events, key=lambda e: e.name)
     assert sqs == SqsSource(name="Work", queue="WorkQueue", batch_size=10,
                             report_batch_item_failures=True)
     assert ordered == SqsSource(name="Ordered", queue="OrderedQueue", batch_size=10,
@@ -158,6 +159,14 @@ def test_the_real_template_describes_the_engine_stack() -> None:
     assert described.function("ApiFunction").handler_file == REPO_ROOT / "functions/api/app.py"
     # The layer is built from the package (layer/Makefile); locally cadenza is installed.
     assert REPO_ROOT / "layer" in described.function("ApiFunction").layer_paths
+    # Read through the SAM translator: its CloudFormation, not SAM, is what is described.
+    (secret,) = described.secrets
+    assert (secret.logical_id, secret.length, secret.exclude_punctuation) == (
+        "TaskTokenSecret", 64, True)
+    assert env["CADENZA_TASK_TOKEN_SECRET_ARN"] == described.attributes["TaskTokenSecret"]["Ref"]
+    assert "ApiFunctionRole" in described.unmanaged  # IAM is not enforced locally
+    assert {s.route_key for s in described.function("ApiFunction").sources(HttpApiSource)} == {
+        "ANY /{proxy+}", "ANY /"}
 
     # The example worker in Lambda mode and the "orders" queues it is fed from: created with
     # the attributes the service itself would use (tests/infra checks the template's side).
@@ -576,13 +585,18 @@ def test_a_mounted_app_answers_outside_api_and_the_routes_inside() -> None:
     assert log[1][1] == "/api/v1/anything" and log[1][3] >= 0
 
 
-def test_the_engine_stack_serves_the_web_ui_at_its_root() -> None:
+def test_the_engine_stack_serves_the_web_ui_and_generates_its_secret() -> None:
     pytest.importorskip("cadenza.ui")
     with LocalStack(api_port=0, stack_name="ui") as stack, \
             httpx.Client(base_url=stack.api_url) as http:
         root = http.get("/")
         assert root.status_code == 200 and "text/html" in root.headers["content-type"]
         assert http.get("/api/v1/cluster").status_code == 200
+        # The template's generated secret exists in the emulator, under the ARN the functions'
+        # environment names, generated as the template asks (64 characters, no punctuation).
+        arn = stack.environment["CADENZA_TASK_TOKEN_SECRET_ARN"]
+        value = stack.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+        assert len(value) == 64 and value.isalnum()
 
 
 def test_missing_handler_is_a_clear_error(tmp_path: Path) -> None:

@@ -139,8 +139,8 @@ class AwsEndpoint:
     # -- resources
 
     def create_resources(self, stack: StackDescription) -> dict[str, dict[str, str]]:
-        """Create every table, queue, bucket and schedule group of ``stack`` (reusing existing
-        ones when :attr:`reuse_existing`).
+        """Create every table, queue, bucket, schedule group and secret of ``stack`` (reusing
+        existing ones when :attr:`reuse_existing`).
 
         Returns the attributes only the endpoint knows (queue URLs, stream ARNs) per logical id,
         to be passed back to :func:`cadenza.local.template.describe_stack`.
@@ -269,6 +269,26 @@ class AwsEndpoint:
                 else:
                     self._created.append(("schedule-group", group.name))
                 attributes[group.logical_id] = {"Ref": group.name, "Arn": arn}
+
+        if stack.secrets:
+            secretsmanager = self.client("secretsmanager")
+            for secret in stack.secrets:
+                try:
+                    value = secret.secret_string
+                    if value is None:  # GenerateSecretString: as CloudFormation generates it
+                        value = secretsmanager.get_random_password(
+                            PasswordLength=secret.length,
+                            ExcludePunctuation=secret.exclude_punctuation,
+                            ExcludeCharacters=secret.exclude_characters,
+                        )["RandomPassword"]
+                    arn = secretsmanager.create_secret(Name=secret.name, SecretString=value)["ARN"]
+                except secretsmanager.exceptions.ResourceExistsException:
+                    if not self.reuse_existing:
+                        raise
+                    arn = secretsmanager.describe_secret(SecretId=secret.name)["ARN"]
+                else:
+                    self._created.append(("secret", secret.name))
+                attributes[secret.logical_id] = {"Ref": arn, "Id": arn, "Name": secret.name}
         return attributes
 
     def _wait_until_active(self, dynamodb: DynamoDBClient, name: str) -> dict[str, Any]:
@@ -297,6 +317,9 @@ class AwsEndpoint:
                     self.client("scheduler").delete_schedule_group(Name=name)
                 elif kind == "bucket":
                     self._delete_bucket(name)
+                elif kind == "secret":
+                    self.client("secretsmanager").delete_secret(
+                        SecretId=name, ForceDeleteWithoutRecovery=True)
             except Exception as exc:  # best effort: the stack is going away anyway
                 log.debug("could not delete %s %s: %s", kind, name, exc)
         self._created.clear()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import secrets
 import signal
 import socket
 import threading
@@ -389,10 +388,6 @@ class LocalStack:
             # No X-Ray daemon locally: the functions have Tracing: Active in AWS only.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
-            # template.yaml's TaskTokenSecret is generated in Secrets Manager and read by its
-            # ARN; until the emulator creates it, each local stack start gets a fresh key as
-            # the plain variable, which aws/settings.py prefers (deploy helper, issue 9).
-            "CADENZA_TASK_TOKEN_SECRET": secrets.token_urlsafe(48),
             # The functions' EMF metrics lines are for CloudWatch; locally they would only
             # interleave with the logs (set it to "false" to see them).
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),

@@ -6,15 +6,17 @@ handler. This module turns it into plain, typed descriptions (frozen dataclasses
 intrinsic function resolved against the physical names the local stack chooses, so the emulator
 and the runtime never look at raw CloudFormation.
 
-Only what a local run needs is modelled: DynamoDB tables, SQS queues, S3 buckets, Scheduler
-schedule groups and SAM functions with their SQS, DynamoDB stream, HTTP API and schedule events.
-Other resources (IAM roles, layers, policies) are resolvable by ``Ref``/``GetAtt`` but are not
-created.
+A SAM template is read through the SAM translator (:mod:`cadenza.local.sam`), and what is
+described is the plain CloudFormation it produces. Only what a local run needs is modelled:
+DynamoDB tables (streams, indexes, TTL), SQS queues (redrive policies), S3 buckets, Scheduler
+schedule groups, Secrets Manager secrets, and Lambda functions with their event source mappings
+(SQS, DynamoDB streams), HTTP API routes (the API's OpenAPI body) and scheduled rules. Other
+resources (IAM roles and policies, log groups, alarms, permissions, the API's stage) are
+resolvable by ``Ref``/``GetAtt`` but are neither created nor enforced.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import secrets
@@ -26,6 +28,7 @@ from typing import Any
 import yaml
 
 from cadenza.local.errors import TemplateError
+from cadenza.local.sam import Translated, is_sam, translate
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -44,6 +47,7 @@ __all__ = [
     "Resolver",
     "ScheduleGroupSpec",
     "ScheduleSource",
+    "SecretSpec",
     "SqsSource",
     "StackDescription",
     "TableSpec",
@@ -57,7 +61,7 @@ DEFAULT_STACK_NAME = "cadenza-local"
 DEFAULT_REGION = "us-east-1"
 #: moto's default account; ARNs the local stack predicts must match the ones moto returns.
 DEFAULT_ACCOUNT_ID = "123456789012"
-#: The API id the implicit SAM HTTP API (``ServerlessHttpApi``) gets locally.
+#: The API id every HTTP API (such as SAM's implicit ``ServerlessHttpApi``) gets locally.
 LOCAL_API_ID = "local"
 
 # --------------------------------------------------------------------------------------------
@@ -305,6 +309,19 @@ class BucketSpec:
 
 
 @dataclass(frozen=True)
+class SecretSpec:
+    """A Secrets Manager secret: a value the template gives, or one generated at creation
+    (``GenerateSecretString``: length and excluded characters), as CloudFormation does."""
+
+    logical_id: str
+    name: str
+    secret_string: str | None = None
+    length: int = 32
+    exclude_punctuation: bool = False
+    exclude_characters: str = ""
+
+
+@dataclass(frozen=True)
 class ScheduleGroupSpec:
     """An EventBridge Scheduler schedule group (where the engine puts long timers)."""
 
@@ -408,6 +425,7 @@ class StackDescription:
     attributes: Mapping[str, Mapping[str, str]]
     unmanaged: tuple[str, ...] = ()
     buckets: tuple[BucketSpec, ...] = ()
+    secrets: tuple[SecretSpec, ...] = ()
 
     def table(self, logical_id: str) -> TableSpec:
         return _find(self.tables, logical_id, "table")
@@ -442,7 +460,9 @@ _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
 class Resolver:
-    """Evaluates intrinsic functions against the local stack's parameters and resources.
+    """Evaluates intrinsic functions against the local stack's parameters and resources:
+    those the SAM translator's output of a template uses (Ref, GetAtt, Sub, Join, Select, Split,
+    If and the condition functions); any other is refused by name.
 
     ``attributes`` maps a resource's logical id to its ``Ref`` value and ``GetAtt`` attributes
     (``{"Ref": ..., "Arn": ..., "StreamArn": ...}``); :func:`predict_attributes` fills it
@@ -571,22 +591,6 @@ class Resolver:
             return all(self._resolve(operand) for operand in argument)
         if name == "Or":
             return any(self._resolve(operand) for operand in argument)
-        if name == "FindInMap":
-            mapping, first, second = self._resolve(argument)
-            try:
-                return self.template["Mappings"][mapping][first][second]
-            except KeyError:
-                raise TemplateError(
-                    f"!FindInMap [{mapping}, {first}, {second}]: no such entry"
-                ) from None
-        if name == "Base64":
-            return base64.b64encode(str(self._resolve(argument)).encode()).decode()
-        if name == "GetAZs":
-            return [f"{self.region}{zone}" for zone in "abc"]
-        if name == "ToJsonString":
-            return json.dumps(self._resolve(argument), separators=(",", ":"))
-        if name == "Length":
-            return len(self._resolve(argument))
         raise TemplateError(f"Fn::{name} is not supported by the local stack")
 
     def _sub(self, argument: Any) -> str:
@@ -722,7 +726,6 @@ def predict_attributes(
 
     sqs_base = endpoint_url.rstrip("/") if endpoint_url else f"https://sqs.{region}.amazonaws.com"
     attributes: dict[str, dict[str, str]] = {}
-    has_http_api_events = False
     for logical_id, kind, properties in _resources(template):
         if kind == "AWS::DynamoDB::Table":
             name = physical(logical_id, properties, "TableName")
@@ -735,15 +738,16 @@ def predict_attributes(
             url = f"{sqs_base}/{account_id}/{name}"
             arn = f"arn:aws:sqs:{region}:{account_id}:{name}"
             attributes[logical_id] = {"Ref": url, "QueueUrl": url, "Arn": arn, "QueueName": name}
-        elif kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+        elif kind == "AWS::Lambda::Function":
             name = physical(logical_id, properties, "FunctionName")
             arn = f"arn:aws:lambda:{region}:{account_id}:function:{name}"
             attributes[logical_id] = {"Ref": name, "Arn": arn}
-            has_http_api_events = has_http_api_events or any(
-                (event or {}).get("Type") == "HttpApi"
-                for event in (properties.get("Events") or {}).values()
-            )
-        elif kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
+        elif kind == "AWS::SecretsManager::Secret":
+            name = physical(logical_id, properties, "Name")
+            # The emulator gives the real ARN (Secrets Manager appends six random characters).
+            arn = f"arn:aws:secretsmanager:{region}:{account_id}:secret:{name}"
+            attributes[logical_id] = {"Ref": arn, "Id": arn, "Name": name}
+        elif kind == "AWS::Lambda::LayerVersion":
             name = physical(logical_id, properties, "LayerName")
             arn = f"arn:aws:lambda:{region}:{account_id}:layer:{name}:1"
             attributes[logical_id] = {"Ref": arn, "LayerVersionArn": arn}
@@ -769,13 +773,10 @@ def predict_attributes(
         elif kind == "AWS::S3::Bucket":
             name = physical(logical_id, properties, "BucketName").lower()
             attributes[logical_id] = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
-        elif kind == "AWS::Serverless::HttpApi":
+        elif kind == "AWS::ApiGatewayV2::Api":
             attributes[logical_id] = {"Ref": LOCAL_API_ID, "ApiId": LOCAL_API_ID}
         else:
             attributes[logical_id] = {"Ref": f"{stack_name}-{logical_id}"}
-    if has_http_api_events and "ServerlessHttpApi" not in attributes:
-        # SAM's implicit API, referenced as ${ServerlessHttpApi} in outputs.
-        attributes["ServerlessHttpApi"] = {"Ref": LOCAL_API_ID, "ApiId": LOCAL_API_ID}
     return attributes
 
 
@@ -806,7 +807,11 @@ def describe_stack(
     endpoint_url: str | None = None,
     attributes: Mapping[str, Mapping[str, str]] | None = None,
 ) -> StackDescription:
-    """Describe the tables, queues and functions of ``template`` for one local stack.
+    """Describe the tables, queues, secrets and functions of ``template`` for one local stack.
+
+    A SAM template goes through the SAM translator first (:mod:`cadenza.local.sam`): what is
+    described is the plain CloudFormation it produces (Lambda functions, event source
+    mappings, the HTTP API's routes, EventBridge rules), as AWS would deploy it.
 
     ``parameters`` are overrides (see :func:`resolve_parameters`; pass the same values to every
     call for one stack, or secrets are generated afresh). ``code_base`` is the directory
@@ -827,8 +832,13 @@ def describe_stack(
     base = Path(code_base).resolve()
 
     values = resolve_parameters(document, parameters)
+    if is_sam(document):
+        translated = translate(document, values, region=region)
+    else:
+        translated = Translated(template=dict(document), code={}, layers={})
+    cfn = translated.template
     known = predict_attributes(
-        document,
+        cfn,
         stack_name=stack_name,
         region=region,
         account_id=account_id,
@@ -838,7 +848,7 @@ def describe_stack(
     for logical_id, extra in (attributes or {}).items():
         known.setdefault(logical_id, {}).update(extra)
     resolver = Resolver(
-        template=document,
+        template=cfn,
         stack_name=stack_name,
         region=region,
         account_id=account_id,
@@ -850,11 +860,13 @@ def describe_stack(
     queues: list[QueueSpec] = []
     groups: list[ScheduleGroupSpec] = []
     buckets: list[BucketSpec] = []
-    functions: list[FunctionSpec] = []
+    stored_secrets: list[SecretSpec] = []
+    lambdas: list[tuple[str, dict[str, Any]]] = []
+    sources: dict[str, list[EventSource]] = {}
     unmanaged: list[str] = []
-    globals_function = dict((document.get("Globals") or {}).get("Function") or {})
-    for logical_id, kind, properties in _resources(document):
-        condition = (document["Resources"][logical_id] or {}).get("Condition")
+    resources = cfn.get("Resources") or {}
+    for logical_id, kind, properties in _resources(cfn):
+        condition = (resources[logical_id] or {}).get("Condition")
         if condition and not resolver.condition(condition):
             continue
         if kind == "AWS::DynamoDB::Table":
@@ -865,14 +877,29 @@ def describe_stack(
             groups.append(ScheduleGroupSpec(logical_id, known[logical_id]["Ref"]))
         elif kind == "AWS::S3::Bucket":
             buckets.append(BucketSpec(logical_id, known[logical_id]["Ref"]))
-        elif kind == "AWS::Serverless::Function":
-            merged = _merge_globals(globals_function, properties)
-            functions.append(_function(logical_id, merged, document, resolver, known, base))
+        elif kind == "AWS::SecretsManager::Secret":
+            stored_secrets.append(_secret(logical_id, resolver.resolve(properties), known))
+        elif kind == "AWS::Lambda::Function":
+            lambdas.append((logical_id, properties))
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            function, source = _mapping(logical_id, properties, resources, resolver)
+            sources.setdefault(function, []).append(source)
+        elif kind == "AWS::ApiGatewayV2::Api":
+            for function, route in _routes(logical_id, properties):
+                sources.setdefault(function, []).append(route)
+        elif kind == "AWS::Events::Rule" and properties.get("ScheduleExpression"):
+            for function, schedule in _rule_schedules(logical_id, properties, resolver):
+                sources.setdefault(function, []).append(schedule)
         else:
             unmanaged.append(logical_id)
+    functions = [
+        _function(logical_id, properties, tuple(sources.get(logical_id, ())), translated,
+                  resolver, known, base)
+        for logical_id, properties in lambdas
+    ]
 
     outputs: dict[str, Any] = {}
-    for name, output in (document.get("Outputs") or {}).items():
+    for name, output in (cfn.get("Outputs") or {}).items():
         try:
             outputs[name] = resolver.resolve((output or {}).get("Value"))
         except TemplateError:
@@ -891,6 +918,7 @@ def describe_stack(
         attributes=known,
         unmanaged=tuple(unmanaged),
         buckets=tuple(buckets),
+        secrets=tuple(stored_secrets),
     )
 
 
@@ -1007,41 +1035,134 @@ def _logical_id_of(container: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
-def _is_intrinsic(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and (
-        "Ref" in value or next(iter(value)).startswith("Fn::")
-    )
-
-
-def _merge_globals(globals_: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
-    """SAM's Globals merge: maps merge (the resource wins), lists concatenate, scalars override."""
-    merged = dict(globals_)
-    for key, value in properties.items():
-        current = merged.get(key)
-        if (
-            isinstance(current, dict)
-            and isinstance(value, dict)
-            and not _is_intrinsic(current)
-            and not _is_intrinsic(value)
-        ):
-            merged[key] = _merge_globals(current, value)
-        elif isinstance(current, list) and isinstance(value, list):
-            merged[key] = [*current, *value]
-        else:
-            merged[key] = value
-    return merged
-
-
 def _local_path(value: Any, base: Path, what: str) -> Path:
     if not isinstance(value, str) or value.startswith("s3://"):
         raise TemplateError(f"{what}: only a local directory can be run locally, not {value!r}")
     return (base / value).resolve()
 
 
+def _secret(logical_id: str, properties: Mapping[str, Any],
+            known: Mapping[str, Mapping[str, str]]) -> SecretSpec:
+    generate = properties.get("GenerateSecretString") or {}
+    if generate.get("SecretStringTemplate") or generate.get("GenerateStringKey"):
+        raise TemplateError(f"secret {logical_id}: only a generated plain string is emulated "
+                            "(no SecretStringTemplate/GenerateStringKey)")
+    value = properties.get("SecretString")
+    return SecretSpec(
+        logical_id=logical_id,
+        name=known[logical_id]["Name"],
+        secret_string=None if value is None else str(value),
+        length=_int(generate.get("PasswordLength"), 32),
+        exclude_punctuation=_truthy(generate.get("ExcludePunctuation")),
+        exclude_characters=str(generate.get("ExcludeCharacters") or ""),
+    )
+
+
+def _points_at(value: Any) -> tuple[str, str] | None:
+    """``(logical id, attribute)`` of a ``GetAtt`` (attribute ``Ref`` for a ``Ref``)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Fn::GetAtt":
+            parts = argument.split(".", 1) if isinstance(argument, str) else argument
+            return str(parts[0]), str(parts[1])
+        if function == "Ref":
+            return str(argument), "Ref"
+    return None
+
+
+def _short_name(logical_id: str, function: str) -> str:
+    """An event's name as SAM declared it: SAM names its resources ``<Function><Event>``."""
+    if logical_id.startswith(function) and logical_id != function:
+        return logical_id[len(function):]
+    return logical_id
+
+
+def _mapping(logical_id: str, raw: Mapping[str, Any], resources: Mapping[str, Any],
+             resolver: Resolver) -> tuple[str, EventSource]:
+    """An event source mapping: the function it invokes and what feeds it."""
+    target = _points_at(raw.get("FunctionName"))
+    source = _points_at(raw.get("EventSourceArn"))
+    if target is None or source is None:
+        raise TemplateError(f"event source mapping {logical_id}: FunctionName and "
+                            "EventSourceArn must refer to resources of the template locally")
+    function, (origin, attribute) = target[0], source
+    props = resolver.resolve(dict(raw))
+    name = _short_name(logical_id, function)
+    failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+    enabled = props.get("Enabled")
+    is_enabled = enabled is None or _truthy(enabled)
+    kind = ((resources.get(origin) or {}).get("Type"))
+    if kind == "AWS::SQS::Queue":
+        return function, SqsSource(
+            name=name,
+            queue=origin,
+            batch_size=_int(props.get("BatchSize"), 10),
+            report_batch_item_failures=failures,
+            maximum_batching_window=_int(props.get("MaximumBatchingWindowInSeconds"), 0),
+            enabled=is_enabled,
+        )
+    if kind == "AWS::DynamoDB::Table" and attribute == "StreamArn":
+        on_failure = ((raw.get("DestinationConfig") or {}).get("OnFailure") or {})
+        destination = _points_at(on_failure.get("Destination"))
+        return function, DynamoStreamSource(
+            name=name,
+            table=origin,
+            batch_size=_int(props.get("BatchSize"), 100),
+            starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+            report_batch_item_failures=failures,
+            maximum_retry_attempts=_int(props.get("MaximumRetryAttempts"), -1),
+            bisect_batch_on_function_error=_truthy(props.get("BisectBatchOnFunctionError")),
+            on_failure_queue=None if destination is None else destination[0],
+            enabled=is_enabled,
+        )
+    raise TemplateError(f"event source mapping {logical_id}: {origin}.{attribute} is not an "
+                        "SQS queue or a DynamoDB stream of the template")
+
+
+_INTEGRATION_FUNCTION = re.compile(r"\$\{(\w+)\.Arn\}")
+_ANY_METHOD = "x-amazon-apigateway-any-method"
+
+
+def _routes(api: str, properties: Mapping[str, Any]) -> Iterator[tuple[str, HttpApiSource]]:
+    """The routes of an HTTP API's OpenAPI body (what SAM writes for HttpApi events) and the
+    function each one's Lambda proxy integration invokes."""
+    for path, operations in ((properties.get("Body") or {}).get("paths") or {}).items():
+        for method, operation in (operations or {}).items():
+            integration = (operation or {}).get("x-amazon-apigateway-integration") or {}
+            uri = integration.get("uri")
+            text = uri.get("Fn::Sub") if isinstance(uri, dict) else uri
+            found = _INTEGRATION_FUNCTION.search(text if isinstance(text, str) else "")
+            if found is None:
+                continue
+            verb = "ANY" if method == _ANY_METHOD else str(method).upper()
+            route = None if path in ("$default", "/$default") else str(path)
+            yield found.group(1), HttpApiSource(name=f"{verb} {path}", path=route,
+                                                method=verb, api=api)
+
+
+def _rule_schedules(logical_id: str, properties: Mapping[str, Any],
+                    resolver: Resolver) -> Iterator[tuple[str, ScheduleSource]]:
+    """An EventBridge rule on a schedule (what SAM writes for Schedule events), per function
+    it targets."""
+    state = resolver.resolve(properties.get("State"))
+    for target in properties.get("Targets") or []:
+        pointed = _points_at((target or {}).get("Arn"))
+        if pointed is None:
+            continue
+        payload = resolver.resolve(target.get("Input"))
+        yield pointed[0], ScheduleSource(
+            name=_short_name(logical_id, pointed[0]),
+            expression=str(resolver.resolve(properties["ScheduleExpression"])),
+            input=None if payload is None else str(payload),
+            enabled=state is None or str(state).upper() == "ENABLED",
+        )
+
+
 def _function(
     logical_id: str,
     raw: Mapping[str, Any],
-    document: Mapping[str, Any],
+    events: tuple[EventSource, ...],
+    translated: Translated,
     resolver: Resolver,
     known: Mapping[str, Mapping[str, str]],
     base: Path,
@@ -1051,31 +1172,23 @@ def _function(
         raise TemplateError(f"function {logical_id}: Handler must look like 'path/module.function'")
     module, _, function_name = handler.rpartition(".")
     module_path = module.replace(".", "/")
-    code_root = _local_path(resolver.resolve(raw.get("CodeUri")), base, f"{logical_id}.CodeUri")
+    code_root = _local_path(translated.code.get(logical_id), base, f"{logical_id}.CodeUri")
     handler_file = code_root / f"{module_path}.py"
     if not handler_file.is_file() and (code_root / module_path / "__init__.py").is_file():
         handler_file = code_root / module_path / "__init__.py"
 
+    resources = translated.template.get("Resources") or {}
     layer_paths = []
     for layer in raw.get("Layers") or []:
-        layer_id = _logical_id_of({"layer": layer}, "layer")
-        resource = (document.get("Resources") or {}).get(layer_id or "") or {}
-        content = (resource.get("Properties") or {}).get("ContentUri")
-        if isinstance(content, str) and not content.startswith("s3://"):
+        pointed = _points_at(layer)
+        resource = resources.get(pointed[0] if pointed else "") or {}
+        sam_id = (resource.get("Properties") or {}).get("LayerName")
+        content = translated.layers.get(str(sam_id))
+        if content is not None:
             layer_paths.append((base / content).resolve())
 
     variables = resolver.resolve(((raw.get("Environment") or {}).get("Variables")) or {})
     environment = {str(key): _scalar(value) for key, value in variables.items()}
-
-    events: list[EventSource] = []
-    ignored: list[str] = []
-    for event_name, event in (raw.get("Events") or {}).items():
-        source = _event_source(logical_id, event_name, event or {}, resolver)
-        if source is None:
-            ignored.append(f"{event_name} ({(event or {}).get('Type')})")
-        else:
-            events.append(source)
-
     return FunctionSpec(
         logical_id=logical_id,
         name=known[logical_id]["Ref"],
@@ -1089,71 +1202,6 @@ def _function(
         timeout=_int(resolver.resolve(raw.get("Timeout")), 3),
         memory_size=_int(resolver.resolve(raw.get("MemorySize")), 128),
         environment=environment,
-        events=tuple(events),
+        events=events,
         layer_paths=tuple(layer_paths),
-        ignored_events=tuple(ignored),
     )
-
-
-def _event_source(
-    function: str, name: str, event: Mapping[str, Any], resolver: Resolver
-) -> EventSource | None:
-    kind = event.get("Type")
-    raw = dict(event.get("Properties") or {})
-    props = resolver.resolve(raw)
-    failures = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-    enabled = props.get("Enabled")
-    is_enabled = enabled is None or _truthy(enabled)
-    if kind == "SQS":
-        queue = _logical_id_of(raw, "Queue")
-        if queue is None:
-            raise TemplateError(f"{function}.{name}: Queue must be !GetAtt <Queue>.Arn locally")
-        return SqsSource(
-            name=name,
-            queue=queue,
-            batch_size=_int(props.get("BatchSize"), 10),
-            report_batch_item_failures=failures,
-            maximum_batching_window=_int(props.get("MaximumBatchingWindowInSeconds"), 0),
-            enabled=is_enabled,
-        )
-    if kind == "DynamoDB":
-        table = _logical_id_of(raw, "Stream")
-        if table is None:
-            raise TemplateError(
-                f"{function}.{name}: Stream must be !GetAtt <Table>.StreamArn locally"
-            )
-        on_failure = (raw.get("DestinationConfig") or {}).get("OnFailure") or {}
-        return DynamoStreamSource(
-            name=name,
-            table=table,
-            batch_size=_int(props.get("BatchSize"), 100),
-            starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
-            report_batch_item_failures=failures,
-            maximum_retry_attempts=_int(props.get("MaximumRetryAttempts"), -1),
-            bisect_batch_on_function_error=_truthy(props.get("BisectBatchOnFunctionError")),
-            on_failure_queue=_logical_id_of(on_failure, "Destination"),
-            enabled=is_enabled,
-        )
-    if kind == "HttpApi":
-        api = _logical_id_of(raw, "ApiId") or "ServerlessHttpApi"
-        path = props.get("Path")
-        method = str(props.get("Method", "ANY")).upper()
-        return HttpApiSource(
-            name=name,
-            path=None if path is None else str(path),
-            method="ANY" if method in ("*", "ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
-            api=api,
-        )
-    if kind in ("Schedule", "ScheduleV2"):
-        expression = props.get("Schedule") or props.get("ScheduleExpression")
-        state = props.get("State")
-        active = is_enabled and (state is None or str(state).upper() == "ENABLED")
-        payload = props.get("Input")
-        return ScheduleSource(
-            name=name,
-            expression=str(expression),
-            input=None if payload is None else str(payload),
-            enabled=active,
-        )
-    return None
-
