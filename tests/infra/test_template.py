@@ -385,3 +385,13 @@ def test_the_polling_worker_policy_reaches_only_worker_routes_and_task_lists(
     queues = {r for a, r in granted if a.startswith("sqs:")}
     assert queues == {json.dumps({"Fn::Sub": TASK_LIST_QUEUES})}
     assert "sqs:SendMessage" not in {a for a, _ in granted}  # tasks come from the engine
+
+
+def test_server_errors_of_the_api_raise_an_alarm(sam: dict[str, Any]) -> None:
+    """functions/api/app.py counts ServerErrors; powertools' EMF adds the service dimension."""
+    alarm = sam["Resources"]["ApiServerErrorsAlarm"]["Properties"]
+    variables = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (
+        variables["POWERTOOLS_METRICS_NAMESPACE"], "ServerErrors")
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]

@@ -46,6 +46,9 @@ def test_a_run_measured_through_the_adapter(
     (line,) = _emf(capsys.readouterr().out)
     declared = {m["Name"]: m["Unit"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "CadenzaTest"
+    # The dimension template.yaml's ApiServerErrorsAlarm selects on (POWERTOOLS_SERVICE_NAME).
+    assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert line["service"] == "test"
     assert declared["Decisions"] == "Count" and declared["WorkflowLatency"] == "Milliseconds"
     assert _total(line["Decisions"]) == 1 and _total(line["WorkflowsClosed"]) == 1
     assert _total(line["TasksSent"]) >= 1  # at least the first decision task

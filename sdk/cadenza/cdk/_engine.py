@@ -192,6 +192,22 @@ class CadenzaEngine(Construct):
                 alarm.add_alarm_action(actions.SnsAction(alarm_topic))
             self.keep_template_id(alarm, name)
 
+        # The API answered 500 (the API function's EMF metric).
+        errors = cloudwatch.Alarm(
+            self, "ApiServerErrorsAlarm", alarm_description="The HTTP API answered with "
+                                                            "server errors.",
+            metric=cloudwatch.Metric(
+                namespace="Cadenza", metric_name="ServerErrors",
+                dimensions_map={"service": "cadenza-engine"}, statistic="Sum",
+                period=Duration.minutes(5)),
+            threshold=0, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        if alarm_topic is not None:
+            errors.add_alarm_action(actions.SnsAction(alarm_topic))
+        self.keep_template_id(errors, "ApiServerErrorsAlarm")
+
         # ---------------------------------------------------------------- permissions
         self.engine_policy = iam.ManagedPolicy(
             self, "EnginePolicy",
