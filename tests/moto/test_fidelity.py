@@ -479,3 +479,34 @@ def test_dynamodb_answers_are_the_ones_stock_moto_writes(
     for stock, fast in stock_and_fast:
         assert fast[0] == stock[0]
         assert json.loads(fast[2]) == json.loads(stock[2])
+
+
+def test_fifo_groups_in_flight_hold_back_their_next_message_under_concurrent_receives(
+    patched_sqs: Any,
+) -> None:
+    url = patched_sqs.create_queue(QueueName=f"groups-{uuid.uuid4().hex[:8]}.fifo", Attributes={
+        "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+    for group in range(20):
+        for order in range(2):
+            patched_sqs.send_message(QueueUrl=url, MessageBody=f"{group}-{order}",
+                                     MessageGroupId=f"g{group}")
+    received: list[str] = []
+    failures: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            for _ in range(5):
+                answer = patched_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1,
+                                                     VisibilityTimeout=60)
+                received.extend(m["Body"] for m in answer.get("Messages", []))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=receive) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    # A group's second message waits while its first is in flight: only first messages came.
+    assert sorted(received) == sorted(f"{group}-0" for group in range(20))

@@ -47,7 +47,9 @@ queue's attribute dictionary (for one flag), which counts the messages three way
 read the clock once each. And a long poll only looked again once a second, or when a message
 was sent: a delayed message (a timer) or one whose visibility timeout ran out was received up
 to a second after it became visible (timers fired up to 1.7 s late). The patch's long poll also
-wakes when the next message becomes visible.
+wakes when the next message becomes visible. A FIFO receive lists the message groups in flight
+by iterating a set another request may change meanwhile (it then failed with a 500): the patch
+lists them from a copy.
 
 moto's request dispatch: every request lists the methods of its service's response class with
 ``inspect.getmembers``; the patch remembers the list per class (classes do not change).
@@ -459,6 +461,12 @@ def apply_sqs_queue_scans() -> None:
         def visible(self: Any) -> int:
             return len(self.messages)
 
+        def pending_message_groups(self: Any) -> set[str]:
+            # From a snapshot (list() of a set copies it without letting another thread in):
+            # moto iterates the live set, which a concurrent receive or delete may change
+            # ("Set changed size during iteration": the receive failed with a 500).
+            return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
+
         def wait_for_messages(self: Any, timeout: int) -> None:
             with self._messages_lock:
                 now = unix_time_millis()
@@ -477,6 +485,8 @@ def apply_sqs_queue_scans() -> None:
                             ("approximate_number_of_messages_not_visible", not_visible),
                             ("approximate_number_of_messages", visible)):
             setattr(Queue, name, property(count))
+        Queue.pending_message_groups = property(  # type: ignore[method-assign,assignment]
+            pending_message_groups)
         Message.had_receipt_handle = had_receipt_handle  # type: ignore[method-assign]
         Queue.delete_message = delete_message  # type: ignore[method-assign]
         _scans_patched = True
