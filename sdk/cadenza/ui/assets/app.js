@@ -267,8 +267,13 @@
 
   function showError(error) {
     const banner = document.getElementById("banner");
+    // An IAM-protected API (cadenza dev --auth iam, a deployed stack) refuses the browser's
+    // unsigned calls: `cadenza ui --address` signs them with the user's credentials.
+    const hint = error.status === 403 && error.code !== "ForbiddenError"
+      ? ". This API wants signed requests: serve the UI with `cadenza ui --address <API URL>`, which signs them with your AWS credentials."
+      : "";
     banner.replaceChildren(
-      h("strong", { text: error.code || "Error" }), " ", error.message || String(error),
+      h("strong", { text: error.code || "Error" }), " ", (error.message || String(error)) + hint,
       h("button", { class: "icon-button", type: "button", "aria-label": "Dismiss",
                     onclick: () => { banner.hidden = true; } }, "×"));
     banner.hidden = false;
