@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -639,3 +640,32 @@ def test_auth_iam_refuses_unsigned_requests_and_serves_signed_ones() -> None:
 def test_an_unknown_auth_mode_is_refused() -> None:
     with pytest.raises(LocalStackError, match="auth must be one of none, iam"):
         LocalStack(api_port=0, template_path=FIXTURE_TEMPLATE, auth="basic")
+
+
+def test_the_schedule_firer_survives_a_listing_cut_short_by_a_deletion() -> None:
+    """moto's ListSchedules page token names a schedule; deleted between two pages (the engine
+    deletes deadlines all the time), the next page is refused with InvalidToken."""
+    from botocore.exceptions import ClientError
+
+    from cadenza.local.runtime import _OneTimeScheduleFirer
+
+    class Pages:
+        def paginate(self, **request: Any) -> Any:
+            yield {"Schedules": [{"Name": "kept", "CreationDate": 1}]}
+            raise ClientError({"Error": {"Code": "InvalidToken", "Message": "gone"}},
+                              "ListSchedules")
+
+    class Endpoint:
+        def new_client(self, service: str) -> Any:
+            client = type("Client", (), {})()
+            client.get_paginator = lambda name: Pages()  # type: ignore[attr-defined]
+            return client
+
+    stop = threading.Event()
+    firer = _OneTimeScheduleFirer(["g"], endpoint=Endpoint(), stop=stop)  # type: ignore[arg-type]
+    far = datetime.now(UTC) + timedelta(days=1)
+    firer._due = {("g", "kept", 1): far, ("g", "unlisted", 2): far}
+    stop.set()  # poll_once waits a second at its end; not here
+    firer.poll_once()
+    # Nothing forgotten on an incomplete listing: a schedule on a later page is still known.
+    assert firer._due == {("g", "kept", 1): far, ("g", "unlisted", 2): far}

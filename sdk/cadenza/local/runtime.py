@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from botocore.exceptions import ClientError
 from werkzeug.serving import BaseWSGIServer
 
 from cadenza.core.limits import MAX_BODY_BYTES
@@ -805,17 +806,27 @@ class _OneTimeScheduleFirer(_Worker):
     def poll_once(self) -> None:
         now = dt.datetime.now(dt.UTC)
         listed = set()
+        complete = True
         for group in self.groups:
             pages = self.scheduler.get_paginator("list_schedules").paginate(GroupName=group)
-            for page in pages:
-                for summary in page.get("Schedules", []):
-                    key = (group, summary["Name"], summary.get("CreationDate"))
-                    listed.add(key)
-                    due = self._due.get(key)
-                    if due is None or due <= now:
-                        self._fire_if_due(group, summary["Name"], now, key)
-        for gone in set(self._due) - listed:
-            del self._due[gone]
+            try:
+                for page in pages:
+                    for summary in page.get("Schedules", []):
+                        key = (group, summary["Name"], summary.get("CreationDate"))
+                        listed.add(key)
+                        due = self._due.get(key)
+                        if due is None or due <= now:
+                            self._fire_if_due(group, summary["Name"], now, key)
+            except ClientError as error:
+                # moto's page token names the schedule a page ended at; deleted meanwhile (the
+                # engine deletes deadlines all the time), the listing cannot go on. The next
+                # round lists again a second later.
+                if error.response.get("Error", {}).get("Code") != "InvalidToken":
+                    raise
+                complete = False
+        if complete:
+            for gone in set(self._due) - listed:
+                del self._due[gone]
         self.stop_event.wait(1.0)
 
     def _fire_if_due(self, group: str, name: str, now: dt.datetime,
