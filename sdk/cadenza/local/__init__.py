@@ -1,6 +1,7 @@
 """The embedded default: template.yaml's stack on this machine, with no AWS account.
 
-``LocalStack`` starts moto in server mode, creates the tables and queues template.yaml declares,
+``LocalStack`` reads template.yaml through the SAM translator, starts moto in server mode,
+creates the tables, queues and secrets the resulting CloudFormation declares,
 and runs the functions in functions/ with a local Lambda runtime that delivers the same events
 AWS would (SQS batches, DynamoDB stream records, schedules, HTTP API v2.0 requests)::
 
@@ -30,6 +31,7 @@ from cadenza.local.template import (
     RedriveSpec,
     ScheduleGroupSpec,
     ScheduleSource,
+    SecretSpec,
     SqsSource,
     StackDescription,
     TableSpec,
@@ -60,6 +62,7 @@ __all__ = [
     "RedriveSpec",
     "ScheduleGroupSpec",
     "ScheduleSource",
+    "SecretSpec",
     "SqsSource",
     "StackDescription",
     "TableSpec",
