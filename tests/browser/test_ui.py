@@ -384,3 +384,21 @@ def test_pending_activity_shows_attempt_heartbeat_and_timeouts(
         async def terminate(client: Client) -> None:
             await client.terminate_workflow(workflow_id, run_id, reason="test over")
         stack.call(terminate)
+
+
+def test_failed_decision_tasks_show_red_on_the_timeline(browser: WebDriver, ui: UiServer,
+                                                        stack: Stack) -> None:
+    workflow_id = f"broken-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "NotRegisteredAnywhere", 1, workflow_id=workflow_id)
+    try:
+        events = wait_for_history(stack, workflow_id, EventType.DecisionTaskFailed)
+        failed = next(e for e in events if e.event_type == EventType.DecisionTaskFailed)
+        browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+        tick = css(browser, f"#timeline .tick-decision.failed[data-event-id='{failed.event_id}']")
+        title = tick.find_element(By.TAG_NAME, "title").get_attribute("textContent") or ""
+        assert str(failed.attributes["cause"]) in title
+        assert "failed" in text_of(browser, "#timeline .row-decisions .row-sub")
+    finally:
+        async def terminate(client: Client) -> None:
+            await client.terminate_workflow(workflow_id, run_id, reason="test over")
+        stack.call(terminate)

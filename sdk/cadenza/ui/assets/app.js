@@ -882,6 +882,9 @@
     const rowHeight = 30;
     const top = 30;
     const decisions = view.events.filter((e) => e.event_type === "DecisionTaskCompleted");
+    // A failed decision task is usually the code failing on replay (non-determinism, an
+    // exception in the workflow): red on the decisions row, its cause in the tooltip.
+    const failedDecisions = view.events.filter((e) => e.event_type === "DecisionTaskFailed");
     const rows = 2 + items.length; // the run itself, decision tasks, then the items
     const height = top + rows * rowHeight + 10;
     const x = (t) => labelWidth + (Math.min(Math.max(t, start), runEnd) - start) / span * plot;
@@ -932,11 +935,20 @@
     }
     // Decision tasks: each completed one is a point a reset can go back to.
     {
-      const { group, y } = rowGroup(1, "decision tasks", `${decisions.length} completed`, "decisions");
+      const { group, y } = rowGroup(1, "decision tasks", `${decisions.length} completed` +
+        (failedDecisions.length ? ` · ${failedDecisions.length} failed` : ""), "decisions");
       for (const event of decisions) {
         const tick = s("rect", { x: x(Number(event.timestamp)) - 1.5, y: y + 8, width: 3, height: 14,
                                  rx: 1, class: "tick-decision", "data-event-id": event.event_id },
           s("title", {}, `DecisionTaskCompleted #${event.event_id} at ${fmtTime(event.timestamp)} (click: its row, where a reset can start)`));
+        tick.addEventListener("click", () => focusEvent(view, event.event_id));
+        group.append(tick);
+      }
+      for (const event of failedDecisions) {
+        const a = event.attributes || {};
+        const tick = s("rect", { x: x(Number(event.timestamp)) - 2, y: y + 6, width: 4, height: 18,
+                                 rx: 1, class: "tick-decision failed", "data-event-id": event.event_id },
+          s("title", {}, `DecisionTaskFailed #${event.event_id}: ${a.cause || ""}\n${String(a.details || "").slice(0, 300)}`));
         tick.addEventListener("click", () => focusEvent(view, event.event_id));
         group.append(tick);
       }
