@@ -981,9 +981,16 @@
         if (item.kind === "activity" && item.started && item.started > item.start + span / 400) {
           // Waiting to start (queued, or backing off between attempts), then running.
           const xs = x(item.started);
-          group.append(s("rect", { x: x0, y: y + 12, width: Math.max(xs - x0, 2), height: 6, rx: 3,
+          group.append(s("rect", { x: x0, y: y + 14, width: Math.max(xs - x0, 2), height: 5, rx: 2.5,
                                    class: item.attempt > 0 ? "bar-wait retry" : "bar-wait" },
             s("title", {}, item.attempt > 0 ? `${item.attempt} earlier attempt(s) and their backoff${item.lastFailure ? `; last failure: ${item.lastFailure}` : ""}` : "scheduled, waiting for a worker")));
+          // The earlier attempts, said over their stretch when it is wide enough.
+          const attempts = `${item.attempt} failed attempt${item.attempt > 1 ? "s" : ""}`;
+          const retryText = [item.lastFailure ? `${attempts} · ${item.lastFailure}` : attempts, attempts]
+            .find((text) => item.attempt > 0 && xs - x0 > text.length * 5 + 6);
+          if (retryText) {
+            group.append(s("text", { x: x0 + 2, y: y + 10, class: "retry-text" }, retryText));
+          }
           group.append(s("rect", { x: xs, y: y + 7, width: Math.max(x1 - xs, 4), height: 16, rx: 4,
                                    class: `bar bar-${item.kind} ${outcome}` }, s("title", {}, title)));
         } else {
