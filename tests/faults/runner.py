@@ -153,7 +153,8 @@ class Runner:
             transport = DyingTransport(self.stack.api_url)
             probe.transport = transport
             client = Client(domain=DOMAIN, target=self.stack.api_url, transport=transport)
-            worker = Worker(client, task_list, scenario.registry, **WORKER_OPTIONS)
+            worker = Worker(client, task_list, scenario.registry,
+                            **{**WORKER_OPTIONS, **scenario.worker_options})
             try:
                 await worker.__aenter__()
             except (Crash, Exception):
