@@ -137,3 +137,27 @@ def test_a_tampered_body_is_403(iam_stack: LocalStack) -> None:
         refused(tampered, "SignatureMismatchError")
         assert http.send(signed(iam_stack, "GET", f"{WORKFLOWS}/{body['workflow_id']}")
                          ).status_code == 404
+
+
+def test_the_cli_signs_too_and_is_refused_when_told_not_to(
+    iam_stack: LocalStack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    from cadenza.cli import main
+
+    workflow_id = f"auth-cli-{uuid.uuid4().hex[:8]}"
+    capsys.readouterr()
+    code = main(["workflow", "start", "SingleActivity", "--task-list", "tl-cli",
+                 "--execution-timeout", "30", "-i", '"hi"', "--workflow-id", workflow_id,
+                 "--address", iam_stack.api_url, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, (out, err)
+    assert json.loads(out)["workflow_id"] == workflow_id
+    monkeypatch.setenv("CADENZA_API_SIGNING", "off")
+    code = main(["workflow", "describe", workflow_id, "--address", iam_stack.api_url])
+    out, err = capsys.readouterr()
+    assert code != 0 and "sign" in (out + err).lower(), (out, err)
+    with httpx.Client() as http:
+        http.send(signed(iam_stack, "POST", f"{WORKFLOWS}/{workflow_id}/terminate",
+                         json={"reason": "cleanup"}))
