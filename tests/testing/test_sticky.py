@@ -233,3 +233,24 @@ async def test_a_worker_without_a_cache_decides_the_same_runs() -> None:
         run = await env.client.start_workflow(FanOut, 3, task_list=env.task_list, **START)
         assert await env.client.get_workflow_result(run.workflow_id, run.run_id) == 6
         assert env.workflow_cache.hits == 0
+
+
+async def test_a_worker_whose_clock_runs_ahead_still_continues_its_instances() -> None:
+    async with TestWorkflowEnvironment(reg, start_time=T0) as env:
+        decide = env._decide
+
+        async def ahead(message: Any, handed: Any = None) -> Any:
+            # The engine records the task started at its own time, not the worker's.
+            clock = env._clock
+            real = clock.now
+            clock.now = lambda: real() + timedelta(seconds=1)  # type: ignore[method-assign]
+            try:
+                return await decide(message, handed)
+            finally:
+                clock.now = real  # type: ignore[method-assign]
+
+        env._decide = ahead  # type: ignore[method-assign]
+        run = await env.client.start_workflow(MultipleActivities, "a", task_list=env.task_list,
+                                              **START)
+        assert await env.client.get_workflow_result(run.workflow_id, run.run_id) == "a"
+        assert (env.workflow_cache.hits, env.workflow_cache.misses) == (3, 1)

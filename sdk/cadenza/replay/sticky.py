@@ -37,7 +37,10 @@ class StickyInstance:
 
     ``batches_done`` completed decision tasks were replayed (or matched) into the instance;
     the next one history records must be the task it decided live: the same input events, at
-    the same start time.
+    the same start time. ``live_time`` is the time the instance ran the task at, or the start
+    history recorded for it once the worker learns it from its completion's answer (the engine
+    keeps a worker's clock from running ahead of its own): the instance is then the one whose
+    decisions history holds, as a sticky Cadence worker's is, even if code read that clock.
     """
 
     def __init__(self, instance: WorkflowInstance, *, definition: WorkflowDefinition,
