@@ -402,3 +402,21 @@ def test_failed_decision_tasks_show_red_on_the_timeline(browser: WebDriver, ui: 
         async def terminate(client: Client) -> None:
             await client.terminate_workflow(workflow_id, run_id, reason="test over")
         stack.call(terminate)
+
+
+def test_a_long_timeline_shows_its_first_rows_then_all(browser: WebDriver, ui: UiServer,
+                                                      stack: Stack) -> None:
+    workflow_id = f"markers-{uuid.uuid4().hex[:8]}"
+    run_id = start(stack, "ManyMarkers", 90, workflow_id=workflow_id)
+    wait_for_history(stack, workflow_id, EventType.WorkflowExecutionCompleted)
+    browser.get(f"{ui.url}/#/runs/{workflow_id}/{run_id}")
+    css(browser, "#timeline")
+
+    def marker_rows(driver: WebDriver) -> int:
+        return len(driver.find_elements(By.CSS_SELECTOR, "#timeline .row-marker"))
+
+    assert marker_rows(browser) == 80
+    assert "Show all 90 rows (10 more)" in text_of(browser, "#timeline-all")
+    press(browser, "#timeline-all")
+    wait(browser).until(lambda d: marker_rows(d) == 90)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#timeline-all")

@@ -135,3 +135,14 @@ class Chain:
         if links > 0:
             workflow.continue_as_new(links - 1)
         return "end of the chain"
+
+
+@reg.workflow()
+class ManyMarkers:
+    """Records ``count`` side effects in one decision: a timeline with many rows."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        for n in range(count):
+            workflow.side_effect(lambda n=n: n, int)
+        return count

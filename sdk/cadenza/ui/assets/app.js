@@ -8,6 +8,10 @@
   const LIST_PAGE_SIZE = 50;
   const LIST_REFRESH_MS = 5000;
   const RUN_REFRESH_MS = 2500;
+  // Past these, the timeline and the history show their first rows and a button for the rest
+  // (a fan-out of thousands of activities stays quick to draw).
+  const TIMELINE_ROWS = 80;
+  const HISTORY_ROWS = 1000;
   const STATUSES = [
     ["", "All"], ["open", "Open"], ["closed", "Closed"], ["completed", "Completed"],
     ["failed", "Failed"], ["canceled", "Canceled"], ["terminated", "Terminated"],
@@ -521,6 +525,7 @@
           view.runId = describe.run_id;
           history.replaceState(null, "", runHref(workflowId, describe.run_id));
         }
+        view.refresh = refresh;
         drawRun(view, refresh, redraw);
         if (describe.status === "OPEN" && (view.stack === null || !wasOpen)) loadStack(view);
         if (describe.status !== "OPEN" && refreshTimer) {
@@ -871,7 +876,8 @@
   }
 
   function timeline(view) {
-    const items = timelineItems(view);
+    const allItems = timelineItems(view);
+    const items = view.timelineAll ? allItems : allItems.slice(0, TIMELINE_ROWS);
     const d = view.describe;
     const start = Number(d.start_time);
     const runEnd = d.close_time ? Number(d.close_time) : Date.now();
@@ -1019,10 +1025,16 @@
        ["signal", "signal"], ["marker", "marker"], ["failed", "failed / timed out"],
        ["pending", "pending"]].map(([kind, label]) =>
         h("span", { class: "legend-item" }, h("span", { class: `swatch swatch-${kind}` }), label)));
-    return h("div", { class: "timeline-wrap" }, svg, legend);
+    const more = allItems.length > items.length
+      ? h("button", { class: "button small", type: "button", id: "timeline-all",
+                      text: `Show all ${allItems.length} rows (${allItems.length - items.length} more)`,
+                      onclick: () => { view.timelineAll = true; drawRun(view, view.refresh, true); } })
+      : null;
+    return h("div", { class: "timeline-wrap" }, svg, more, legend);
   }
 
   function focusEvent(view, eventId) {
+    if (eventId > HISTORY_ROWS) view.historyAll = true;
     view.selected = eventId;
     view.expanded.add(eventId);
     drawHistory(view);
@@ -1077,7 +1089,8 @@
     if (!box) return;
     const start = view.events.length ? Number(view.events[0].timestamp) : 0;
     const body = h("tbody", {});
-    for (const event of view.events) {
+    const shown = view.historyAll ? view.events : view.events.slice(0, HISTORY_ROWS);
+    for (const event of shown) {
       const expanded = view.expanded.has(event.event_id);
       const type = event.event_type;
       const toggle = () => {
@@ -1104,9 +1117,15 @@
           h("td", { colspan: 5 }, h("pre", { class: "json" }, pretty(readableAttributes(event.attributes))))));
       }
     }
-    box.replaceChildren(h("table", { class: "history" },
+    box.replaceChildren();
+    append(box, [h("table", { class: "history" },
       h("thead", {}, h("tr", {}, ["ID", "Time", "Elapsed", "Event", "Attributes"].map((t) => h("th", { text: t })))),
-      body));
+      body),
+      shown.length < view.events.length
+        ? h("button", { class: "button small", type: "button", id: "history-all",
+                        text: `Show all ${view.events.length} events (${view.events.length - shown.length} more)`,
+                        onclick: () => { view.historyAll = true; drawHistory(view); } })
+        : null]);
   }
 
   // ---- pending activities ----------------------------------------------------------------
