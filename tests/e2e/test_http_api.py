@@ -190,7 +190,7 @@ def test_unknown_run_of_a_known_workflow_is_404(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/"),
+    ("GET", "/api/v1"),  # not "/": the local stack serves its web UI there
     ("GET", "/api/v1/nothing-here"),
     ("GET", "/api/v2/cluster"),
     ("DELETE", f"{WORKFLOWS}/some-id"),
