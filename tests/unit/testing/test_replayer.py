@@ -187,7 +187,8 @@ def show_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
         async def __aexit__(self, *exc: object) -> None:
             return None
 
-        async def get_workflow_history(self, workflow_id: str, run_id: str) -> list[HistoryEvent]:
+        async def get_workflow_history(self, workflow_id: str, run_id: str, *,
+                                       wait_for_close: bool = False) -> list[HistoryEvent]:
             return events
 
     monkeypatch.setattr(cli, "Client", FakeClient)
