@@ -455,10 +455,10 @@ async def process_decision(
         if result.sticky is not None:
             # The start history recorded for the task (the engine keeps a worker's clock from
             # running ahead of its own): the instance continues from that one.
-            recorded = next((event for event in completion.events
-                             if event.event_type is EventType.DecisionTaskStarted), None)
-            if recorded is not None:
-                result.sticky.live_time = recorded.timestamp
+            recorded_start = next((event for event in completion.events
+                                   if event.event_type is EventType.DecisionTaskStarted), None)
+            if recorded_start is not None:
+                result.sticky.live_time = recorded_start.timestamp
         run.sticky = result.sticky  # None: the run closes with these decisions
         keep(continued(run, completion.events, completion.version) or run)
         return Outcome(True, eager=completion.activities)
