@@ -212,13 +212,14 @@ class Client:
         data_converter: DataConverter | None = None,
         identity: str | None = None,
         transport: Transport | None = None,
+        sign: bool | None = None,
         **_ignored: Unpack[CadenceClientOptions],
     ) -> None:
         known = CadenceClientOptions.__required_keys__ | CadenceClientOptions.__optional_keys__
         unknown = sorted(set(_ignored) - known)
         if unknown:
             raise TypeError(f"unknown Client option(s) {unknown}: the options are domain, "
-                            f"target, data_converter, identity, transport (and, ignored, the "
+                            f"target, data_converter, identity, transport, sign (and, ignored, the "
                             f"Cadence client's {sorted(known)})")
         self._domain = domain
         self._target = target
@@ -226,6 +227,9 @@ class Client:
         self._identity = identity or f"{os.getpid()}@{socket.gethostname()}"
         #: HTTP by default; cadenza.testing hands in one that calls the routes in-process.
         self._transport: Transport | None = transport
+        #: SigV4 signing of the HTTP API's requests: True always, False never, None (default)
+        #: unless the target is a loopback address whose stack does not ask for it.
+        self._sign = sign
         self._cluster: dict[str, Any] | None = None
 
     @property
@@ -253,7 +257,7 @@ class Client:
         """How calls reach the API: kept-alive HTTP, retried with backoff while busy."""
         # Created lazily so a client can be built outside a running event loop.
         if self._transport is None:
-            self._transport = ApiTransport(self._target)
+            self._transport = ApiTransport(self._target, sign=self._sign)
         if not isinstance(self._transport, RetryingTransport):
             self._transport = RetryingTransport(self._transport)
         return self._transport
