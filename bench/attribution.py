@@ -361,6 +361,8 @@ class Ledger:
         if _any(stack, "service/engine:_commit_group", "service/engine:_start",
                 "service/engine:_commit", "service/engine:_continue_chain"):
             return "commit (state read)"
+        if _any(stack, "service/engine:_still_pending"):
+            return "stream redrive"  # its last look at a run before sending again
         if _any(stack, "service/engine:get_result", "service/engine:_wait_closed"):
             return "result polling"
         if _any(stack, "service/engine:get_history", "service/engine:history_after"):

@@ -486,9 +486,10 @@ def causes(measured: Measured) -> list[str]:
     redriven = _per(measured, "stream redrive", "sqs:SendMessageBatch [task list]")
     if redriven:
         notes.append(
-            f"the stream redrive sends tasks again that no later commit of its read showed "
-            f"consumed ({_fmt(redriven)} redrive sends per workflow: FIFO deduplication drops "
-            "the copy, SQS bills it; a read that holds a run's later commits skips them)")
+            f"the stream redrive sends tasks again that were still pending when it looked "
+            f"({_fmt(redriven)} redrive sends per workflow, mostly decision tasks handed back "
+            "to a worker that was still deciding them: FIFO deduplication drops the copy, SQS "
+            "bills it)")
     starts = _per(measured, None, "http:POST tasks/activity/start")
     if starts:
         notes.append(

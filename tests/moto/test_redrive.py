@@ -196,3 +196,25 @@ def test_an_activity_s_long_deadline_is_deleted_when_the_activity_closes(
     kinds = [json.loads(s["Target"]["Input"])["task"]["timer_kind"]
              for s in schedules(aws_settings).values()]
     assert kinds == ["workflow_timeout"]  # the run's own stays until the run closes
+
+
+def test_the_redrive_looks_at_the_run_once_more_before_sending(aws_settings: AwsSettings) -> None:
+    service = service_from_settings(aws_settings)
+    service.start_workflow(start_request("last-look"))
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.StartTimer, {
+        "timer_id": "t", "start_to_fire_timeout_seconds": 3})], history_length=3)
+    armed = stream_batches(aws_settings)[-1]  # the commit that started the timer
+    service.signal_workflow("default", "last-look", signal_name="stop")
+    (decision,) = drain(service, TaskKind.DECISION)
+    complete_decision(service, decision, [Decision(DecisionType.CancelTimer, {"timer_id": "t"})],
+                      history_length=decision.task.scheduled_event_id + 1)
+    stream = service_from_settings(aws_settings)
+    sent = count_sends(stream)
+    stream.on_committed_all([armed])  # a read holding only the timer's commit
+    assert sent["timer"] == 0  # the run's newest commit shows it cancelled: not sent again
+    crashed = service_from_settings(aws_settings)
+    crashed.start_workflow(start_request("still-pending"))
+    sent = count_sends(stream)
+    stream.on_committed_all(stream_batches(aws_settings)[-1:])
+    assert sent["decision messages"] == 1  # pending in the newest commit too: sent
