@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import httpx
 
 from .error import (
+    ApiUnreachableError,
     AuthError,
     InternalServiceError,
     ServiceBusyError,
@@ -242,9 +243,19 @@ class ApiTransport:
                 method, path, json=json, params=clean,
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            # Nothing was sent (refused, no route, the handshake timed out): nobody serves
+            # the API there, and the caller can say so.
+            raise ApiUnreachableError(
+                f"cannot reach the Cadenza API at {self.target}: {error}", target=self.target,
+                reason=str(error) or type(error).__name__,
+            ) from error
         except httpx.TransportError as error:
+            # Connected, then no answer (a stack stopping mid-request, a read timeout): the
+            # request may have been served; busy, so it is sent again under its request id.
             raise ServiceBusyError(
-                f"cannot reach the Cadenza API at {self.target}: {error}", target=self.target
+                f"no answer from the Cadenza API at {self.target}: {error}",
+                target=self.target,
             ) from error
         finally:
             in_flight[pool] -= 1

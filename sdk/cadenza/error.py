@@ -14,6 +14,7 @@ __all__ = [
     "ActivityCancelledError",
     "ActivityFailure",
     "ActivityTaskAlreadyStartedError",
+    "ApiUnreachableError",
     "AuthError",
     "BadRequestError",
     "CadenzaError",
@@ -159,6 +160,20 @@ class LimitExceededError(ServiceError):
 class ServiceBusyError(ServiceError):
     code = "ServiceBusyError"
     status = 503
+
+
+class ApiUnreachableError(ServiceBusyError):
+    """No connection to the Cadenza API could be made (refused, or it timed out): no local
+    stack runs there, or the address is wrong. Raised by the client's HTTP transport, never
+    sent by a service; busy on the wire (same code and status), so whatever retries a busy
+    service retries this too, while a CLI or a worker can tell the user what to check."""
+
+    def __init__(self, message: str, *, target: str = "", reason: str = "",
+                 **details: Any) -> None:
+        super().__init__(message, target=target, reason=reason, **details)
+        #: The API URL tried, and why the connection failed (the network library's words).
+        self.target = target
+        self.reason = reason
 
 
 class QueryFailedError(ServiceError):

@@ -491,3 +491,30 @@ def test_ctrl_c_stops_a_watch_cleanly(cli: Cli, task_list: str) -> None:
     assert watch.returncode == 130, (out, err)
     assert "Traceback" not in out + err
     cli.json("workflow", "terminate", workflow_id)
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_no_stack_at_the_address_is_one_line_with_a_hint(
+    capsys: pytest.CaptureFixture[str], json_output: bool,
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"http://127.0.0.1:{port}"
+    argv = ["workflow", "list", "--address", address] + (["--json"] if json_output else [])
+    code = main(argv)  # the client's retries take a few seconds first
+    captured = capsys.readouterr()
+    assert code == 2  # `cadenza --help`: 2 a usage, connection or service error
+    expected = (f"cannot reach the Cadenza API at {address}: start `cadenza dev`, or set "
+                "--address / CADENZA_ADDRESS")
+    if json_output:
+        answer = json.loads(captured.out)
+        assert answer["error"] == "ApiUnreachableError"
+        assert answer["message"].startswith(expected)
+    else:
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1, captured.err
+        assert lines[0].startswith(f"ApiUnreachableError: {expected}")
+        assert captured.out == ""

@@ -27,6 +27,7 @@ from .._workflow_definition import WorkflowDefinition
 from ..client import Client, WorkflowExecutionInfo
 from ..core.policies import ReusePolicy
 from ..error import (
+    ApiUnreachableError,
     BadRequestError,
     CadenzaError,
     EntityNotExistsError,
@@ -294,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkflowFailure as error:
         _fail(args, error, "WorkflowFailure")
         return 3
+    except ApiUnreachableError as error:  # the usual first mistake: say what to do about it
+        _fail(args, _unreachable_hint(error), "ApiUnreachableError")
+        return 2
     except ServiceError as error:
         _fail(args, error, error.code)
         return 1 if args.command == "activity" and _refused_token(error) else 2
@@ -304,7 +308,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _fail(args: argparse.Namespace, error: Exception, code: str) -> None:
+def _unreachable_hint(error: ApiUnreachableError) -> str:
+    """Nobody answers at the address: the one line that says where to look."""
+    hint = (f"cannot reach the Cadenza API at {error.target}: start `cadenza dev`, or set "
+            f"--address / {ADDRESS_VARIABLE}")
+    return f"{hint} ({error.reason})" if error.reason else hint
+
+
+def _fail(args: argparse.Namespace, error: Exception | str, code: str) -> None:
     if getattr(args, "json", False):
         print(json.dumps({"error": code, "message": str(error)}))
     else:
