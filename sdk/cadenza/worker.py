@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 import boto3
+import botocore.exceptions
 from botocore.config import Config
 
 from ._tasks import (
@@ -33,6 +34,7 @@ from .aws.tasklists import ReceivedMessage, SqsTaskLists
 from .client import Client
 from .core import DecisionTask, QueryTask, TaskKind
 from .core.records import EagerActivity, HandedDecision
+from .error import ApiUnreachableError
 
 __all__ = ["Worker", "WorkerOptions", "WorkerOptionsDict"]
 
@@ -40,6 +42,16 @@ logger = logging.getLogger("cadenza.worker")
 
 #: Cadence's default decision task timeout (task_start_to_close_timeout).
 DEFAULT_DECISION_TASK_TIMEOUT = 10
+
+#: What a task in hand meets when the stack cannot be reached (a stopped ``cadenza dev``, a
+#: network outage): no connection to the API (the client's retries spent), or to SQS
+#: (botocore's, spent). An outage, reported in one line; anything else is a bug, with its
+#: traceback.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    ApiUnreachableError,
+    botocore.exceptions.ConnectionError,  # EndpointConnectionError, ConnectTimeoutError, ...
+    botocore.exceptions.HTTPClientError,  # ConnectionClosedError, ReadTimeoutError, ...
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +148,7 @@ class Worker:
         self._options = WorkerOptions(**options)
         self._identity = self._options.identity or client.identity
         self._stopping = asyncio.Event()
+        self._reconnect = _Reconnect()
         self._runner: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._queues: SqsTaskLists | None = None
@@ -315,6 +328,7 @@ class Worker:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
         self._queues = None
+        self._reconnect.closed(self._task_list)
 
     async def _poll(self, kind: TaskKind, capacity: _Capacity, pace: _Pace | None) -> None:
         assert self._queues is not None
@@ -394,8 +408,19 @@ class Worker:
             with contextlib.suppress(Exception):
                 queues.retry_later(message, 0)
             raise
+        except UNREACHABLE as error:
+            # The stack went away while this task ran (or its answer was being sent). Nothing
+            # is lost: its message is neither deleted nor handed back (SQS is likely out of
+            # reach too), so it stays hidden until its visibility timeout ends and SQS delivers
+            # it again, to this worker or another. An answer the engine did record makes that
+            # copy stale (dropped); one it did not is worked again (an activity runs again:
+            # at least once, as after a crash); a message gone with the stack leaves the run
+            # to the engine's own timeouts. An outage, not a bug: a line, no traceback.
+            self._reconnect.unanswered(
+                self._task_list, f"{kind} task of workflow {task.workflow_id!r}", error,
+                fate="its message stays in its queue, which delivers it again")
         except Exception:
-            # The engine could not be reached or refused unexpectedly: SQS redelivers the task.
+            # The engine refused unexpectedly, or a bug: SQS redelivers the task.
             logger.exception("%s task failed; it will be redelivered", kind)
         finally:
             if keeper is not None:
@@ -427,6 +452,11 @@ class Worker:
             if outcome.note:
                 logger.info("%s", outcome.note)
             self._follow(outcome)
+        except UNREACHABLE as error:  # an outage: no message to keep; its deadline retries it
+            self._reconnect.unanswered(
+                self._task_list, f"eager activity task of workflow "
+                f"{eager.message.task.workflow_id!r}", error,
+                fate="its start-to-close timeout retries it")
         except Exception:
             logger.exception("eager activity %s failed; its timeout will retry it",
                              eager.message.task.scheduled_event_id)
@@ -446,6 +476,10 @@ class Worker:
             if outcome.note:
                 logger.info("%s", outcome.note)
             self._follow(outcome)
+        except UNREACHABLE as error:  # an outage: the stream's redrive queued the task too
+            self._reconnect.unanswered(
+                self._task_list, f"handed-back decision task of workflow "
+                f"{handed.message.task.workflow_id!r}", error, fate="its queue has it")
         except Exception:
             logger.exception("handed-back decision task of %s failed; its queue has it",
                              handed.message.task.workflow_id)
@@ -486,6 +520,8 @@ class _Reconnect:
         self.lock = asyncio.Lock()
         #: When the current outage began (monotonic seconds); None while polls work.
         self.began: float | None = None
+        #: Tasks in hand the outage kept from being answered (told with its end).
+        self.unanswered_tasks = 0
         self._ceiling = self.FIRST_PAUSE
 
     def next_pause(self) -> float:
@@ -498,10 +534,37 @@ class _Reconnect:
         """A poll worked: an outage, if there was one, is over (logged once)."""
         if self.began is None:
             return
-        logger.info("worker of task list %r reconnected after %.1f s", task_list,
-                    time.monotonic() - self.began)
+        logger.info("worker of task list %r reconnected after %.1f s%s", task_list,
+                    time.monotonic() - self.began, self._unanswered_note())
         self.began = None
         self._ceiling = self.FIRST_PAUSE
+
+    def unanswered(self, task_list: str, task: str, error: BaseException, *, fate: str) \
+            -> None:
+        """A task in hand could not be finished because the stack is out of reach: counted
+        into the outage under way (its end tells how many), else one warning line (the
+        pollers have not noticed yet, or only the API is down). Never a traceback."""
+        if self.began is not None:
+            self.unanswered_tasks += 1
+            logger.debug("worker of task list %r: %s not finished (%s); %s", task_list,
+                         task, _one_line(error), fate)
+            return
+        logger.warning("worker of task list %r: %s not finished, the stack is out of reach "
+                       "(%s); %s", task_list, task, _one_line(error), fate)
+
+    def closed(self, task_list: str) -> None:
+        """The worker stopped during an outage: tell the tasks it counted (one line)."""
+        if self.began is not None and self.unanswered_tasks:
+            logger.info("worker of task list %r stopped while the stack was out of reach%s",
+                        task_list, self._unanswered_note())
+            self.unanswered_tasks = 0
+
+    def _unanswered_note(self) -> str:
+        count, self.unanswered_tasks = self.unanswered_tasks, 0
+        if not count:
+            return ""
+        return (f"; {count} task{'s' if count != 1 else ''} in hand could not be finished "
+                "meanwhile (their queues, or timeouts, deliver them again)")
 
 
 def _one_line(error: BaseException) -> str:
