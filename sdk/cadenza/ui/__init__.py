@@ -35,10 +35,12 @@ from werkzeug.wrappers import Request, Response
 from .._http import Transport
 from ..error import BadRequestError, ServiceError
 
-__all__ = ["API_PREFIX", "LOOPBACK_HOSTS", "UI_HEADER", "UiApp", "asset", "wsgi_app"]
+__all__ = ["API_PREFIX", "CONFIG_PATH", "LOOPBACK_HOSTS", "UI_HEADER", "UiApp", "asset", "wsgi_app"]
 
 #: The API's routes all live under this prefix (service/routes.py).
 API_PREFIX = "/api/"
+#: The UI's settings for its pages (JSON): the API's address.
+CONFIG_PATH = "/ui-config.json"
 #: The header the pages send with every API call (app.js); calls without it are refused.
 UI_HEADER = "X-Cadenza-UI"
 #: The names a UI served on this machine is reached by.
@@ -115,6 +117,8 @@ class UiApp:
     def _static(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return Response("method not allowed", status=405, mimetype="text/plain")
+        if request.path == CONFIG_PATH:
+            return self._config()
         name = "index.html" if request.path in ("/", "/index.html") else request.path.lstrip("/")
         if name.startswith("static/"):
             name = name.removeprefix("static/")
@@ -127,6 +131,13 @@ class UiApp:
         # is safe and keeps a reload during development honest.
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def _config(self) -> Response:
+        """What the pages cannot see for themselves: the API's own address (the curl examples
+        of the API page name it; behind ``cadenza ui --address`` it is not the page's origin)."""
+        response = _json(200, {"api_base_url": self.api_base_url})
+        response.headers["Cache-Control"] = "no-cache"
         return response
 
     def _forward(self, request: Request, path: str) -> Response:

@@ -9,7 +9,7 @@ import pytest
 from werkzeug.test import Client as WsgiClient
 
 from cadenza.error import EntityNotExistsError, ServiceBusyError
-from cadenza.ui import UI_HEADER, UiApp, asset, wsgi_app
+from cadenza.ui import CONFIG_PATH, UI_HEADER, UiApp, asset, wsgi_app
 
 FROM_THE_UI = {UI_HEADER: "1"}
 
@@ -60,6 +60,22 @@ def test_the_pages_and_their_assets_are_served(app: UiApp) -> None:
     assert client.get("/static/../__init__.py").status_code == 404  # only the assets
     assert client.get("/runs/x").status_code == 404  # pages route on the fragment
     assert client.post("/").status_code == 405
+
+
+def test_the_pages_learn_the_apis_address_from_the_config(
+        app: UiApp, transport: RecordingTransport) -> None:
+    """The API page's curl examples name the API itself, not this server (behind
+    ``cadenza ui --address`` they differ); reading it calls nothing through the transport."""
+    answer = WsgiClient(app).get(CONFIG_PATH)
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    assert json.loads(answer.data) == {"api_base_url": "http://api.invalid"}
+    assert transport.calls == []
+    assert WsgiClient(app).post(CONFIG_PATH).status_code == 405
+
+
+def test_the_header_links_the_api_page(app: UiApp) -> None:
+    page = WsgiClient(app).get("/").data
+    assert b'href="#/api"' in page
 
 
 def test_api_calls_pass_through_with_path_query_and_body(

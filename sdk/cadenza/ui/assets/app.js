@@ -2,6 +2,7 @@
 // Plain JavaScript, no build step and no library. Pages route on the URL's fragment:
 //   #/                          runs of the domain (query, status filter, pages)
 //   #/runs/<workflow id>/<run id>   one run: summary, timeline, history, actions
+//   #/api[/<operationId>]       the HTTP API's OpenAPI document, browsable (one route open)
 "use strict";
 
 (function () {
@@ -370,8 +371,12 @@
     const params = new URLSearchParams(queryText || "");
     if (params.get("domain")) document.getElementById("domain").value = params.get("domain");
     const parts = path.split("/").filter(Boolean);
+    document.getElementById("nav-api").classList.toggle("active", parts[0] === "api");
+    document.getElementById("nav-runs").classList.toggle("active", parts[0] !== "api");
     if (parts[0] === "runs" && parts.length >= 2) {
       renderRun(decodeURIComponent(parts[1]), decodeURIComponent(parts[2] || ""));
+    } else if (parts[0] === "api") {
+      renderApi(decodeURIComponent(parts[1] || ""));
     } else {
       renderList(params);
     }
@@ -1270,19 +1275,368 @@
     });
   }
 
+  // A download of `text` as the file `name`, made in the page (no second request).
+  function saveJson(text, name) {
+    const blob = new Blob([text], { type: "application/json" });
+    const link = h("a", { href: URL.createObjectURL(blob), download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  }
+
   async function downloadHistory(view) {
     try {
       const events = await loadHistory(view.workflowId, view.describe.run_id);
-      const blob = new Blob([historyJson(events)], { type: "application/json" });
-      const link = h("a", { href: URL.createObjectURL(blob),
-                            download: `${view.workflowId}.${view.describe.run_id}.history.json` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+      saveJson(historyJson(events), `${view.workflowId}.${view.describe.run_id}.history.json`);
     } catch (error) {
       showError(error);
     }
+  }
+
+  // ---- API reference (#/api) -------------------------------------------------------------
+  // The API's own OpenAPI document (GET /api/v1/openapi.json), drawn as a browsable page:
+  // routes grouped by tag (or by path prefix when the document has none), each expandable to
+  // its parameters, request body, responses and a curl example. $refs are resolved here, so
+  // every body shows as a table of its fields.
+
+  const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
+
+  function resolvePointer(doc, ref) {
+    if (typeof ref !== "string" || !ref.startsWith("#/")) return null;
+    let node = doc;
+    for (const raw of ref.slice(2).split("/")) {
+      const key = decodeURIComponent(raw).replaceAll("~1", "/").replaceAll("~0", "~");
+      if (node === null || typeof node !== "object" || !(key in node)) return null;
+      node = node[key];
+    }
+    return node;
+  }
+
+  function refName(ref) { return String(ref).split("/").pop(); }
+
+  // A schema's $ref followed (and the name it was reached by), guarding against a loop.
+  function deref(doc, schema) {
+    let name = null;
+    const seen = new Set();
+    while (schema && schema.$ref && !seen.has(schema.$ref)) {
+      seen.add(schema.$ref);
+      name = refName(schema.$ref);
+      schema = resolvePointer(doc, schema.$ref) || {};
+    }
+    return { schema: schema || {}, name };
+  }
+
+  // anyOf/oneOf with a null member: the other member, and that null is allowed.
+  function unwrapNullable(schema) {
+    const members = schema.anyOf || schema.oneOf;
+    if (Array.isArray(members)) {
+      const rest = members.filter((m) => m.type !== "null");
+      if (rest.length === 1 && rest.length < members.length) return { schema: rest[0], nullable: true };
+    }
+    if (Array.isArray(schema.type) && schema.type.includes("null")) {
+      const types = schema.type.filter((t) => t !== "null");
+      return { schema: { ...schema, type: types.length === 1 ? types[0] : types }, nullable: true };
+    }
+    return { schema, nullable: false };
+  }
+
+  function typeText(doc, schema) {
+    if (!schema || typeof schema !== "object") return "any";
+    if (schema.$ref) {
+      const target = resolvePointer(doc, schema.$ref) || {};
+      return target.title || refName(schema.$ref);
+    }
+    const { schema: inner, nullable } = unwrapNullable(schema);
+    if (inner !== schema) return typeText(doc, inner) + (nullable ? " | null" : "");
+    if (schema.const !== undefined) return JSON.stringify(schema.const);
+    if (Array.isArray(schema.enum)) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
+    for (const key of ["anyOf", "oneOf"]) {
+      if (Array.isArray(schema[key])) return schema[key].map((m) => typeText(doc, m)).join(" | ");
+    }
+    if (Array.isArray(schema.allOf)) return schema.allOf.map((m) => typeText(doc, m)).join(" & ");
+    if (schema.type === "array") return `array of ${typeText(doc, schema.items)}`;
+    if (Array.isArray(schema.type)) return schema.type.join(" | ");
+    if (schema.type) return schema.format ? `${schema.type} (${schema.format})` : schema.type;
+    return "any";
+  }
+
+  // What a field's schema says beyond its type: description, limits, default, enum.
+  function schemaNotes(schema) {
+    const { schema: inner } = unwrapNullable(schema);
+    const notes = [];
+    for (const s of inner === schema ? [schema] : [schema, inner]) {
+      if (s.description) notes.push(s.description);
+      if (s["x-maxBytes"] !== undefined) notes.push(`at most ${s["x-maxBytes"]} bytes (UTF-8)`);
+      if (s.maxLength !== undefined) notes.push(`at most ${s.maxLength} characters`);
+      if (s.minimum !== undefined) notes.push(`≥ ${s.minimum}`);
+      if (s.maximum !== undefined) notes.push(`≤ ${s.maximum}`);
+    }
+    if (schema.default !== undefined && schema.default !== null) {
+      notes.push(`default ${JSON.stringify(schema.default)}`);
+    }
+    return notes;
+  }
+
+  // The object schema a field leads to (directly, through a $ref, or as an array's items),
+  // when it has fields of its own to show.
+  function nestedObject(doc, schema) {
+    let { schema: inner } = unwrapNullable(schema);
+    if (inner.type === "array" && inner.items) inner = inner.items;
+    const { schema: target, name } = deref(doc, inner);
+    return target.properties ? { schema: target, name } : null;
+  }
+
+  // A schema as a table of its fields (name, type, required, description), nested objects
+  // under their field, each named schema drawn once per branch.
+  function schemaNode(doc, schema, seen) {
+    const { schema: target, name } = deref(doc, schema || {});
+    const chain = new Set(seen || []);
+    if (name) chain.add(name);
+    if (!target.properties) {
+      const notes = schemaNotes(target);
+      return h("p", { class: "schema-plain" },
+        h("code", { text: typeText(doc, schema) }), notes.length ? ` · ${notes.join(" · ")}` : null);
+    }
+    const required = new Set(target.required || []);
+    const body = h("tbody", {});
+    for (const [field, fieldSchema] of Object.entries(target.properties)) {
+      const nested = nestedObject(doc, fieldSchema);
+      body.append(h("tr", { class: "field-row", dataset: { field } },
+        h("td", { class: "mono strong nowrap", text: field }),
+        h("td", { class: "mono small", text: typeText(doc, fieldSchema) }),
+        h("td", {}, required.has(field) ? h("span", { class: "pill required", text: "required" })
+          : h("span", { class: "muted small", text: "optional" })),
+        h("td", { class: "small" }, schemaNotes(fieldSchema).join(" · "))));
+      if (nested && !chain.has(nested.name)) {
+        body.append(h("tr", { class: "nested-row" }, h("td", { colspan: 4 },
+          h("details", { class: "nested" },
+            h("summary", { class: "small" }, `${field}: `, h("code", { text: nested.name || "object" })),
+            schemaNode(doc, nested.schema, new Set([...chain, nested.name]))))));
+      }
+    }
+    return h("div", { class: "schema" },
+      name ? h("div", { class: "schema-name mono small muted", text: name }) : null,
+      target.description ? h("p", { class: "small", text: target.description }) : null,
+      h("table", { class: "fields" },
+        h("thead", {}, h("tr", {}, ["Field", "Type", "Required", "Description"].map((t) => h("th", { text: t })))),
+        body));
+  }
+
+  function jsonSchemaOf(content) {
+    if (!content) return null;
+    const media = content["application/json"] || Object.values(content)[0];
+    return media && media.schema ? media.schema : null;
+  }
+
+  // A placeholder value of a schema's type, for the curl example's body.
+  function exampleValue(doc, field, schema) {
+    const { schema: inner } = unwrapNullable(schema || {});
+    const { schema: target } = deref(doc, inner);
+    if (target.example !== undefined) return target.example;
+    if (Array.isArray(target.enum) && target.enum.length) return target.enum[0];
+    switch (Array.isArray(target.type) ? target.type[0] : target.type) {
+      case "integer": case "number": return 0;
+      case "boolean": return false;
+      case "array": return [];
+      case "object": return {};
+      default: return `<${field}>`;
+    }
+  }
+
+  function exampleBody(doc, schema) {
+    const { schema: target } = deref(doc, schema || {});
+    const body = {};
+    for (const field of target.required || []) {
+      body[field] = exampleValue(doc, field, (target.properties || {})[field]);
+    }
+    const optional = Object.keys(target.properties || {}).filter((f) => !(target.required || []).includes(f));
+    return { body, optional };
+  }
+
+  function shellQuote(text) { return `'${String(text).replaceAll("'", "'\\''")}'`; }
+
+  // The region of an API Gateway URL (https://<id>.execute-api.<region>.amazonaws.com/...).
+  function gatewayRegion(baseUrl) {
+    const match = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com/.exec(baseUrl || "");
+    return match ? match[1] : null;
+  }
+
+  function curlExample(doc, baseUrl, method, path, operation) {
+    const url = baseUrl.replace(/\/$/, "") + path.replace(/\{(\w+)\}/g,
+      (_, name) => (name === "domain" ? enc(domain()) : `<${name}>`));
+    const lines = [`curl -X ${method.toUpperCase()} ${shellQuote(url)}`];
+    const region = gatewayRegion(baseUrl);
+    if (region) {
+      lines.push(`  --aws-sigv4 ${shellQuote(`aws:amz:${region}:execute-api`)}`,
+        '  --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"',
+        '  -H "x-amz-security-token: $AWS_SESSION_TOKEN"');
+    }
+    let optional = [];
+    const schema = operation.requestBody ? jsonSchemaOf(operation.requestBody.content) : null;
+    if (schema) {
+      const example = exampleBody(doc, schema);
+      optional = example.optional;
+      lines.push("  -H 'Content-Type: application/json'", `  -d ${shellQuote(JSON.stringify(example.body))}`);
+    }
+    return { text: lines.join(" \\\n"), optional, signed: Boolean(region) };
+  }
+
+  // Tags when the document has them; else the path up to its second fixed segment after the
+  // common prefix (/api/v1/domains/{domain}/workflows, /api/v1/tasks/activity, ...).
+  function groupOf(path, operation, prefix) {
+    if (operation.tags && operation.tags.length) return operation.tags[0];
+    const rest = path.slice(prefix.length).split("/").filter(Boolean);
+    const kept = [];
+    let fixed = 0;
+    for (const segment of rest) {
+      kept.push(segment);
+      if (!segment.startsWith("{") && ++fixed === 2) break;
+    }
+    while (kept.length && kept[kept.length - 1].startsWith("{")) kept.pop();
+    return prefix + kept.join("/");
+  }
+
+  function commonPrefix(paths) {
+    if (!paths.length) return "/";
+    let parts = paths[0].split("/").slice(0, -1); // a directory: not the first path's last segment
+    for (const path of paths.slice(1)) {
+      const other = path.split("/");
+      let i = 0;
+      while (i < parts.length && i < other.length && parts[i] === other[i]) i++;
+      parts = parts.slice(0, i);
+    }
+    return `${parts.join("/")}/`;
+  }
+
+  function operationId(method, path) { return `${method}-${path}`.replace(/[^A-Za-z0-9_-]+/g, "-"); }
+
+  function operationNode(doc, baseUrl, method, path, operation, open) {
+    const params = [...(doc.paths[path].parameters || []), ...(operation.parameters || [])]
+      .map((p) => (p.$ref ? deref(doc, p).schema : p));
+    const bodySchema = operation.requestBody ? jsonSchemaOf(deref(doc, operation.requestBody).schema.content) : null;
+    const curl = curlExample(doc, baseUrl, method, path, operation);
+    const responses = Object.entries(operation.responses || {});
+    const details = h("details", {
+      class: "op", id: operationId(method, path), open,
+      dataset: { method: method.toUpperCase(), path, operationId: operation.operationId || "" },
+    },
+      h("summary", { class: "op-summary" },
+        h("span", { class: `method method-${method}`, text: method.toUpperCase() }),
+        h("span", { class: "op-path mono", text: path }),
+        h("span", { class: "op-text muted", text: operation.summary || "" })),
+      h("div", { class: "op-body" },
+        operation.description ? h("p", { text: operation.description }) : null,
+        operation.operationId ? h("p", { class: "small muted" }, "operationId ", h("code", { text: operation.operationId })) : null,
+        h("h3", { text: "Parameters" }),
+        params.length
+          ? h("table", { class: "fields params" },
+            h("thead", {}, h("tr", {}, ["Name", "In", "Type", "Required", "Description"].map((t) => h("th", { text: t })))),
+            h("tbody", {}, params.map((p) => h("tr", { class: "param-row", dataset: { param: p.name } },
+              h("td", { class: "mono strong", text: p.name }),
+              h("td", { class: "small", text: p.in }),
+              h("td", { class: "mono small", text: typeText(doc, p.schema) }),
+              h("td", {}, p.required ? h("span", { class: "pill required", text: "required" })
+                : h("span", { class: "muted small", text: "optional" })),
+              h("td", { class: "small", text: [p.description, ...schemaNotes(p.schema || {})].filter(Boolean).join(" · ") })))))
+          : h("p", { class: "muted small", text: "none" }),
+        h("h3", { text: "Request body" }),
+        bodySchema
+          ? h("div", { class: "request-body" },
+            operation.requestBody.description ? h("p", { class: "small muted", text: `${operation.requestBody.required ? "Required. " : ""}${operation.requestBody.description}` }) : null,
+            schemaNode(doc, bodySchema))
+          : h("p", { class: "muted small", text: "none" }),
+        h("h3", { text: "Responses" }),
+        h("table", { class: "fields responses" },
+          h("thead", {}, h("tr", {}, ["Status", "Description", "Body"].map((t) => h("th", { text: t })))),
+          h("tbody", {}, responses.map(([status, answer]) => {
+            const resolved = deref(doc, answer).schema;
+            const schema = jsonSchemaOf(resolved.content);
+            return h("tr", { class: "response-row", dataset: { status } },
+              h("td", { class: "mono strong" }, h("span", { class: `status-code code-${status[0]}xx`, text: status })),
+              h("td", { class: "small", text: resolved.description || "" }),
+              h("td", {}, schema ? (schema.$ref ? h("details", { class: "nested" },
+                h("summary", {}, h("code", { text: typeText(doc, schema) })), schemaNode(doc, schema))
+                : h("code", { text: typeText(doc, schema) })) : h("span", { class: "muted", text: "—" })));
+          }))),
+        h("div", { class: "curl-head" }, h("h3", { text: "Example" }), copyButton(curl.text)),
+        h("pre", { class: "json curl", text: curl.text }),
+        curl.optional.length ? h("p", { class: "small muted" }, "Optional fields: ",
+          curl.optional.map((f, i) => [i ? ", " : "", h("code", { text: f })])) : null,
+        curl.signed ? null : h("p", { class: "small muted" },
+          "A deployed stack (IAM authorization) refuses unsigned requests: sign them with SigV4, e.g. ",
+          h("code", { text: "--aws-sigv4 'aws:amz:<region>:execute-api' --user \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\"" }),
+          " (and ", h("code", { text: "-H \"x-amz-security-token: $AWS_SESSION_TOKEN\"" }),
+          " with temporary credentials), or use the signed ", h("code", { text: "cadenza.Client" }), ".")));
+    return details;
+  }
+
+  async function uiConfig() {
+    try {
+      const response = await fetch("/ui-config.json", { headers: { Accept: "application/json" } });
+      if (response.ok) return await response.json();
+    } catch (error) { /* an older server: the page's own origin */ }
+    return {};
+  }
+
+  async function renderApi(openOperation) {
+    const token = pageToken;
+    const app = document.getElementById("app");
+    setCrumbs(h("span", { text: "API" }));
+    app.replaceChildren(h("p", { class: "muted", text: "Loading the OpenAPI document…" }));
+    let doc;
+    let config;
+    try {
+      [doc, config] = await Promise.all([api("GET", "/openapi.json"), uiConfig()]);
+    } catch (error) {
+      if (token !== pageToken) return;
+      showError(error);
+      app.replaceChildren(h("div", { class: "card empty-card" },
+        h("h2", { text: "Cannot load the API's OpenAPI document" }), h("p", { text: error.message })));
+      return;
+    }
+    if (token !== pageToken) return;
+    const baseUrl = config.api_base_url || location.origin;
+    const paths = Object.keys(doc.paths || {});
+    const prefix = commonPrefix(paths);
+    const groups = new Map();
+    let count = 0;
+    for (const path of paths) {
+      for (const method of METHODS) {
+        const operation = doc.paths[path][method];
+        if (!operation) continue;
+        const group = groupOf(path, operation, prefix);
+        if (!groups.has(group)) groups.set(group, []);
+        groups.get(group).push([method, path, operation]);
+        count += 1;
+      }
+    }
+    // A file of the document as read (behind the proxy a plain link would lack the UI header).
+    const download = () => saveJson(JSON.stringify(doc, null, 2) + "\n", "openapi.json");
+    const info = doc.info || {};
+    app.replaceChildren();
+    append(app, [
+      h("div", { class: "page-head" },
+        h("h1", { text: info.title || "HTTP API" }),
+        h("div", { class: "head-side" },
+          h("span", { class: "muted", id: "api-count", text: `${count} routes · OpenAPI ${doc.openapi || ""} · ${info.version || ""}` }),
+          h("button", { class: "button small", type: "button", text: "Expand all",
+                        onclick: () => app.querySelectorAll("details.op").forEach((d) => { d.open = true; }) }),
+          h("button", { class: "button small", type: "button", text: "Collapse all",
+                        onclick: () => app.querySelectorAll("details.op").forEach((d) => { d.open = false; }) }),
+          h("button", { class: "button small", type: "button", id: "api-download", text: "Download openapi.json", onclick: download }))),
+      h("div", { class: "card api-intro" },
+        info.description ? h("p", { text: info.description }) : null,
+        h("p", { class: "small muted" }, "Base URL ", h("code", { id: "api-base", text: baseUrl }),
+          ". This page reads ", h("code", { text: "GET /api/v1/openapi.json" }),
+          "; generate a client from that document to call the API from any language.")),
+      [...groups.entries()].map(([group, operations]) => h("section", { class: "api-group", dataset: { group } },
+        h("h2", { class: "mono", text: group }),
+        h("div", { class: "card table-card ops" },
+          operations.map(([method, path, operation]) => operationNode(doc, baseUrl, method, path, operation,
+            Boolean(openOperation) && (openOperation === operation.operationId || openOperation === operationId(method, path)))))))]);
+    const opened = openOperation ? app.querySelector("details.op[open]") : null;
+    if (opened) opened.scrollIntoView({ block: "start" });
   }
 
   // ---- start -----------------------------------------------------------------------------
