@@ -3,15 +3,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import shutil
+import subprocess
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+
+if not os.environ.get("CI"):  # in CI selenium is installed (dev extra): its absence fails
+    pytest.importorskip("selenium", reason="selenium is not installed (it is in the dev extra)")
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from .conftest import Stack, UiServer
+from cadenza.ui import wsgi_app
+
+from .conftest import Stack, UiServer, serve_wsgi
 from .test_ui import click, css, press, wait
 
 COMPLETE = "/api/v1/tasks/activity/complete"
@@ -72,7 +85,7 @@ def test_the_api_page_lists_every_route_of_the_document(browser: WebDriver, ui: 
     assert paths_in_group == {path for path in document["paths"]
                               if path.startswith("/api/v1/tasks/activity/")}
     # Every summary the document gives is on its route's row.
-    summary = document["paths"][COMPLETE]["post"]["summary"]
+    summary = document["paths"][COMPLETE]["post"]["summary"].replace("``", "")
     assert summary in operation(browser, "POST", COMPLETE).find_element(
         By.CSS_SELECTOR, ".op-text").text
 
@@ -126,3 +139,76 @@ def test_the_api_page_at_the_local_stacks_root(browser: WebDriver, stack: Stack)
     assert field_cells(row, "task_token")[:3] == ["task_token", "string", "required"]
     assert row.find_element(By.CSS_SELECTOR, "pre.curl").text.startswith(
         f"curl -X POST '{stack.api_url}{COMPLETE}'")
+
+
+def curl_of(driver: WebDriver, method: str, path: str) -> str:
+    return str(expand(driver, method, path).find_element(By.CSS_SELECTOR, "pre.curl").text)
+
+
+def run_curl(example: str) -> tuple[int, dict[str, Any]]:
+    """The example as a shell runs it, with the answer's status appended."""
+    done = subprocess.run(["bash", "-c", example + " -s -w '\\n%{http_code}'"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    body, _, status = done.stdout.rpartition("\n")
+    answer: dict[str, Any] = json.loads(body)
+    return int(status), answer
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_curl_examples_reach_the_api_as_written(browser: WebDriver, ui: UiServer) -> None:
+    """Copied into a shell, an example is a request the API parses: the cluster answers, and
+    completing an activity with the placeholder token is refused as a bad token (a typed 4xx
+    naming no missing field), not as an unknown route or a malformed body."""
+    browser.get(f"{ui.url}/#/api")
+    status, cluster = run_curl(curl_of(browser, "GET", "/api/v1/cluster"))
+    assert status == 200 and cluster
+    status, refusal = run_curl(curl_of(browser, "POST", COMPLETE))
+    assert 400 <= status < 500 and status != 404, refusal
+    assert refusal["code"].endswith("Error") and "task_token" in json.dumps(refusal)
+
+
+@pytest.fixture
+def gateway_ui(stack: Stack) -> Iterator[str]:
+    """The UI as `cadenza ui --address https://<id>.execute-api.<region>.amazonaws.com` would
+    serve it: that address in its config, the calls carried to the local stack."""
+    app = wsgi_app("https://abc123.execute-api.eu-west-1.amazonaws.com",
+                   transport=ToLocalStack(stack.api_url))
+    server, thread = serve_wsgi(app)
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    app.close()
+
+
+class ToLocalStack:
+    """The transport seam carrying the page's GETs to the local stack instead (a connection
+    per call, so nothing is left bound to the UI's event loop when it stops)."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+
+    async def call(self, method: str, path: str, *, json: dict[str, Any] | None = None,
+                   params: dict[str, Any] | None = None,
+                   timeout: float | None = None) -> dict[str, Any]:
+        assert method == "GET" and json is None, "the API page only reads"
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return await asyncio.to_thread(self._get, f"{self.api_url}{path}{query}", timeout)
+
+    @staticmethod
+    def _get(url: str, timeout: float | None) -> dict[str, Any]:
+        with urllib.request.urlopen(url, timeout=timeout or 30) as answer:
+            body: dict[str, Any] = json.load(answer)
+        return body
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_deployed_apis_examples_are_signed(browser: WebDriver, gateway_ui: str) -> None:
+    browser.get(f"{gateway_ui}/#/api")
+    example = curl_of(browser, "POST", COMPLETE)
+    assert example.startswith(
+        f"curl -X POST 'https://abc123.execute-api.eu-west-1.amazonaws.com{COMPLETE}'")
+    assert "--aws-sigv4 'aws:amz:eu-west-1:execute-api'" in example
+    assert '--user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"' in example

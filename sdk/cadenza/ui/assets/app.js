@@ -1313,6 +1313,11 @@
     return node;
   }
 
+  // The document's prose comes from docstrings: ``name`` is code there.
+  function prose(text) {
+    return String(text || "").split(/``([^`]+)``/).map((part, i) => (i % 2 ? h("code", { text: part }) : part));
+  }
+
   function refName(ref) { return String(ref).split("/").pop(); }
 
   // A schema's $ref followed (and the name it was reached by), guarding against a loop.
@@ -1524,9 +1529,9 @@
       h("summary", { class: "op-summary" },
         h("span", { class: `method method-${method}`, text: method.toUpperCase() }),
         h("span", { class: "op-path mono", text: path }),
-        h("span", { class: "op-text muted", text: operation.summary || "" })),
+        h("span", { class: "op-text muted" }, prose(operation.summary))),
       h("div", { class: "op-body" },
-        operation.description ? h("p", { text: operation.description }) : null,
+        operation.description ? h("p", {}, prose(operation.description)) : null,
         operation.operationId ? h("p", { class: "small muted" }, "operationId ", h("code", { text: operation.operationId })) : null,
         h("h3", { text: "Parameters" }),
         params.length
@@ -1626,7 +1631,7 @@
                         onclick: () => app.querySelectorAll("details.op").forEach((d) => { d.open = false; }) }),
           h("button", { class: "button small", type: "button", id: "api-download", text: "Download openapi.json", onclick: download }))),
       h("div", { class: "card api-intro" },
-        info.description ? h("p", { text: info.description }) : null,
+        info.description ? h("p", {}, prose(info.description)) : null,
         h("p", { class: "small muted" }, "Base URL ", h("code", { id: "api-base", text: baseUrl }),
           ". This page reads ", h("code", { text: "GET /api/v1/openapi.json" }),
           "; generate a client from that document to call the API from any language.")),
