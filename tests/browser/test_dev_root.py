@@ -32,5 +32,11 @@ def test_an_iam_protected_stack_says_how_to_reach_it(browser: WebDriver) -> None
     with LocalStack(api_port=0, auth="iam") as protected:
         browser.get(f"{protected.api_url}/")
         banner = text_of(browser, "#banner")
+        # The API page reads its document through /api/ too: refused the same way, said so.
+        press(browser, "#nav-api")
+        api_page = text_of(browser, "#app .empty-card")
+        api_banner = text_of(browser, "#banner")
     assert "UnsignedRequestError" in banner
     assert "cadenza ui --address" in banner
+    assert "Cannot load the API's OpenAPI document" in api_page
+    assert "UnsignedRequestError" in api_banner and "cadenza ui --address" in api_banner
