@@ -293,6 +293,8 @@ def compose(out: dict[str, Any], info: dict[str, str], elapsed: float | None,
         lines += ["## Latency and throughput (start -> result, one worker, emulator)", "",
                   "| how | runs | workflows/s | p50 ms | p95 ms | p99 ms |",
                   "|---|---:|---:|---:|---:|---:|", *latency_rows, ""]
+    if out.get("flat"):
+        lines += [*flat.render(out["flat"]), ""]
     if out.get("engine"):
         lines += [*engine.render(out["engine"]), ""]
     if peers_text:

@@ -149,9 +149,10 @@ class WorkerProcess:
 # --- the measurement ------------------------------------------------------------------------
 
 
-async def _workflows(api_url: str, task_list: str, runs: int, concurrency: int) \
-        -> tuple[float, list[float]]:
-    """(seconds for all, sorted start -> result seconds of each)."""
+async def _workflows(api_url: str, task_list: str, runs: int, concurrency: int,
+                     failures: list[str] | None = None) -> tuple[float, list[float]]:
+    """(seconds for all, sorted start -> result seconds of each that succeeded); a failed one
+    is named in ``failures`` (raised when that is None)."""
     async with Client(target=api_url) as client:
         gate = asyncio.Semaphore(concurrency)
         durations: list[float] = []
@@ -159,16 +160,22 @@ async def _workflows(api_url: str, task_list: str, runs: int, concurrency: int) 
         async def one(index: int) -> None:
             async with gate:
                 began = time.perf_counter()
-                execution = await client.start_workflow(
-                    run.OneActivity, index, task_list=task_list,
-                    execution_start_to_close_timeout=timedelta(minutes=5))
-                await client.get_workflow_result(execution.workflow_id,
-                                                 timeout=timedelta(minutes=5))
+                try:
+                    execution = await client.start_workflow(
+                        run.OneActivity, index, task_list=task_list,
+                        execution_start_to_close_timeout=timedelta(minutes=5))
+                    await client.get_workflow_result(execution.workflow_id,
+                                                     timeout=timedelta(minutes=5))
+                except Exception as error:
+                    if failures is None:
+                        raise
+                    failures.append(f"{type(error).__name__}: {error}".splitlines()[0])
+                    return
                 durations.append(time.perf_counter() - began)
 
         began = time.perf_counter()
         await asyncio.gather(*(one(index) for index in range(runs)))
-        return time.perf_counter() - began, sorted(durations)
+        return time.perf_counter() - began, sorted(durations) or [float("nan")]
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -194,10 +201,17 @@ async def measure(stack: LocalStack, *, levels: tuple[int, ...] = LEVELS, runs: 
                          f"{took:.1f} s); {runs} workflows at concurrency {concurrency}")
             # What the previous level left in flight (stream redrives, timers) settles first.
             await asyncio.sleep(settle)
-            _, alone = await _workflows(stack.api_url, task_list, singles, 1)
-            elapsed, together = await _workflows(stack.api_url, task_list, runs, concurrency)
+            failed: list[str] = []
+            _, alone = await _workflows(stack.api_url, task_list, singles, 1, failed)
+            before = len(failed)
+            elapsed, together = await _workflows(stack.api_url, task_list, runs, concurrency,
+                                                 failed)
+            if failed and progress is not None:
+                progress(f"bench.flat: {len(failed)} workflows failed, e.g. {failed[0]}")
+            succeeded = runs - (len(failed) - before)
             rows.append({"stored": stored + ran, "runs": runs, "concurrency": concurrency,
-                         "throughput_per_s": runs / elapsed, "p50_s": _pct(together, 0.5),
+                         "failed": len(failed), "throughput_per_s": succeeded / elapsed,
+                         "p50_s": _pct(together, 0.5),
                          "p99_s": _pct(together, 0.99), "single_p50_s": _pct(alone, 0.5),
                          "single_p95_s": _pct(alone, 0.95), "fill_s": took})
             ran += runs + singles
@@ -216,19 +230,49 @@ def target_rows(rows: list[dict[str, float]]) -> list[str]:
                          for row in rows)
 
     throughputs = [row["throughput_per_s"] for row in rows]
-    singles = [row["single_p50_s"] for row in rows]
-    flat = min(throughputs) >= 0.8 * max(throughputs) and max(singles) <= 1.25 * min(singles)
+    # Flat: no level does worse than the emptiest one by more than the margins (a fuller
+    # table that does better is noise of a loaded machine, not a failure).
+    first_row = rows[0]
+    flat = all(row["throughput_per_s"] >= 0.8 * first_row["throughput_per_s"]
+               and row["single_p50_s"] <= 1.25 * first_row["single_p50_s"]
+               and not row.get("failed", 0) for row in rows)
     first = rows[0]
+    failed = sum(row.get("failed", 0) for row in rows)
+    failures = f"; {failed:.0f} workflows failed" if failed else ""
     return [
         f"| >= 25 one-activity workflows/s at concurrency {first['concurrency']:.0f}, the worker "
         f"in a process of its own (emulator; bench.flat) | {figures('throughput_per_s', 1, '/s')} "
-        f"({first['runs']:.0f} runs each) | {'yes' if min(throughputs) >= 25 else '**no**'} |",
-        f"| ... flat from 0 to 10,000 stored workflows (throughput within 20%, single start -> "
-        f"result p50 within 25%; bench.flat) | start -> result p50 one at a time: "
+        f"({first['runs']:.0f} runs each{failures}) | "
+        f"{'yes' if min(throughputs) >= 25 and not failed else '**no**'} |",
+        f"| ... flat from 0 to 10,000 stored workflows (no level's throughput more than 20% "
+        f"below, nor its single start -> result p50 more than 25% above, the emptiest's; "
+        f"bench.flat) | start -> result p50 one at a time: "
         f"{figures('single_p50_s', 1000, ' ms')}; at concurrency "
         f"{first['concurrency']:.0f}: {figures('p50_s', 1000, ' ms')} | "
         f"{'yes' if flat else '**no**'} |",
     ]
+
+
+def render(rows: list[dict[str, float]]) -> list[str]:
+    """RESULTS.md's section of this bench."""
+    if not rows:
+        return []
+    lines = ["## A local stack that stays fast as it fills (bench.flat, emulator)", "",
+             "Stored runs are written straight into the emulator's tables, as the engine writes "
+             "them (each a closed run: the pure core's start transition and a termination, "
+             "encoded by the store's `encode_batch`, and its visibility record as "
+             "`DynamoVisibilityStore.record` writes it), with `LocalStack.import_items`, which "
+             "stores them without stream records, as DynamoDB's import does. At each level, "
+             "single runs one at a time, then the burst at concurrency, with one worker in a "
+             "process of its own (`python -m bench.flat worker`); the stack and the client share "
+             "this process. The stored count includes the runs of earlier levels.", "",
+             "| runs stored | written in s | workflows/s | p50 ms | p99 ms | one at a time p50 ms "
+             "| p95 ms | failed |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {row['stored']:,.0f} | {row['fill_s']:.1f} | {row['throughput_per_s']:.1f} | "
+              f"{row['p50_s'] * 1000:.0f} | {row['p99_s'] * 1000:.0f} | "
+              f"{row['single_p50_s'] * 1000:.0f} | {row['single_p95_s'] * 1000:.0f} | "
+              f"{row.get('failed', 0):.0f} |" for row in rows]
+    return lines
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, float]]:
