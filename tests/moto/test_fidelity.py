@@ -499,7 +499,7 @@ def test_fifo_groups_in_flight_hold_back_their_next_message_under_concurrent_rec
                 answer = patched_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1,
                                                      VisibilityTimeout=60)
                 received.extend(m["Body"] for m in answer.get("Messages", []))
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:  # reported below
             failures.append(error)
 
     threads = [threading.Thread(target=receive) for _ in range(8)]
