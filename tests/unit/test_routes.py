@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from types import SimpleNamespace
 from typing import Any, cast
-from urllib.parse import unquote
 
 import pytest
 
@@ -98,36 +96,6 @@ def test_literal_parts_are_not_regex() -> None:
 
     assert route.match("GET", "/a.b/1") == {"x": "1"}
     assert route.match("GET", "/axb/1") is None
-
-
-def test_same_matches_as_powertools() -> None:
-    """The Lambda function's resolver and match() agree: the same route, the same params."""
-    event_handler = pytest.importorskip("aws_lambda_powertools.event_handler")
-    app = event_handler.APIGatewayHttpResolver()
-
-    def view_of(route: Route) -> Any:
-        def view(**params: str) -> dict[str, Any]:
-            return {"path": route.path, "params": {k: unquote(v) for k, v in params.items()}}
-        return view
-
-    for route in ROUTES:
-        app.route(route.path, method=route.method)(view_of(route))
-    paths = [concrete(r, workflow_id="a%2Fb%20c", domain="d.1") for r in ROUTES]
-    paths += ["/api/v1/domains/default/workflows/a/b", "/api/v1/cluster/", "/nope"]
-    for method in ("GET", "POST"):
-        for path in paths:
-            answer = app.resolve(
-                {"version": "2.0", "rawPath": path, "requestContext": {
-                    "http": {"method": method, "path": path}, "stage": "$default"}},
-                None,
-            )
-            found = match(method, path)
-            if found is None:
-                assert answer["statusCode"] == 404, (method, path)
-            else:
-                assert answer["statusCode"] == 200, (method, path, answer)
-                assert json.loads(answer["body"]) == {
-                    "path": found[0].path, "params": found[1]}
 
 
 def test_routes_module_does_not_need_powertools() -> None:
