@@ -26,7 +26,6 @@ from cadenza.service.factory import service_from_environment
 logger = Logger()
 tracer = Tracer()
 metrics = PowertoolsMetrics()
-processor = BatchProcessor(event_type=EventType.SQS)
 service = service_from_environment(metrics=metrics)
 
 
@@ -43,6 +42,10 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    # A processor per invocation: it keeps the batch's successes and failures in its own
+    # state, and the local runtime invokes this function from several threads at once (a
+    # shared one reported one batch's failures for another, and deleted a failed timer).
+    processor = BatchProcessor(event_type=EventType.SQS)
     try:
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
