@@ -161,3 +161,12 @@ def test_the_cli_signs_too_and_is_refused_when_told_not_to(
     with httpx.Client() as http:
         http.send(signed(iam_stack, "POST", f"{WORKFLOWS}/{workflow_id}/terminate",
                          json={"reason": "cleanup"}))
+
+
+def test_the_cluster_answer_says_the_stack_enforces_iam(iam_stack: LocalStack) -> None:
+    """template.yaml gives the API function CADENZA_API_AUTH=iam (API Gateway's authorization);
+    a local stack sets its own mode over it (a credential-free one says "none":
+    tests/e2e/test_http_api.py)."""
+    with httpx.Client() as http:
+        enforced = http.send(signed(iam_stack, "GET", "/api/v1/cluster"))
+    assert enforced.json()["auth"] == "iam"

@@ -26,9 +26,19 @@ STOP_SECONDS = 15
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port whose next one is free too: `cadenza dev` puts its emulator on the API's
+    port + 1 by default (other tests' random ports, in other workers, may take it)."""
+    while True:
+        with socket.socket() as probe, socket.socket() as after:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if port >= 65535:
+                continue
+            try:
+                after.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def child_environment() -> dict[str, str]:

@@ -399,6 +399,7 @@ def test_cluster_tells_workers_where_the_queues_are(
     assert info["queue_prefix"] == local_stack.environment["CADENZA_QUEUE_PREFIX"]
     assert info["queue_prefix"]
     assert info["emulated"] is True
+    assert info["auth"] == "none"  # template.yaml says iam; this stack enforces nothing
 
 
 # --- abuse over the wire: limits in bytes, surrogates, traversal, size, the document ----------

@@ -54,3 +54,27 @@ def test_a_run_measured_through_the_adapter(
     assert _total(line["TasksSent"]) >= 1  # at least the first decision task
     metrics.flush()  # nothing measured since: no line (and no powertools warning)
     assert _emf(capsys.readouterr().out) == []
+
+
+def test_instances_keep_their_own_metrics_and_decide_once_whether_they_print(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The local stack runs every function in one process: one function's flush must print
+    only its own metrics, and a function started with metrics disabled stays silent when the
+    variable changes later (a test, another stack)."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    silent = PowertoolsMetrics()
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    first, second = PowertoolsMetrics(), PowertoolsMetrics()
+    capsys.readouterr()
+    first.count("Decisions", 2)
+    second.count("Redrives")
+    silent.count("Decisions", 5)
+    silent.flush()
+    assert _emf(capsys.readouterr().out) == []
+    first.flush()
+    (line,) = _emf(capsys.readouterr().out)
+    assert _total(line["Decisions"]) == 2 and "Redrives" not in line
+    second.flush()
+    (line,) = _emf(capsys.readouterr().out)
+    assert _total(line["Redrives"]) == 1 and "Decisions" not in line

@@ -235,7 +235,9 @@ class CadenzaEngine(Construct):
         self.api_function = self.function(
             "ApiFunction", "api/app.handler",
             "The HTTP API (start, describe, history, result, terminate, list, task completion).",
-            memory_size=1024, log_group_id="ApiLogGroup", statements=[
+            memory_size=1024, log_group_id="ApiLogGroup",
+            environment={"CADENZA_API_AUTH": "iam"},  # every route is IAM-authorized
+            statements=[
                 iam.PolicyStatement(sid="ListRuns", actions=["dynamodb:Query"], resources=[
                     self.visibility_table.table_arn,
                     f"{self.visibility_table.table_arn}/index/*"])],

@@ -385,6 +385,9 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET_ACCESS_KEY,
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
+            # What GET /api/v1/cluster tells clients (the template says iam, as API Gateway's
+            # authorization is; locally it is this stack's own mode).
+            "CADENZA_API_AUTH": self.auth,
             # No X-Ray daemon locally: the functions have Tracing: Active in AWS only.
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
