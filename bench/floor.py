@@ -493,15 +493,16 @@ def causes(measured: Measured) -> list[str]:
     starts = _per(measured, None, "http:POST tasks/activity/start")
     if starts:
         notes.append(
-            f"no eager tasks: every activity travels through its queue and records its start "
-            f"in a commit of its own ({_fmt(starts)} starts), and every decision task goes "
-            "through the queue too")
+            f"activities not started eagerly (a retry, or a worker without a free slot) travel "
+            f"through their queue and record their start in a commit of their own "
+            f"({_fmt(starts)} starts)")
     history = _per(measured, "history read (decision task)", "dynamodb:Query")
     decisions = _per(measured, None, "http:POST tasks/decision/complete")
     if decisions and history >= 1.5 * decisions:
         notes.append(
-            f"no sticky cache: a decision task reads the run's latest commit and then the whole "
-            f"history ({_fmt(history)} Queries for {_fmt(decisions)} decision tasks)")
+            f"decision tasks read more than the new events ({_fmt(history)} Queries for "
+            f"{_fmt(decisions)} decision tasks: runs not held by the worker, or held histories "
+            "behind another worker's commits)")
     guard = _per(measured, "visibility", "dynamodb:GetItem")
     grouped = components(measured.per_workflow)
     visibility = grouped["visibility (WRU + RRU)"]
