@@ -103,7 +103,7 @@ def run_dev(*, api_port: int, emulator_port: int | None, aws_endpoint: str | Non
 
     stack = LocalStack(api_port=api_port, emulator_port=emulator_port,
                        aws_endpoint=aws_endpoint, auth=auth,
-                       request_log=request_log if verbose else None)
+                       request_log=request_log if verbose else None, readable_logs=True)
     handler = _log_to_terminal()
     # SIGTERM stops it like Ctrl-C, from the start: the API answers before start() returns.
     previous = signal.signal(signal.SIGTERM, _interrupt)

@@ -14,6 +14,7 @@ managed policy names are not looked up in IAM (the local stack enforces no IAM p
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from cadenza.local.errors import TemplateError
+
+# The translator warns on every expansion that it recorded metrics nobody published (they are
+# for the SAM CLI's telemetry): one line of noise at the top of every `cadenza dev`.
+logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
 
 __all__ = ["SERVERLESS_TRANSFORM", "Translated", "is_sam", "translate"]
 

@@ -128,6 +128,7 @@ class LocalStack:
         ui: bool | Callable[[str], WsgiApp] = True,
         auth: str = "none",
         request_log: RequestLog | None = None,
+        readable_logs: bool = False,
     ) -> None:
         if auth not in AUTH_MODES:
             raise LocalStackError(f"auth must be one of {', '.join(AUTH_MODES)}, not {auth!r}")
@@ -145,6 +146,9 @@ class LocalStack:
         self.ui = ui
         self.auth = auth
         self.request_log = request_log
+        #: The functions' powertools logs as one readable line each (`cadenza dev`), instead
+        #: of the JSON objects CloudWatch gets (cadenza.local.logs).
+        self.readable_logs = readable_logs
         self.stack_name = stack_name
         self.parameter_overrides = dict(parameter_overrides or {})
         self.host = host
@@ -207,6 +211,10 @@ class LocalStack:
             )
             runtime.start()
             self._runtime = runtime
+            if self.readable_logs:
+                from cadenza.local.logs import make_logs_readable
+
+                make_logs_readable()
         except BaseException:
             self.stop()
             raise
