@@ -23,7 +23,7 @@ from ..error import (
     TimerNotDueError,
     WorkflowExecutionAlreadyCompletedError,
 )
-from .commands import FireTimer, StartActivityTask
+from .commands import FireTimer
 from .events import from_millis
 from .state import RunState
 from .tasks import (
@@ -36,7 +36,13 @@ from .tasks import (
     TimerKind,
     TimerTask,
 )
-from .transitions import _pending_decision, apply, due_retry
+from .transitions import (
+    _pending_decision,
+    apply,
+    current_deadline,
+    due_retry,
+    startable_activity,
+)
 
 #: What a stale task meets where it arrives: the same errors mean "not needed" here.
 _STALE = (StaleTaskError, ActivityTaskAlreadyStartedError, WorkflowExecutionAlreadyCompletedError)
@@ -66,10 +72,11 @@ def _decision_needed(task: Any, state: RunState) -> bool:
 
 
 def _activity_needed(task: Any, state: RunState) -> bool:
-    # The check a worker's start of the attempt meets: pending, this attempt, not started.
-    command = StartActivityTask(scheduled_event_id=task.scheduled_event_id,
-                                attempt=task.attempt)
-    return _passes(lambda: apply(state, command, now=from_millis(state.start_time)))
+    # The check a worker's start of the attempt meets: the run open, the attempt pending, not
+    # started (checked without applying the start: a fan-out's commit holds a hundred).
+    if not state.is_open:
+        return False
+    return _passes(lambda: startable_activity(state, task.scheduled_event_id, task.attempt))
 
 
 def _timer_needed(task: Any, state: RunState) -> bool:
@@ -79,6 +86,13 @@ def _timer_needed(task: Any, state: RunState) -> bool:
     at = from_millis(timer.fire_at)
     if timer.timer_kind is TimerKind.ACTIVITY_RETRY:
         return _passes(lambda: due_retry(state, timer, at))
+    if timer.timer_kind is TimerKind.ACTIVITY_TIMEOUT:
+        # Past this check a deadline either acts or is sent on again: needed either way
+        # (checked without computing the timeout: a fan-out's commit arms a hundred).
+        if not state.is_open:
+            return False
+        return _passes(lambda: current_deadline(state, timer.started_event_id, timer.attempt,
+                                                timer.seq))
     command = FireTimer(timer_id=timer.timer_id, started_event_id=timer.started_event_id,
                         timer_kind=timer.timer_kind, attempt=timer.attempt, seq=timer.seq)
     return _passes(lambda: apply(state, command, now=at))

@@ -685,14 +685,22 @@ def _arm_deadline(batch: Batch, pending: PendingActivity) -> PendingActivity:
     return armed
 
 
-def _start_activity(state: RunState, command: StartActivityTask, now: datetime) -> Transition:
-    pending = _pending_activity(state, command.scheduled_event_id, command.attempt)
+def startable_activity(state: RunState, scheduled_event_id: int, attempt: int) \
+        -> PendingActivity:
+    """The attempt a worker may start: pending, this attempt, not started yet (else the
+    stale errors a start meets; the redrive's rule for an activity task is this check)."""
+    pending = _pending_activity(state, scheduled_event_id, attempt)
     if pending.started:
         raise ActivityTaskAlreadyStartedError(
-            f"activity task {command.scheduled_event_id} attempt {command.attempt} is already "
+            f"activity task {scheduled_event_id} attempt {attempt} is already "
             f"running ({pending.started_identity or 'unknown worker'})",
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
+    return pending
+
+
+def _start_activity(state: RunState, command: StartActivityTask, now: datetime) -> Transition:
+    pending = startable_activity(state, command.scheduled_event_id, command.attempt)
     batch = Batch(state, now)
     before, _ = activities.deadline(pending)
     started = replace(pending, started_time=batch.now_ms, started_identity=command.identity)
@@ -831,14 +839,22 @@ def _retry(batch: Batch, pending: PendingActivity, delay: Any, reason: str,
     _arm_deadline(batch, following)
 
 
-def _time_out_activity(state: RunState, command: FireTimer, now: datetime) -> Transition:
-    pending = state.activity(command.started_event_id)
-    if pending is None or pending.attempt != command.attempt or pending.timer_seq != command.seq:
+def current_deadline(state: RunState, scheduled_event_id: int, attempt: int, seq: int) \
+        -> PendingActivity:
+    """The activity whose deadline chain ``seq`` of ``attempt`` is still the armed one (else
+    stale: what a surfacing deadline meets, and the redrive's rule for it)."""
+    pending = state.activity(scheduled_event_id)
+    if pending is None or pending.attempt != attempt or pending.timer_seq != seq:
         raise StaleTaskError(
-            f"activity timer of {command.started_event_id} (attempt {command.attempt}, chain "
-            f"{command.seq}) is not current",
+            f"activity timer of {scheduled_event_id} (attempt {attempt}, chain "
+            f"{seq}) is not current",
             workflow_id=state.workflow_id, run_id=state.run_id,
         )
+    return pending
+
+
+def _time_out_activity(state: RunState, command: FireTimer, now: datetime) -> Transition:
+    pending = current_deadline(state, command.started_event_id, command.attempt, command.seq)
     due, timeout = activities.deadline(pending)
     if to_millis(now) < due:
         raise TimerNotDueError(
