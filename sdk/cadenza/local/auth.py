@@ -43,6 +43,7 @@ from ..error import (
     SignatureMismatchError,
     UnsignedRequestError,
 )
+from .wsgi import request_headers
 
 __all__ = ["MAX_CLOCK_SKEW", "SERVICE", "SeenSignatures", "SigV4Middleware", "verify_sigv4"]
 
@@ -265,7 +266,7 @@ class SigV4Middleware:
             if "://" in path:  # an absolute-form request target
                 path = "/" + path.split("://", 1)[1].partition("/")[2]
             verify_sigv4(
-                environ.get("REQUEST_METHOD", "GET"), path, query, _headers(environ), body,
+                environ.get("REQUEST_METHOD", "GET"), path, query, request_headers(environ), body,
                 credentials=self.credentials, region=self.region, now=self.clock(),
                 seen=self.seen,
             )
@@ -306,15 +307,6 @@ def _too_large(size: int) -> PayloadTooLargeError:
         f"the request body is {size} bytes; the limit is {MAX_BODY_BYTES} bytes",
         field="body", limit=MAX_BODY_BYTES, size=size,
     )
-
-
-def _headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
-    headers = [(key[5:].replace("_", "-").lower(), str(value))
-               for key, value in environ.items() if key.startswith("HTTP_")]
-    for key, name in (("CONTENT_TYPE", "content-type"), ("CONTENT_LENGTH", "content-length")):
-        if environ.get(key):
-            headers.append((name, str(environ[key])))
-    return headers
 
 
 def _rebuilt_uri(environ: Mapping[str, Any]) -> str:
