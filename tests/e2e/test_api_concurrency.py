@@ -9,9 +9,7 @@ input. The function now routes with its own table and keeps each request in loca
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,19 +20,6 @@ from cadenza.local import LocalStack
 WORKFLOWS = "/api/v1/domains/default/workflows"
 CONCURRENT = 48
 ROUNDS = 4
-
-
-@pytest.fixture
-def frequent_thread_switches() -> Iterator[None]:
-    """Threads switch far more often than every 5 ms, as on a loaded machine: a race between
-    requests (the stack's runtime runs in this process) shows at once instead of once in a
-    thousand runs."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 @pytest.mark.usefixtures("frequent_thread_switches")

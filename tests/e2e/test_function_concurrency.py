@@ -8,8 +8,6 @@ reported one batch's failures in another's answer, so a failed timer could be de
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,16 +18,6 @@ from cadenza.local import LocalStack
 
 BATCHES = 8
 RECORDS = 5
-
-
-@pytest.fixture
-def frequent_thread_switches() -> Iterator[None]:
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 #: A message the timer function drops at once (not a timer): a success of its batch.
