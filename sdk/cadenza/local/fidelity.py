@@ -81,26 +81,33 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 DEDUPLICATION_INTERVAL_SECONDS = 300
 
 _lock = threading.Lock()
-_patched = False
-_dynamodb_patched = False
-_queries_patched = False
-_streams_patched = False
-_retention_patched = False
-_lookups_patched = False
-_scans_patched = False
-_actions_patched = False
-_responses_patched = False
 #: The candidates of the Query this thread is running: (table, items) while moto's query runs.
 _query_scope = threading.local()
 #: Every DynamoDB write of the embedded moto (and each transaction as a whole) holds it.
 _dynamodb_writes = threading.RLock()
 #: 20-digit numbers like AWS's, increasing across restarts of this process as well.
 _sequence = itertools.count(int(time.time() * 1_000_000) * 10_000)
+
+
+def _once(patch: Callable[[], None]) -> Callable[[], None]:
+    """``patch`` applied at most once per process (each correction is idempotent)."""
+    done = False
+
+    @functools.wraps(patch)
+    def apply() -> None:
+        nonlocal done
+        with _lock:
+            if not done:
+                patch()
+                done = True
+
+    return apply
 
 
 def apply_embedded_moto_patches() -> None:
@@ -116,58 +123,50 @@ def apply_embedded_moto_patches() -> None:
     apply_dynamodb_fast_responses()
 
 
+@_once
 def apply_sqs_fifo_deduplication() -> None:
     """Patch this process's moto: FIFO deduplication over five minutes, and sequence numbers
     (idempotent). Only for the embedded moto; an external emulator is used as it is."""
-    global _patched
-    with _lock:
-        if _patched:
-            return
-        from moto.sqs.models import Queue
+    from moto.sqs.models import Queue
 
-        original = Queue.add_message
+    original = Queue.add_message
 
-        def add_message(self: Any, message: Any) -> None:
-            dedup_id = getattr(message, "deduplication_id", None)
-            if getattr(self, "fifo_queue", False) and dedup_id:
-                now = time.monotonic()
-                with _lock:
-                    # Ids in acceptance order beside their times: expired ones leave from the
-                    # front, so a send costs O(1) however many ids the interval holds.
-                    seen: dict[str, float] = self.__dict__.setdefault("_cadenza_dedup", {})
-                    order: deque[tuple[float, str]] = self.__dict__.setdefault(
-                        "_cadenza_dedup_order", deque())
-                    while order and now - order[0][0] >= DEDUPLICATION_INTERVAL_SECONDS:
-                        accepted, key = order.popleft()
-                        if seen.get(key) == accepted:
-                            del seen[key]
-                    if dedup_id in seen:
-                        return
-                    seen[dedup_id] = now
-                    order.append((now, dedup_id))
-            if getattr(self, "fifo_queue", False):
-                with _lock:
-                    message.sequence_number = str(next(_sequence))
-            original(self, message)
+    def add_message(self: Any, message: Any) -> None:
+        dedup_id = getattr(message, "deduplication_id", None)
+        if getattr(self, "fifo_queue", False) and dedup_id:
+            now = time.monotonic()
+            with _lock:
+                # Ids in acceptance order beside their times: expired ones leave from the
+                # front, so a send costs O(1) however many ids the interval holds.
+                seen: dict[str, float] = self.__dict__.setdefault("_cadenza_dedup", {})
+                order: deque[tuple[float, str]] = self.__dict__.setdefault(
+                    "_cadenza_dedup_order", deque())
+                while order and now - order[0][0] >= DEDUPLICATION_INTERVAL_SECONDS:
+                    accepted, key = order.popleft()
+                    if seen.get(key) == accepted:
+                        del seen[key]
+                if dedup_id in seen:
+                    return
+                seen[dedup_id] = now
+                order.append((now, dedup_id))
+        if getattr(self, "fifo_queue", False):
+            with _lock:
+                message.sequence_number = str(next(_sequence))
+        original(self, message)
 
-        Queue.add_message = add_message  # type: ignore[method-assign]
-        _patched = True
+    Queue.add_message = add_message  # type: ignore[method-assign]
 
 
+@_once
 def apply_dynamodb_transactions() -> None:
     """Patch this process's moto: atomic, isolated TransactWriteItems without table copies
     (idempotent). Only for the embedded moto."""
-    global _dynamodb_patched
-    with _lock:
-        if _dynamodb_patched:
-            return
-        from moto.dynamodb import models
+    from moto.dynamodb import models
 
-        backend = models.DynamoDBBackend
-        for name in ("put_item", "update_item", "delete_item"):
-            setattr(backend, name, _serialized(getattr(backend, name)))
-        backend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
-        _dynamodb_patched = True
+    backend = models.DynamoDBBackend
+    for name in ("put_item", "update_item", "delete_item"):
+        setattr(backend, name, _serialized(getattr(backend, name)))
+    backend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
 
 
 def _serialized(method: Any) -> Any:
@@ -241,44 +240,40 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
                                  expression_attribute_values=values)
 
 
+@_once
 def apply_dynamodb_queries() -> None:
     """Patch this process's moto: a Query examines the items of its partition, not the whole
     table (idempotent). Only for the embedded moto."""
-    global _queries_patched
-    with _lock:
-        if _queries_patched:
-            return
-        from moto.dynamodb.models.table import Table
+    from moto.dynamodb.models.table import Table
 
-        stock_query = Table.query
-        stock_all_items = Table.all_items
-        signature = inspect.signature(stock_query)
+    stock_query = Table.query
+    stock_all_items = Table.all_items
+    signature = inspect.signature(stock_query)
 
-        @functools.wraps(stock_query)
-        def query(self: Any, *args: Any, **kwargs: Any) -> Any:
-            arguments = signature.bind(self, *args, **kwargs).arguments
-            candidates = _query_candidates(
-                self, arguments.get("hash_key"), arguments.get("index_name"),
-                arguments.get("hash_key_conditions"))
-            if candidates is None:
-                return stock_query(self, *args, **kwargs)
-            outer = getattr(_query_scope, "current", None)
-            _query_scope.current = (self, candidates)
-            try:
-                return stock_query(self, *args, **kwargs)
-            finally:
-                _query_scope.current = outer
+    @functools.wraps(stock_query)
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        candidates = _query_candidates(
+            self, arguments.get("hash_key"), arguments.get("index_name"),
+            arguments.get("hash_key_conditions"))
+        if candidates is None:
+            return stock_query(self, *args, **kwargs)
+        outer = getattr(_query_scope, "current", None)
+        _query_scope.current = (self, candidates)
+        try:
+            return stock_query(self, *args, **kwargs)
+        finally:
+            _query_scope.current = outer
 
-        @functools.wraps(stock_all_items)
-        def all_items(self: Any) -> Any:
-            current = getattr(_query_scope, "current", None)
-            if current is not None and current[0] is self:
-                return list(current[1])
-            return stock_all_items(self)
+    @functools.wraps(stock_all_items)
+    def all_items(self: Any) -> Any:
+        current = getattr(_query_scope, "current", None)
+        if current is not None and current[0] is self:
+            return list(current[1])
+        return stock_all_items(self)
 
-        Table.query = query  # type: ignore[method-assign]
-        Table.all_items = all_items  # type: ignore[method-assign]
-        _queries_patched = True
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
 
 
 def _partition_items(table: Any, hash_value: Any) -> list[Any]:
@@ -334,185 +329,165 @@ class _IteratorLink(str):
         return link
 
 
+@_once
 def apply_dynamodb_stream_iterators() -> None:
     """Patch this process's moto: a stream iterator is forgotten once its successor is used
     (idempotent). Only for the embedded moto."""
-    global _streams_patched
-    with _lock:
-        if _streams_patched:
-            return
-        from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
 
-        stock_get_records = DynamoDBStreamsBackend.get_records
+    stock_get_records = DynamoDBStreamsBackend.get_records
 
-        @functools.wraps(stock_get_records)
-        def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
-            iterators: dict[str, Any] = self.shard_iterators
-            current: Any = iterators.get(iterator_arn)
-            previous = getattr(current, "_cadenza_previous", None)
-            if previous is not None:
-                # The iterator this one followed, and what retries of it gave out.
-                for arn in [previous, *previous.successors]:
-                    if arn != iterator_arn:
-                        iterators.pop(arn, None)
-                current._cadenza_previous = None
-            result = stock_get_records(self, iterator_arn, limit)
-            following = iterators.get(result.get("NextShardIterator", ""))
-            if following is not None:
-                link = getattr(current, "_cadenza_link", None)
-                if link is None:
-                    link = _IteratorLink(iterator_arn)
-                    if current is not None:
-                        current._cadenza_link = link
-                link.successors.append(following.arn)
-                following._cadenza_previous = link
-            return result
+    @functools.wraps(stock_get_records)
+    def get_records(self: Any, iterator_arn: str, limit: int) -> Any:
+        iterators: dict[str, Any] = self.shard_iterators
+        current: Any = iterators.get(iterator_arn)
+        previous = getattr(current, "_cadenza_previous", None)
+        if previous is not None:
+            # The iterator this one followed, and what retries of it gave out.
+            for arn in [previous, *previous.successors]:
+                if arn != iterator_arn:
+                    iterators.pop(arn, None)
+            current._cadenza_previous = None
+        result = stock_get_records(self, iterator_arn, limit)
+        following = iterators.get(result.get("NextShardIterator", ""))
+        if following is not None:
+            link = getattr(current, "_cadenza_link", None)
+            if link is None:
+                link = _IteratorLink(iterator_arn)
+                if current is not None:
+                    current._cadenza_link = link
+            link.successors.append(following.arn)
+            following._cadenza_previous = link
+        return result
 
-        DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
-        _streams_patched = True
+    DynamoDBStreamsBackend.get_records = get_records  # type: ignore[method-assign]
 
 
+@_once
 def apply_sqs_receive_retention() -> None:
     """Patch this process's moto: the retention check of a received message reads the queue's
     retention period, not all its attributes (idempotent). Only for the embedded moto."""
-    global _retention_patched
-    with _lock:
-        if _retention_patched:
-            return
-        from moto.core.utils import unix_time
-        from moto.sqs.models import SQSBackend
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
 
-        def is_message_valid_based_on_retention_period(
-            self: Any, queue_name: str, message: Any
-        ) -> bool:
-            retention = int(self.get_queue(queue_name).message_retention_period)
-            return bool(retention + message.sent_timestamp / 1000 > unix_time())
+    def is_message_valid_based_on_retention_period(
+        self: Any, queue_name: str, message: Any
+    ) -> bool:
+        retention = int(self.get_queue(queue_name).message_retention_period)
+        return bool(retention + message.sent_timestamp / 1000 > unix_time())
 
-        SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-            is_message_valid_based_on_retention_period)
-        _retention_patched = True
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period)
 
 
+@_once
 def apply_backend_lookups() -> None:
     """Patch this process's moto: looking up an account's backends that exist takes no lock
     (idempotent). Only for the embedded moto."""
-    global _lookups_patched
-    with _lock:
-        if _lookups_patched:
-            return
-        from moto.core.base_backend import BackendDict
+    from moto.core.base_backend import BackendDict
 
-        stock_getitem = BackendDict.__getitem__
-        registry: list[Any] = BackendDict._instances  # type: ignore[misc]
+    stock_getitem = BackendDict.__getitem__
+    registry: list[Any] = BackendDict._instances  # type: ignore[misc]
 
-        @functools.wraps(stock_getitem)
-        def getitem(self: Any, account_id: str) -> Any:
-            if dict.__contains__(self, account_id) and any(
-                    registered is self for registered in registry):
-                return dict.__getitem__(self, account_id)
-            return stock_getitem(self, account_id)
+    @functools.wraps(stock_getitem)
+    def getitem(self: Any, account_id: str) -> Any:
+        if dict.__contains__(self, account_id) and any(
+                registered is self for registered in registry):
+            return dict.__getitem__(self, account_id)
+        return stock_getitem(self, account_id)
 
-        BackendDict.__getitem__ = getitem  # type: ignore[method-assign,assignment]
-        _lookups_patched = True
+    BackendDict.__getitem__ = getitem  # type: ignore[method-assign,assignment]
 
 
+@_once
 def apply_sqs_queue_scans() -> None:
     """Patch this process's moto: one clock reading per scan of a queue, handle comparisons
     without lists, and deletes that never lose a concurrent send (idempotent). Only for the
     embedded moto."""
-    global _scans_patched
-    with _lock:
-        if _scans_patched:
-            return
-        from moto.core.utils import unix_time_millis
-        from moto.sqs.exceptions import ReceiptHandleIsInvalid
-        from moto.sqs.models import Message, Queue
+    from moto.core.utils import unix_time_millis
+    from moto.sqs.exceptions import ReceiptHandleIsInvalid
+    from moto.sqs.models import Message, Queue
 
-        def messages(self: Any) -> list[Any]:
+    def messages(self: Any) -> list[Any]:
+        now = unix_time_millis()
+        return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+
+    def had_receipt_handle(self: Any, receipt_handle: str) -> bool:
+        return bool(receipt_handle == self.receipt_handle
+                    or receipt_handle in self._old_receipt_handles)
+
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return  # already deleted: AWS accepts the repeat
+        with self._messages_lock:
+            found = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
+            if not found:
+                raise ReceiptHandleIsInvalid()
+            for message in found:
+                self.pending_messages.discard(message)
+                self.deleted_messages.update(message.all_receipt_handles)
+            # In place, under the lock add_message takes: no send is lost.
+            self._messages[:] = [m for m in self._messages if not any(
+                m is gone for gone in found)]
+
+    def delayed(self: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if now < m.delayed_until)
+
+    def not_visible(self: Any) -> int:
+        now = unix_time_millis()
+        return sum(1 for m in self._messages if not now > m.visible_at)
+
+    def visible(self: Any) -> int:
+        return len(self.messages)
+
+    def pending_message_groups(self: Any) -> set[str]:
+        # From a snapshot (list() of a set copies it without letting another thread in):
+        # moto iterates the live set, which a concurrent receive or delete may change
+        # ("Set changed size during iteration": the receive failed with a 500).
+        return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
+
+    def wait_for_messages(self: Any, timeout: int) -> None:
+        with self._messages_lock:
             now = unix_time_millis()
-            return [m for m in self._messages if now > m.visible_at and not now < m.delayed_until]
+            soonest = min((moment for m in self._messages
+                           for moment in (m.delayed_until, m.visible_at) if moment > now),
+                          default=None)
+            if soonest is not None:
+                # Just after the moment (visible means strictly later than visible_at).
+                timeout = min(timeout, (soonest - now) / 1000 + 0.002)  # type: ignore
+            self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
 
-        def had_receipt_handle(self: Any, receipt_handle: str) -> bool:
-            return bool(receipt_handle == self.receipt_handle
-                        or receipt_handle in self._old_receipt_handles)
-
-        def delete_message(self: Any, receipt_handle: str) -> None:
-            if receipt_handle in self.deleted_messages:
-                return  # already deleted: AWS accepts the repeat
-            with self._messages_lock:
-                found = [m for m in self._messages if m.had_receipt_handle(receipt_handle)]
-                if not found:
-                    raise ReceiptHandleIsInvalid()
-                for message in found:
-                    self.pending_messages.discard(message)
-                    self.deleted_messages.update(message.all_receipt_handles)
-                # In place, under the lock add_message takes: no send is lost.
-                self._messages[:] = [m for m in self._messages if not any(
-                    m is gone for gone in found)]
-
-        def delayed(self: Any) -> int:
-            now = unix_time_millis()
-            return sum(1 for m in self._messages if now < m.delayed_until)
-
-        def not_visible(self: Any) -> int:
-            now = unix_time_millis()
-            return sum(1 for m in self._messages if not now > m.visible_at)
-
-        def visible(self: Any) -> int:
-            return len(self.messages)
-
-        def pending_message_groups(self: Any) -> set[str]:
-            # From a snapshot (list() of a set copies it without letting another thread in):
-            # moto iterates the live set, which a concurrent receive or delete may change
-            # ("Set changed size during iteration": the receive failed with a 500).
-            return {m.group_id for m in list(self._pending_messages) if m.group_id is not None}
-
-        def wait_for_messages(self: Any, timeout: int) -> None:
-            with self._messages_lock:
-                now = unix_time_millis()
-                soonest = min((moment for m in self._messages
-                               for moment in (m.delayed_until, m.visible_at) if moment > now),
-                              default=None)
-                if soonest is not None:
-                    # Just after the moment (visible means strictly later than visible_at).
-                    timeout = min(timeout, (soonest - now) / 1000 + 0.002)  # type: ignore
-                self._messages_lock.wait_for(lambda: self.messages, timeout=timeout)
-
-        delete_message.__wrapped__ = Queue.delete_message  # type: ignore[attr-defined]
-        Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
-        Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
-        for name, count in (("approximate_number_of_messages_delayed", delayed),
-                            ("approximate_number_of_messages_not_visible", not_visible),
-                            ("approximate_number_of_messages", visible)):
-            setattr(Queue, name, property(count))
-        Queue.pending_message_groups = property(  # type: ignore[method-assign,assignment]
-            pending_message_groups)
-        Message.had_receipt_handle = had_receipt_handle  # type: ignore[method-assign]
-        Queue.delete_message = delete_message  # type: ignore[method-assign]
-        _scans_patched = True
+    delete_message.__wrapped__ = Queue.delete_message  # type: ignore[attr-defined]
+    Queue.wait_for_messages = wait_for_messages  # type: ignore[method-assign]
+    Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
+    for name, count in (("approximate_number_of_messages_delayed", delayed),
+                        ("approximate_number_of_messages_not_visible", not_visible),
+                        ("approximate_number_of_messages", visible)):
+        setattr(Queue, name, property(count))
+    Queue.pending_message_groups = property(  # type: ignore[method-assign,assignment]
+        pending_message_groups)
+    Message.had_receipt_handle = had_receipt_handle  # type: ignore[method-assign]
+    Queue.delete_message = delete_message  # type: ignore[method-assign]
 
 
+@_once
 def apply_action_lookups() -> None:
     """Patch this process's moto: the methods of a response class are listed once per class
     (idempotent). Only for the embedded moto."""
-    global _actions_patched
-    with _lock:
-        if _actions_patched:
-            return
-        from moto.core import responses
+    from moto.core import responses
 
-        listed: dict[Any, list[str]] = {}
-        stock = responses.method_names_from_class
+    listed: dict[Any, list[str]] = {}
+    stock = responses.method_names_from_class
 
-        @functools.wraps(stock)
-        def method_names_from_class(clazz: Any) -> list[str]:
-            names = listed.get(clazz)
-            if names is None:
-                names = listed[clazz] = stock(clazz)
-            return list(names)
+    @functools.wraps(stock)
+    def method_names_from_class(clazz: Any) -> list[str]:
+        names = listed.get(clazz)
+        if names is None:
+            names = listed[clazz] = stock(clazz)
+        return list(names)
 
-        responses.method_names_from_class = method_names_from_class  # type: ignore
-        _actions_patched = True
+    responses.method_names_from_class = method_names_from_class  # type: ignore
 
 
 class _NotPlainJsonError(TypeError):
@@ -535,23 +510,19 @@ def dynamodb_wire_body(result: Any) -> str | None:
         return None
 
 
+@_once
 def apply_dynamodb_fast_responses() -> None:
     """Patch this process's moto: a DynamoDB answer that is plain data is written with
     ``json.dumps`` (idempotent). Only for the embedded moto."""
-    global _responses_patched
-    with _lock:
-        if _responses_patched:
-            return
-        from moto.dynamodb.responses import DynamoResult
+    from moto.dynamodb.responses import DynamoResult
 
-        stock = DynamoResult.execute_result
+    stock = DynamoResult.execute_result
 
-        @functools.wraps(stock)
-        def execute_result(self: Any, context: Any) -> Any:
-            body = dynamodb_wire_body(self.result)
-            if body is None:
-                return stock(self, context)
-            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+    @functools.wraps(stock)
+    def execute_result(self: Any, context: Any) -> Any:
+        body = dynamodb_wire_body(self.result)
+        if body is None:
+            return stock(self, context)
+        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 
-        DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
-        _responses_patched = True
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
